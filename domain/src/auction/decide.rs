@@ -1,0 +1,135 @@
+//! `decide`: the auction rules. Given the current state, a command and the time
+//! the command was issued, either the events it causes or why it is refused.
+
+use super::{
+    AuctionCommand, AuctionEvent, AuctionStatus, CancelAuction, CreateAuction, PlaceBid, Rejection,
+};
+use super::state::Auction;
+use crate::Timestamp;
+
+/// Optimistic concurrency: a command that names the version it was based on is
+/// refused when the aggregate has moved on. A missing auction has version 0.
+pub fn check_version(state: Option<&Auction>, expected: Option<u64>) -> Result<(), Rejection> {
+    let actual = state.map_or(0, |a| a.version);
+    match expected {
+        Some(expected) if expected != actual => Err(Rejection::VersionConflict { expected, actual }),
+        _ => Ok(()),
+    }
+}
+
+/// `check_version` then `decide`.
+pub fn decide_versioned(
+    state: Option<&Auction>,
+    command: &AuctionCommand,
+    expected_version: Option<u64>,
+    now: Timestamp,
+) -> Result<Vec<AuctionEvent>, Rejection> {
+    check_version(state, expected_version)?;
+    decide(state, command, now)
+}
+
+pub fn decide(
+    state: Option<&Auction>,
+    command: &AuctionCommand,
+    now: Timestamp,
+) -> Result<Vec<AuctionEvent>, Rejection> {
+    match (state, command) {
+        (None, AuctionCommand::Create(create)) => create_auction(create, now),
+        (Some(_), AuctionCommand::Create(create)) => {
+            Err(Rejection::AuctionAlreadyExists(create.auction_id.clone()))
+        }
+        (None, other) => Err(Rejection::AuctionNotFound(other.auction_id().clone())),
+        (Some(auction), AuctionCommand::Start(_)) => start(auction, now),
+        (Some(auction), AuctionCommand::PlaceBid(bid)) => place_bid(auction, bid, now),
+        (Some(auction), AuctionCommand::Cancel(cancel)) => cancel_auction(auction, cancel),
+        (Some(auction), AuctionCommand::End(_)) => end(auction, now),
+    }
+}
+
+fn create_auction(c: &CreateAuction, now: Timestamp) -> Result<Vec<AuctionEvent>, Rejection> {
+    if c.title.trim().is_empty() {
+        return Err(Rejection::InvalidAuction("title must not be empty".into()));
+    }
+    if c.min_increment.minor() <= 0 {
+        return Err(Rejection::InvalidAuction("minimum increment must be positive".into()));
+    }
+    c.starting_price.same_currency(c.min_increment)?;
+    if let Some(reserve) = c.reserve_price {
+        c.starting_price.same_currency(reserve)?;
+    }
+    if c.end_time <= now {
+        return Err(Rejection::EndTimePassed { end_time: c.end_time, now });
+    }
+    Ok(vec![AuctionEvent::Created {
+        seller_id: c.seller_id.clone(),
+        title: c.title.clone(),
+        starting_price: c.starting_price,
+        reserve_price: c.reserve_price,
+        min_increment: c.min_increment,
+        end_time: c.end_time,
+    }])
+}
+
+fn start(auction: &Auction, now: Timestamp) -> Result<Vec<AuctionEvent>, Rejection> {
+    require_status(auction, AuctionStatus::Draft)?;
+    if now >= auction.end_time {
+        return Err(Rejection::EndTimePassed { end_time: auction.end_time, now });
+    }
+    Ok(vec![AuctionEvent::Started { started_at: now }])
+}
+
+fn place_bid(auction: &Auction, bid: &PlaceBid, now: Timestamp) -> Result<Vec<AuctionEvent>, Rejection> {
+    require_status(auction, AuctionStatus::Active)?;
+    if now >= auction.end_time {
+        return Err(Rejection::EndTimePassed { end_time: auction.end_time, now });
+    }
+    if bid.bidder_id == auction.seller_id {
+        return Err(Rejection::SellerCannotBid);
+    }
+    auction.current_price.same_currency(bid.amount)?;
+    let minimum = auction.minimum_bid();
+    if bid.amount.minor() < minimum.minor() {
+        return Err(Rejection::BidTooLow { amount: bid.amount, minimum });
+    }
+    Ok(vec![AuctionEvent::BidPlaced {
+        bidder_id: bid.bidder_id.clone(),
+        amount: bid.amount,
+        previous_price: auction.current_price,
+        placed_at: now,
+    }])
+}
+
+fn cancel_auction(auction: &Auction, cancel: &CancelAuction) -> Result<Vec<AuctionEvent>, Rejection> {
+    if !matches!(auction.status, AuctionStatus::Draft | AuctionStatus::Active) {
+        return Err(Rejection::InvalidStatus {
+            expected: "DRAFT or ACTIVE",
+            actual: auction.status.as_str(),
+        });
+    }
+    if auction.bid_count > 0 {
+        return Err(Rejection::HasBids);
+    }
+    Ok(vec![AuctionEvent::Cancelled { reason: cancel.reason.clone() }])
+}
+
+fn end(auction: &Auction, now: Timestamp) -> Result<Vec<AuctionEvent>, Rejection> {
+    require_status(auction, AuctionStatus::Active)?;
+    if now < auction.end_time {
+        return Err(Rejection::NotYetEnded { end_time: auction.end_time, now });
+    }
+    let reserve_met = auction.reserve_met();
+    Ok(vec![AuctionEvent::Ended {
+        winner_id: if reserve_met { auction.leading_bidder.clone() } else { None },
+        final_price: auction.current_price,
+        reserve_met,
+        ended_at: now,
+    }])
+}
+
+fn require_status(auction: &Auction, expected: AuctionStatus) -> Result<(), Rejection> {
+    if auction.status == expected {
+        Ok(())
+    } else {
+        Err(Rejection::InvalidStatus { expected: expected.as_str(), actual: auction.status.as_str() })
+    }
+}

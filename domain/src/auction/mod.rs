@@ -1,0 +1,21 @@
+//! The auction aggregate: DRAFT → ACTIVE → ENDED, or → CANCELLED while it has no bids.
+//!
+//! `decide(state, command, now)` returns the events a command causes or a typed
+//! `Rejection`; `evolve(state, event)` applies one event. Both are pure.
+
+mod command;
+mod decide;
+mod event;
+mod rejection;
+mod state;
+
+pub use command::{
+    AuctionCommand, CancelAuction, CreateAuction, EndAuction, PlaceBid, StartAuction,
+};
+pub use decide::{check_version, decide, decide_versioned};
+pub use event::{AuctionEvent, AuctionWon};
+pub use rejection::Rejection;
+pub use state::{evolve, replay, Auction, AuctionStatus};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! Avro with the Confluent wire format (magic byte 0, 4-byte big-endian schema id,
+//! Avro binary). schema_registry_converter talks to the registry; the hot path
+//! encodes and decodes with writers/readers resolved once per schema id, so a
+//! record costs one Avro pass and no registry call.
+
+use crate::{Result, RuntimeError};
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
+use apache_avro::Schema;
+use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::avro_common::AvroSchema;
+use schema_registry_converter::schema_registry_common::SubjectNameStrategy;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+const MAGIC_BYTE: u8 = 0;
+const HEADER_LEN: usize = 5;
+
+/// One registered schema, resolved for reading and writing.
+pub struct CachedSchema {
+    pub id: u32,
+    /// Full record name, e.g. `dev.gavel.auction.commands.PlaceBid`.
+    pub name: String,
+    writer: GenericDatumWriter<'static>,
+    reader: GenericDatumReader<'static>,
+}
+
+impl CachedSchema {
+    fn new(registered: &AvroSchema) -> Result<Self> {
+        // Schemas are few and live as long as the process: leaking one gives the
+        // resolved reader/writer the 'static borrow they need, resolved once.
+        let schema: &'static Schema = Box::leak(Box::new(registered.parsed.clone()));
+        let name = match schema {
+            Schema::Record(record) => record.name.fullname(None),
+            other => return Err(RuntimeError::Avro(format!("expected a record schema, got {other:?}"))),
+        };
+        Ok(Self {
+            id: registered.id,
+            name,
+            writer: GenericDatumWriter::builder(schema).build()?,
+            reader: GenericDatumReader::builder(schema).build()?,
+        })
+    }
+
+    /// Confluent wire format bytes for `value`, validated against this schema.
+    pub fn encode(&self, value: &Value) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(128);
+        out.push(MAGIC_BYTE);
+        out.extend_from_slice(&self.id.to_be_bytes());
+        self.writer.write_value_ref(&mut out, value)?;
+        Ok(out)
+    }
+
+    fn decode_body(&self, mut body: &[u8]) -> Result<Value> {
+        Ok(self.reader.read_value(&mut body)?)
+    }
+}
+
+/// A decoded record and the schema it was written with.
+pub struct Decoded {
+    pub schema: Arc<CachedSchema>,
+    pub value: Value,
+}
+
+pub struct AvroCodec {
+    encoder: AvroEncoder,
+    decoder: AvroDecoder,
+    by_id: RwLock<HashMap<u32, Arc<CachedSchema>>>,
+}
+
+impl AvroCodec {
+    pub fn new(registry_url: &str) -> Self {
+        Self {
+            encoder: AvroEncoder::new(SrSettings::new(registry_url.to_owned())),
+            decoder: AvroDecoder::new(SrSettings::new(registry_url.to_owned())),
+            by_id: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The latest registered schema of `record_name` on `topic`
+    /// (TopicRecordNameStrategy subject `<topic>-<record_name>`), for encoding.
+    pub async fn writer_for(&self, topic: &str, record_name: &str) -> Result<Arc<CachedSchema>> {
+        let strategy = SubjectNameStrategy::TopicRecordNameStrategy(topic.to_owned(), record_name.to_owned());
+        let subject = format!("{topic}-{record_name}");
+        let registered = self.encoder.get_schema_and_id(&subject, strategy).await.map_err(|e| {
+            RuntimeError::Registry(format!("subject {subject}: {e} (run `gavel schemas register`)"))
+        })?;
+        self.remember(&registered)
+    }
+
+    /// Decodes with the cached schema, or says which schema id must be fetched first.
+    pub fn decode_cached(&self, payload: &[u8]) -> Result<Decoded> {
+        let (id, body) = split_wire_format(payload)?;
+        let schema = self.cached(id).ok_or(RuntimeError::UnknownSchema(id))?;
+        let value = schema.decode_body(body)?;
+        Ok(Decoded { schema, value })
+    }
+
+    /// Decodes, fetching an unseen writer schema from the registry once.
+    pub async fn decode(&self, payload: &[u8]) -> Result<Decoded> {
+        match self.decode_cached(payload) {
+            Err(RuntimeError::UnknownSchema(id)) => {
+                self.fetch_schema(id).await?;
+                self.decode_cached(payload)
+            }
+            other => other,
+        }
+    }
+
+    pub async fn fetch_schema(&self, id: u32) -> Result<Arc<CachedSchema>> {
+        let registered = self.decoder.get_schema(id).await?;
+        self.remember(&registered)
+    }
+
+    fn cached(&self, id: u32) -> Option<Arc<CachedSchema>> {
+        self.by_id.read().ok().and_then(|map| map.get(&id).cloned())
+    }
+
+    fn remember(&self, registered: &AvroSchema) -> Result<Arc<CachedSchema>> {
+        if let Some(known) = self.cached(registered.id) {
+            return Ok(known);
+        }
+        let schema = Arc::new(CachedSchema::new(registered)?);
+        if let Ok(mut map) = self.by_id.write() {
+            map.insert(schema.id, schema.clone());
+        }
+        Ok(schema)
+    }
+}
+
+/// Splits a Confluent-framed payload into schema id and Avro body.
+pub fn split_wire_format(payload: &[u8]) -> Result<(u32, &[u8])> {
+    match payload {
+        [MAGIC_BYTE, a, b, c, d, ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), &payload[HEADER_LEN..])),
+        [] => Err(RuntimeError::Avro("empty payload".into())),
+        _ => Err(RuntimeError::Avro(format!(
+            "not Confluent wire format (first byte {:#04x}, {} bytes)",
+            payload[0],
+            payload.len()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_is_split_into_id_and_body() {
+        assert_eq!(split_wire_format(&[0, 0, 0, 1, 2, 42]).unwrap(), (258, &[42u8][..]));
+    }
+
+    #[test]
+    fn foreign_payloads_are_refused_with_a_reason() {
+        let error = split_wire_format(b"{\"json\":1}").unwrap_err().to_string();
+        assert!(error.contains("not Confluent wire format"), "{error}");
+        assert!(split_wire_format(&[]).is_err());
+        assert!(split_wire_format(&[0, 1]).is_err());
+    }
+}

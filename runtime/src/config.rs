@@ -1,0 +1,170 @@
+//! Configuration: built-in local defaults, overridden by a `KEY=VALUE` file named
+//! by `GAVEL_CONFIG`, overridden by the environment. One struct, read once.
+
+use crate::{Result, RuntimeError};
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    pub commands: String,
+    pub events: String,
+    pub outcomes: String,
+    pub changelog: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub kafka_bootstrap: String,
+    pub registry_url: String,
+    pub postgres_url: String,
+    /// Postgres schema holding the read models (tests use one per test).
+    pub postgres_schema: String,
+    pub topics: Topics,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub aggregate_group: String,
+    pub sink_group: String,
+    /// Stable per worker replica (the pod name on Kubernetes): the transactional id
+    /// derives from it so a restarted replica fences its predecessor at once.
+    pub instance_id: String,
+    pub batch_max: usize,
+    pub batch_linger: Duration,
+}
+
+/// Every setting: (environment key, default, description). The README's config
+/// reference is generated from this table (`gavel config`).
+pub const SETTINGS: &[(&str, &str, &str)] = &[
+    ("GAVEL_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers"),
+    ("GAVEL_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7", "Confluent-compatible schema registry URL"),
+    ("GAVEL_POSTGRES_URL", "postgres://gavel:gavel@127.0.0.1:5432/gavel", "Postgres connection URL"),
+    ("GAVEL_POSTGRES_SCHEMA", "gavel", "Postgres schema for read models and sink offsets"),
+    ("GAVEL_TOPIC_COMMANDS", "auction.commands", "Command topic"),
+    ("GAVEL_TOPIC_EVENTS", "auction.events", "Event topic"),
+    ("GAVEL_TOPIC_OUTCOMES", "auction.outcomes", "Command outcome topic"),
+    ("GAVEL_TOPIC_CHANGELOG", "auction.state-changelog", "Compacted aggregate state changelog"),
+    ("GAVEL_PARTITIONS", "6", "Partitions for created topics"),
+    ("GAVEL_REPLICATION_FACTOR", "1", "Replication factor for created topics"),
+    ("GAVEL_AGGREGATE_GROUP", "gavel-aggregate", "Consumer group of the aggregate processor"),
+    ("GAVEL_SINK_GROUP", "gavel-sink-auction-details", "Consumer group of the read-model sink"),
+    ("GAVEL_INSTANCE_ID", "local-0", "Stable replica id (transactional id suffix)"),
+    ("GAVEL_BATCH_MAX", "2000", "Records per transaction / sink batch at most"),
+    ("GAVEL_BATCH_LINGER_MS", "20", "How long a batch waits to fill"),
+];
+
+impl Config {
+    /// Defaults < `GAVEL_CONFIG` file < environment.
+    pub fn load() -> Result<Self> {
+        let mut values: HashMap<String, String> =
+            SETTINGS.iter().map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned())).collect();
+        if let Ok(path) = std::env::var("GAVEL_CONFIG") {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| RuntimeError::Config(format!("reading {path}: {e}")))?;
+            merge_file(&mut values, &text)?;
+        }
+        for (key, _, _) in SETTINGS {
+            if let Ok(value) = std::env::var(key) {
+                values.insert((*key).to_owned(), value);
+            }
+        }
+        Self::from_map(&values)
+    }
+
+    fn from_map(values: &HashMap<String, String>) -> Result<Self> {
+        let get = |key: &str| values.get(key).cloned().unwrap_or_default();
+        Ok(Self {
+            kafka_bootstrap: get("GAVEL_KAFKA_BOOTSTRAP"),
+            registry_url: get("GAVEL_REGISTRY_URL"),
+            postgres_url: get("GAVEL_POSTGRES_URL"),
+            postgres_schema: identifier(&get("GAVEL_POSTGRES_SCHEMA"))?,
+            topics: Topics {
+                commands: get("GAVEL_TOPIC_COMMANDS"),
+                events: get("GAVEL_TOPIC_EVENTS"),
+                outcomes: get("GAVEL_TOPIC_OUTCOMES"),
+                changelog: get("GAVEL_TOPIC_CHANGELOG"),
+            },
+            partitions: number(values, "GAVEL_PARTITIONS")?,
+            replication_factor: number(values, "GAVEL_REPLICATION_FACTOR")?,
+            aggregate_group: get("GAVEL_AGGREGATE_GROUP"),
+            sink_group: get("GAVEL_SINK_GROUP"),
+            instance_id: get("GAVEL_INSTANCE_ID"),
+            batch_max: number(values, "GAVEL_BATCH_MAX")?,
+            batch_linger: Duration::from_millis(number(values, "GAVEL_BATCH_LINGER_MS")?),
+        })
+    }
+
+    /// The local defaults, untouched by file or environment (for tests).
+    pub fn defaults() -> Result<Self> {
+        let values = SETTINGS.iter().map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Self::from_map(&values)
+    }
+}
+
+fn merge_file(values: &mut HashMap<String, String>, text: &str) -> Result<()> {
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            RuntimeError::Config(format!("line {}: expected KEY=VALUE, got {line:?}", number + 1))
+        })?;
+        let key = key.trim();
+        if !SETTINGS.iter().any(|(k, _, _)| *k == key) {
+            return Err(RuntimeError::Config(format!("line {}: unknown setting {key}", number + 1)));
+        }
+        values.insert(key.to_owned(), value.trim().to_owned());
+    }
+    Ok(())
+}
+
+fn number<T: std::str::FromStr>(values: &HashMap<String, String>, key: &str) -> Result<T> {
+    let raw = values.get(key).map(String::as_str).unwrap_or_default();
+    raw.parse()
+        .map_err(|_| RuntimeError::Config(format!("{key} must be a number, got {raw:?}")))
+}
+
+/// A Postgres schema name goes into SQL text, so only plain identifiers pass.
+fn identifier(name: &str) -> Result<String> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(RuntimeError::Config(format!(
+            "GAVEL_POSTGRES_SCHEMA must be a lower-case identifier, got {name:?}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_point_at_the_local_stack() {
+        let config = Config::defaults().unwrap();
+        assert_eq!(config.kafka_bootstrap, "127.0.0.1:9092");
+        assert_eq!(config.topics.commands, "auction.commands");
+        assert_eq!(config.partitions, 6);
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_rejects_unknown_keys() {
+        let mut values: HashMap<String, String> =
+            SETTINGS.iter().map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned())).collect();
+        merge_file(&mut values, "# comment\nGAVEL_PARTITIONS = 12\n").unwrap();
+        assert_eq!(Config::from_map(&values).unwrap().partitions, 12);
+        assert!(merge_file(&mut values, "GAVEL_NOPE=1").is_err());
+        assert!(merge_file(&mut values, "no equals sign").is_err());
+    }
+
+    #[test]
+    fn schema_names_must_be_plain_identifiers() {
+        assert!(identifier("gavel_test_1").is_ok());
+        assert!(identifier("x; drop table y").is_err());
+        assert!(identifier("1abc").is_err());
+    }
+}

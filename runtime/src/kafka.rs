@@ -1,0 +1,117 @@
+//! Kafka client settings in one place, plus topic administration.
+
+use crate::{Config, Result, RuntimeError};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+use std::time::Duration;
+
+/// Settings every client shares.
+pub fn client_config(config: &Config) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.kafka_bootstrap)
+        .set("client.id", format!("gavel-{}", config.instance_id))
+        .set("socket.nagle.disable", "true");
+    client
+}
+
+/// A group consumer that commits explicitly and reads only committed transactions.
+pub fn consumer_config(config: &Config, group_id: &str) -> ClientConfig {
+    let mut client = client_config(config);
+    client
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "10")
+        .set("queued.min.messages", "20000");
+    client
+}
+
+/// An idempotent producer for commands (no transactions: each send is acked by all ISR).
+pub fn producer_config(config: &Config) -> ClientConfig {
+    let mut client = client_config(config);
+    client
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "500000");
+    client
+}
+
+/// A transactional producer. The transaction timeout is short on purpose: a
+/// crashed writer's open transaction holds back read_committed consumers (the
+/// LSO) until the broker aborts it, so we bound that stall.
+pub fn transactional_producer_config(config: &Config, transactional_id: &str) -> ClientConfig {
+    let mut client = producer_config(config);
+    client
+        .set("transactional.id", transactional_id)
+        .set("transaction.timeout.ms", "10000");
+    client
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub compacted: bool,
+}
+
+/// The topics of the auction pipeline, all with the same partition count so a
+/// command's partition, its events' and its state's are the same number.
+pub fn auction_topics(config: &Config) -> Vec<TopicSpec> {
+    let t = &config.topics;
+    let spec = |name: &str, compacted| TopicSpec { name: name.to_owned(), partitions: config.partitions, compacted };
+    vec![spec(&t.commands, false), spec(&t.events, false), spec(&t.outcomes, false), spec(&t.changelog, true)]
+}
+
+fn admin(config: &Config) -> Result<AdminClient<DefaultClientContext>> {
+    Ok(client_config(config).create()?)
+}
+
+/// Creates the topics; ones that already exist are left alone. Returns the names created.
+pub async fn create_topics(config: &Config, specs: &[TopicSpec]) -> Result<Vec<String>> {
+    let admin = admin(config)?;
+    let compact = [("cleanup.policy", "compact"), ("min.compaction.lag.ms", "0")];
+    let topics: Vec<NewTopic> = specs
+        .iter()
+        .map(|s| {
+            let topic = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(config.replication_factor));
+            if s.compacted {
+                compact.iter().fold(topic, |t, (k, v)| t.set(k, v))
+            } else {
+                topic
+            }
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let mut created = Vec::new();
+    for result in admin.create_topics(&topics, &options).await? {
+        match result {
+            Ok(name) => created.push(name),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(RuntimeError::Admin(format!("creating {name}: {code}"))),
+        }
+    }
+    Ok(created)
+}
+
+pub async fn delete_topics(config: &Config, names: &[&str]) -> Result<()> {
+    let admin = admin(config)?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.delete_topics(names, &options).await? {
+        if let Err((name, code)) = result {
+            if code != RDKafkaErrorCode::UnknownTopicOrPartition {
+                return Err(RuntimeError::Admin(format!("deleting {name}: {code}")));
+            }
+        }
+    }
+    Ok(())
+}

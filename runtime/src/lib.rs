@@ -1,0 +1,18 @@
+//! The plumbing every Gavel role shares: configuration, Kafka clients and admin,
+//! Avro with the Confluent wire format, the event envelope, Postgres, tracing and
+//! graceful shutdown. Domain rules live in `gavel-domain`, never here.
+
+pub mod auction_codec;
+pub mod avro;
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod kafka;
+pub mod postgres;
+pub mod registry;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::{Result, RuntimeError};
+pub use shutdown::Shutdown;

@@ -1,0 +1,81 @@
+//! Postgres connections and a tiny migration runner. The SQL itself lives with
+//! the sinks that own the tables; this module only knows how to apply it.
+
+use crate::{Config, Result, RuntimeError};
+use deadpool_postgres::{Pool, Runtime};
+use tokio_postgres::{Client, NoTls};
+
+/// One dedicated connection (a sink worker writes through exactly one).
+pub async fn connect(config: &Config) -> Result<Client> {
+    let (client, connection) = tokio_postgres::connect(&config.postgres_url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// A pool for request-serving roles.
+pub fn pool(config: &Config, size: usize) -> Result<Pool> {
+    let mut pool_config = deadpool_postgres::Config::new();
+    pool_config.url = Some(config.postgres_url.clone());
+    pool_config.pool = Some(deadpool_postgres::PoolConfig::new(size));
+    pool_config
+        .create_pool(Some(Runtime::Tokio1), NoTls)
+        .map_err(|e| RuntimeError::Pool(e.to_string()))
+}
+
+/// One schema change; `sql` may hold several statements and may use `{schema}`.
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Applies the migrations not yet applied to `schema`, each in its own
+/// transaction, under an advisory lock so concurrent workers do not race.
+pub async fn migrate(client: &mut Client, schema: &str, migrations: &[Migration]) -> Result<Vec<i32>> {
+    let lock_key = advisory_key(schema);
+    client.execute("SELECT pg_advisory_lock($1)", &[&lock_key]).await?;
+    let result = apply_pending(client, schema, migrations).await;
+    client.execute("SELECT pg_advisory_unlock($1)", &[&lock_key]).await?;
+    result
+}
+
+async fn apply_pending(client: &mut Client, schema: &str, migrations: &[Migration]) -> Result<Vec<i32>> {
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
+             CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+                 version integer PRIMARY KEY,
+                 name text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now())"
+        ))
+        .await?;
+    let applied: Vec<i32> = client
+        .query(&format!("SELECT version FROM {schema}.schema_migrations"), &[])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut newly = Vec::new();
+    for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
+        let tx = client.transaction().await?;
+        tx.batch_execute(&migration.sql.replace("{schema}", schema)).await?;
+        tx.execute(
+            &format!("INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)"),
+            &[&migration.version, &migration.name],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(schema, version = migration.version, name = migration.name, "migration applied");
+        newly.push(migration.version);
+    }
+    Ok(newly)
+}
+
+fn advisory_key(schema: &str) -> i64 {
+    // FNV-1a: stable across processes and releases, unlike std's hasher.
+    schema.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)) as i64
+}

@@ -1,0 +1,145 @@
+//! Registers the `.avsc` files of `schemas/` with the registry: subject per
+//! TopicRecordNameStrategy (`<topic>-<record full name>`), compatibility
+//! BACKWARD_TRANSITIVE. An incompatible change is refused with the registry's words.
+
+use crate::config::Topics;
+use crate::{Result, RuntimeError};
+use serde_json::{json, Value as Json};
+use std::path::{Path, PathBuf};
+
+pub const COMPATIBILITY: &str = "BACKWARD_TRANSITIVE";
+
+/// One schema file and the topic its records travel on.
+#[derive(Debug, Clone)]
+pub struct SchemaFile {
+    pub path: PathBuf,
+    pub topic: String,
+    pub record_name: String,
+    pub text: String,
+}
+
+impl SchemaFile {
+    pub fn subject(&self) -> String {
+        format!("{}-{}", self.topic, self.record_name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub subject: String,
+    pub id: u64,
+}
+
+/// Reads `dir/{commands,events,outcomes}/*.avsc`, mapping each folder to its topic.
+pub fn load_schema_dir(dir: &Path, topics: &Topics) -> Result<Vec<SchemaFile>> {
+    let mut files = Vec::new();
+    for (folder, topic) in [("commands", &topics.commands), ("events", &topics.events), ("outcomes", &topics.outcomes)] {
+        let folder_path = dir.join(folder);
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&folder_path)
+            .map_err(|e| RuntimeError::Config(format!("reading {}: {e}", folder_path.display())))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|ext| ext == "avsc"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            files.push(read_schema_file(path, topic)?);
+        }
+    }
+    Ok(files)
+}
+
+fn read_schema_file(path: PathBuf, topic: &str) -> Result<SchemaFile> {
+    let text = std::fs::read_to_string(&path)?;
+    let parsed = apache_avro::Schema::parse_str(&text)
+        .map_err(|e| RuntimeError::Avro(format!("{}: {e}", path.display())))?;
+    let record_name = match &parsed {
+        apache_avro::Schema::Record(record) => record.name.fullname(None),
+        _ => return Err(RuntimeError::Avro(format!("{}: top level must be a record", path.display()))),
+    };
+    Ok(SchemaFile { path, topic: topic.to_owned(), record_name, text })
+}
+
+pub struct RegistryClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl RegistryClient {
+    pub fn new(base_url: &str) -> Self {
+        Self { base: base_url.trim_end_matches('/').to_owned(), http: reqwest::Client::new() }
+    }
+
+    /// Registers one schema under its subject and pins the subject's compatibility.
+    pub async fn register(&self, file: &SchemaFile) -> Result<Registered> {
+        let subject = file.subject();
+        let body = json!({ "schema": file.text, "schemaType": "AVRO" });
+        let response = self.call(reqwest::Method::POST, &format!("subjects/{subject}/versions"), body).await?;
+        let id = response
+            .get("id")
+            .and_then(Json::as_u64)
+            .ok_or_else(|| RuntimeError::Registry(format!("{subject}: no id in {response}")))?;
+        self.set_compatibility(&subject).await?;
+        Ok(Registered { subject, id })
+    }
+
+    pub async fn set_compatibility(&self, subject: &str) -> Result<()> {
+        let body = json!({ "compatibility": COMPATIBILITY });
+        self.call(reqwest::Method::PUT, &format!("config/{subject}"), body).await?;
+        Ok(())
+    }
+
+    pub async fn set_global_compatibility(&self) -> Result<()> {
+        self.call(reqwest::Method::PUT, "config", json!({ "compatibility": COMPATIBILITY })).await?;
+        Ok(())
+    }
+
+    /// Subject names currently registered.
+    pub async fn subjects(&self) -> Result<Vec<String>> {
+        let url = format!("{}/subjects", self.base);
+        let response = self.http.get(&url).send().await.map_err(http_error(&url))?;
+        let value: Json = response.json().await.map_err(http_error(&url))?;
+        Ok(value
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default())
+    }
+
+    /// Deletes a subject (soft then hard), for tests that clean up after themselves.
+    pub async fn delete_subject(&self, subject: &str) -> Result<()> {
+        for suffix in ["", "?permanent=true"] {
+            let url = format!("{}/subjects/{subject}{suffix}", self.base);
+            self.http.delete(&url).send().await.map_err(http_error(&url))?;
+        }
+        Ok(())
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Json) -> Result<Json> {
+        let url = format!("{}/{path}", self.base);
+        let response = self
+            .http
+            .request(method, &url)
+            .header("content-type", "application/vnd.schemaregistry.v1+json")
+            .json(&body)
+            .send()
+            .await
+            .map_err(http_error(&url))?;
+        let status = response.status();
+        let text = response.text().await.map_err(http_error(&url))?;
+        if !status.is_success() {
+            return Err(RuntimeError::Registry(format!("{path}: HTTP {status}: {}", registry_message(&text))));
+        }
+        serde_json::from_str(&text).map_err(|e| RuntimeError::Registry(format!("{path}: bad JSON {e}: {text}")))
+    }
+}
+
+/// The registry's own words: Confluent-style `{"error_code":..,"message":..}` or the raw body.
+fn registry_message(body: &str) -> String {
+    serde_json::from_str::<Json>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Json::as_str).map(str::to_owned))
+        .unwrap_or_else(|| body.to_owned())
+}
+
+fn http_error(url: &str) -> impl Fn(reqwest::Error) -> RuntimeError + '_ {
+    move |e| RuntimeError::Registry(format!("{url}: {e}"))
+}
