@@ -38,6 +38,9 @@ pub fn consumer_config(config: &Config, group_id: &str) -> ClientConfig {
 pub fn producer_config(config: &Config) -> ClientConfig {
     let mut client = client_config(config);
     client
+        // Java clients' partitioner, so every producer in any language agrees
+        // on which partition an aggregate id lives in.
+        .set("partitioner", "murmur2_random")
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
@@ -114,4 +117,32 @@ pub async fn delete_topics(config: &Config, names: &[&str]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A consumer context that notes revoked partitions, so a worker can release
+/// their state (or cached offsets) after `poll` returns.
+#[derive(Default, Clone)]
+pub struct RevocationLog(std::sync::Arc<std::sync::Mutex<Vec<i32>>>);
+
+impl rdkafka::ClientContext for RevocationLog {}
+
+impl rdkafka::consumer::ConsumerContext for RevocationLog {
+    fn pre_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Revoke(list) = rebalance {
+            if let Ok(mut revoked) = self.0.lock() {
+                revoked.extend(list.elements().iter().map(|e| e.partition()));
+            }
+        }
+    }
+}
+
+impl RevocationLog {
+    /// The partitions revoked since the last call.
+    pub fn take(&self) -> Vec<i32> {
+        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+    }
 }

@@ -74,7 +74,7 @@ registry_up() {
     # Env names map to the properties in the app jar's application.properties
     # (apicurio.storage.kind, apicurio.storage.sql.kind, apicurio.datasource.*, ...). The app
     # defaults to a 20..100 connection pool, an extra management port (9000, all interfaces),
-    # no REST deletes, and a broken log timestamp pattern (YYYY-MMx-dd); all overridden here.
+    # no deletes in the v3 REST API, and a broken log timestamp pattern (YYYY-MMx-dd); all overridden here.
     (cd "$GAVEL_STACK_DIR/registry" &&
       launch registry "$REGISTRY_LOG" env \
         QUARKUS_HTTP_HOST=127.0.0.1 QUARKUS_HTTP_PORT="$GAVEL_REGISTRY_PORT" \

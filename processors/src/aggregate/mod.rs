@@ -1,0 +1,57 @@
+//! `gavel aggregate`: consume `auction.commands`, decide with the pure auction
+//! rules, and write events, outcomes, state changelog and offsets in one Kafka
+//! transaction per batch.
+
+mod handler;
+mod session;
+mod store;
+mod stored;
+mod writers;
+
+pub use handler::{handle, Decision};
+pub use stored::StoredAggregate;
+
+use crate::ProcessorError;
+use gavel_runtime::avro::AvroCodec;
+use gavel_runtime::{Config, Shutdown};
+use std::time::Duration;
+
+/// Counters of one processor run, logged at shutdown.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub commands: u64,
+    pub events: u64,
+    pub rejections: u64,
+    pub duplicates: u64,
+    pub malformed: u64,
+    pub transactions: u64,
+    pub restored_records: u64,
+    pub sessions: u64,
+}
+
+/// Runs until `shutdown`; a failed session (aborted transaction, fenced
+/// producer) is replaced by a fresh one that resumes from committed offsets.
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<Stats, ProcessorError> {
+    let codec = AvroCodec::new(&config.registry_url);
+    let writers = writers::Writers::load(&codec, &config).await?;
+    let runtime = tokio::runtime::Handle::current();
+    let worker = tokio::task::spawn_blocking(move || {
+        let mut stats = Stats::default();
+        while !shutdown.is_triggered() {
+            stats.sessions += 1;
+            let outcome = session::Session::start(&config, &codec, &writers, runtime.clone(), &mut stats)
+                .and_then(|mut session| session.run(&shutdown));
+            match outcome {
+                Ok(()) => break,
+                Err(error) if error.is_recoverable() => {
+                    tracing::warn!(%error, "session failed: restarting from committed offsets");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        tracing::info!(?stats, "aggregate processor stopped");
+        Ok(stats)
+    });
+    worker.await.map_err(|e| ProcessorError::Join(e.to_string()))?
+}

@@ -1,0 +1,23 @@
+use gavel_runtime::RuntimeError;
+use rdkafka::error::KafkaError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("state changelog record for {key} is unreadable: {reason}")]
+    Changelog { key: String, reason: String },
+    #[error("transaction failed: {0}")]
+    Transaction(String),
+    #[error("worker thread: {0}")]
+    Join(String),
+}
+
+impl ProcessorError {
+    /// Errors after which a fresh consumer/producer pair may succeed.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, Self::Kafka(_) | Self::Transaction(_) | Self::Runtime(RuntimeError::Kafka(_)))
+    }
+}

@@ -1,0 +1,13 @@
+use gavel_runtime::RuntimeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("row {auction_id} in postgres is unreadable: {reason}")]
+    BadRow { auction_id: String, reason: String },
+}

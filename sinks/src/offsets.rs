@@ -1,0 +1,77 @@
+//! Consumed offsets kept in Postgres, written in the same transaction as the
+//! rows they produced: after a crash the sink resumes exactly after the last
+//! batch that reached Postgres, whatever Kafka's committed offset says.
+
+use std::collections::HashMap;
+use tokio_postgres::{GenericClient, Transaction};
+
+pub const MIGRATION_SQL: &str = "
+CREATE TABLE IF NOT EXISTS {schema}.sink_offsets (
+    consumer_group text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    next_offset bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer_group, topic, partition)
+);";
+
+pub struct OffsetStore {
+    schema: String,
+    group: String,
+    topic: String,
+    /// Next offset to apply per partition, as last read from or written to Postgres.
+    known: HashMap<i32, i64>,
+}
+
+impl OffsetStore {
+    pub fn new(schema: &str, group: &str, topic: &str) -> Self {
+        Self { schema: schema.to_owned(), group: group.to_owned(), topic: topic.to_owned(), known: HashMap::new() }
+    }
+
+    /// The stored next offset of `partition` (-1 when none), read once per assignment.
+    pub async fn next_offset(&mut self, client: &impl GenericClient, partition: i32) -> Result<i64, tokio_postgres::Error> {
+        if let Some(next) = self.known.get(&partition) {
+            return Ok(*next);
+        }
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT next_offset FROM {}.sink_offsets WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
+                    self.schema
+                ),
+                &[&self.group, &self.topic, &partition],
+            )
+            .await?;
+        let next = row.map_or(-1, |r| r.get(0));
+        self.known.insert(partition, next);
+        Ok(next)
+    }
+
+    pub fn forget(&mut self, partition: i32) {
+        self.known.remove(&partition);
+    }
+
+    /// Records the batch's offsets inside the rows' transaction.
+    pub async fn save(&mut self, tx: &Transaction<'_>, offsets: &HashMap<i32, i64>) -> Result<(), tokio_postgres::Error> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let (partitions, nexts): (Vec<i32>, Vec<i64>) = offsets.iter().map(|(p, o)| (*p, *o)).unzip();
+        tx.execute(
+            &format!(
+                "INSERT INTO {}.sink_offsets (consumer_group, topic, partition, next_offset)
+                 SELECT $1, $2, p, o FROM UNNEST($3::int4[], $4::int8[]) AS t(p, o)
+                 ON CONFLICT (consumer_group, topic, partition)
+                 DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()",
+                self.schema
+            ),
+            &[&self.group, &self.topic, &partitions, &nexts],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub fn remember(&mut self, offsets: &HashMap<i32, i64>) {
+        self.known.extend(offsets.iter().map(|(p, o)| (*p, *o)));
+    }
+}
