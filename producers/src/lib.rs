@@ -1,1 +1,12 @@
-//! placeholder
+//! Command producers: JSON lines in, Avro commands out; and the demo load generator.
+
+mod command_producer;
+mod error;
+pub mod json_command;
+pub mod loadgen;
+pub mod produce;
+mod send_workload;
+
+pub use command_producer::CommandProducer;
+pub use error::ProducerError;
+pub use send_workload::{send_workload, SendReport};

@@ -64,15 +64,24 @@ pub fn transactional_producer_config(config: &Config, transactional_id: &str) ->
 pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
-    pub compacted: bool,
+    pub configs: Vec<(&'static str, &'static str)>,
 }
+
+/// The broker stamps commands on append: the aggregate decides with that time,
+/// which a client cannot forge and which a replay of the log reproduces exactly.
+const BROKER_TIME: [(&str, &str); 1] = [("message.timestamp.type", "LogAppendTime")];
+const COMPACTED: [(&str, &str); 2] = [("cleanup.policy", "compact"), ("min.compaction.lag.ms", "0")];
 
 /// The topics of the auction pipeline, all with the same partition count so a
 /// command's partition, its events' and its state's are the same number.
 pub fn auction_topics(config: &Config) -> Vec<TopicSpec> {
     let t = &config.topics;
-    let spec = |name: &str, compacted| TopicSpec { name: name.to_owned(), partitions: config.partitions, compacted };
-    vec![spec(&t.commands, false), spec(&t.events, false), spec(&t.outcomes, false), spec(&t.changelog, true)]
+    let spec = |name: &str, configs: &[(&'static str, &'static str)]| TopicSpec {
+        name: name.to_owned(),
+        partitions: config.partitions,
+        configs: configs.to_vec(),
+    };
+    vec![spec(&t.commands, &BROKER_TIME), spec(&t.events, &[]), spec(&t.outcomes, &[]), spec(&t.changelog, &COMPACTED)]
 }
 
 fn admin(config: &Config) -> Result<AdminClient<DefaultClientContext>> {
@@ -82,16 +91,11 @@ fn admin(config: &Config) -> Result<AdminClient<DefaultClientContext>> {
 /// Creates the topics; ones that already exist are left alone. Returns the names created.
 pub async fn create_topics(config: &Config, specs: &[TopicSpec]) -> Result<Vec<String>> {
     let admin = admin(config)?;
-    let compact = [("cleanup.policy", "compact"), ("min.compaction.lag.ms", "0")];
     let topics: Vec<NewTopic> = specs
         .iter()
         .map(|s| {
             let topic = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(config.replication_factor));
-            if s.compacted {
-                compact.iter().fold(topic, |t, (k, v)| t.set(k, v))
-            } else {
-                topic
-            }
+            s.configs.iter().fold(topic, |t, (k, v)| t.set(k, v))
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

@@ -4,6 +4,7 @@
 //! then a best-effort Kafka commit so lag dashboards stay true.
 
 mod sql;
+pub mod verify;
 
 pub use sql::migrations;
 

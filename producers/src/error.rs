@@ -1,0 +1,13 @@
+use gavel_runtime::RuntimeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{failed} of {sent} commands were not acknowledged by Kafka; first error: {first}")]
+    Delivery { sent: u64, failed: u64, first: String },
+}
