@@ -1,0 +1,29 @@
+# Gavel: the user's entry points. `make demo` runs the pipeline on the local
+# stack; `make test` runs every test against it. Both start what is missing.
+
+.PHONY: demo test stack-up stack-down stack-status stack-reset build lint bench
+
+demo:
+	@bash deploy/local/demo.sh
+
+test:
+	@bash deploy/local/test.sh
+
+stack-up:
+	@bash deploy/local/stack.sh up
+
+stack-down:
+	@bash deploy/local/stack.sh down
+
+stack-status:
+	@bash deploy/local/stack.sh status
+
+stack-reset:
+	@bash deploy/local/reset.sh
+
+build:
+	@bash deploy/local/build.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --release --workspace --all-targets -- -D warnings

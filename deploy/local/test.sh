@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `make test`: stack up (started when needed), then every test of the workspace
+# against it, in release mode so the demo's build is reused. Prints cargo's
+# per-binary summaries and one total line.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+t0=$SECONDS
+bash deploy/local/stack.sh up
+if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+LOG=$(bash deploy/local/stack.sh logs-dir)/cargo-test.log
+set +e
+cargo test --release --locked --workspace 2>&1 | tee "$LOG"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo '[0-9]+ passed' "$LOG" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$LOG" | awk '{s+=$1} END {print s+0}')
+echo
+echo "[test] finished in $((SECONDS - t0))s; full log: $LOG"
+echo "$passed passed, $failed failed"
+exit "$status"

@@ -1,0 +1,176 @@
+//! A private pipeline per test against the real local stack: random topic
+//! names, consumer groups, registry subjects and Postgres schema, with the
+//! aggregate processor and the sink running as tasks; all removed at the end.
+
+#![allow(dead_code)]
+
+use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
+use gavel_runtime::avro::AvroCodec;
+use gavel_runtime::config::Topics;
+use gavel_runtime::registry::{load_schema_dir, RegistryClient};
+use gavel_runtime::{kafka, postgres, Config, Shutdown};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+pub struct TestEnv {
+    pub config: Config,
+    shutdown: Shutdown,
+    workers: Vec<JoinHandle<()>>,
+    subjects: Vec<String>,
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+}
+
+impl TestEnv {
+    /// Topics, schemas and Postgres schema of our own; workers not started yet.
+    pub async fn new(partitions: i32) -> Self {
+        gavel_runtime::telemetry::init_tracing();
+        let id = unique("t");
+        let mut config = Config::defaults().expect("default config");
+        config.topics = Topics {
+            commands: format!("{id}.auction.commands"),
+            events: format!("{id}.auction.events"),
+            outcomes: format!("{id}.auction.outcomes"),
+            changelog: format!("{id}.auction.state-changelog"),
+        };
+        config.partitions = partitions;
+        config.aggregate_group = format!("{id}-aggregate");
+        config.sink_group = format!("{id}-sink");
+        config.instance_id = id.clone();
+        config.postgres_schema = format!("test_{id}");
+        config.batch_linger = Duration::from_millis(5);
+        require_stack(&config).await;
+        kafka::create_topics(&config, &kafka::auction_topics(&config)).await.expect("create topics");
+        let registry = RegistryClient::new(&config.registry_url);
+        let files = load_schema_dir(&schema_dir(), &config.topics).expect("schema files");
+        let mut subjects = Vec::new();
+        for file in &files {
+            registry.register(file).await.expect("register schema");
+            subjects.push(file.subject());
+        }
+        Self { config, shutdown: Shutdown::new(), workers: Vec::new(), subjects }
+    }
+
+    /// `new` plus the aggregate processor and the sink running.
+    pub async fn with_workers(partitions: i32) -> Self {
+        let mut env = Self::new(partitions).await;
+        env.start_aggregate();
+        env.start_sink();
+        env
+    }
+
+    pub fn start_aggregate(&mut self) {
+        let (config, shutdown) = (self.config.clone(), self.shutdown.clone());
+        self.workers.push(tokio::spawn(async move {
+            gavel_processors::aggregate::run(config, shutdown).await.expect("aggregate processor");
+        }));
+    }
+
+    pub fn start_sink(&mut self) {
+        let (config, shutdown) = (self.config.clone(), self.shutdown.clone());
+        self.workers.push(tokio::spawn(async move {
+            gavel_sinks::auction_details::run(config, shutdown).await.expect("sink");
+        }));
+    }
+
+    pub async fn pg(&self) -> tokio_postgres::Client {
+        postgres::connect(&self.config).await.expect("postgres")
+    }
+
+    /// Raw bytes onto a topic, for poison-record tests.
+    pub fn produce_raw(&self, topic: &str, key: &str, payload: &[u8], headers: rdkafka::message::OwnedHeaders) {
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            kafka::producer_config(&self.config).create().expect("producer");
+        producer
+            .send(BaseRecord::to(topic).key(key).payload(payload).headers(headers))
+            .map_err(|(e, _)| e)
+            .expect("send raw");
+        producer.flush(Duration::from_secs(10)).expect("flush");
+    }
+
+    /// Every record on `topic` (all partitions), read_committed, until `count` or `timeout`.
+    pub fn read_topic(&self, topic: &str, count: usize, timeout: Duration) -> Vec<(Option<String>, Vec<u8>)> {
+        let mut client = kafka::client_config(&self.config);
+        client.set("group.id", unique("reader")).set("isolation.level", "read_committed");
+        let consumer: BaseConsumer = client.create().expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..self.config.partitions {
+            assignment.add_partition_offset(topic, partition, Offset::Beginning).expect("partition");
+        }
+        consumer.assign(&assignment).expect("assign");
+        let deadline = Instant::now() + timeout;
+        let mut records = Vec::new();
+        while records.len() < count && Instant::now() < deadline {
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+                let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
+                records.push((key, message.payload().unwrap_or_default().to_vec()));
+            }
+        }
+        records
+    }
+
+    pub async fn outcomes(&self, count: usize, timeout: Duration) -> Vec<CommandOutcome> {
+        let codec = AvroCodec::new(&self.config.registry_url);
+        let mut outcomes = Vec::new();
+        for (_, payload) in self.read_topic(&self.config.topics.outcomes, count, timeout) {
+            let decoded = codec.decode(&payload).await.expect("outcome decodes");
+            outcomes.push(outcome_from_avro(decoded.value).expect("outcome maps"));
+        }
+        outcomes
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        for worker in self.workers.drain(..) {
+            worker.await.expect("worker ended cleanly");
+        }
+        let t = &self.config.topics;
+        let _ = kafka::delete_topics(&self.config, &[&t.commands, &t.events, &t.outcomes, &t.changelog]).await;
+        if let Ok(client) = postgres::connect(&self.config).await {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.config.postgres_schema)).await;
+        }
+        let registry = RegistryClient::new(&self.config.registry_url);
+        for subject in &self.subjects {
+            let _ = registry.delete_subject(subject).await;
+        }
+    }
+}
+
+pub fn schema_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")
+}
+
+async fn require_stack(config: &Config) {
+    let reachable = postgres::connect(config).await.is_ok()
+        && std::net::TcpStream::connect_timeout(
+            &config.kafka_bootstrap.parse().expect("bootstrap is host:port"),
+            Duration::from_secs(2),
+        )
+        .is_ok();
+    assert!(reachable, "the local stack is not running: `make stack-up` (or `make test`, which starts it)");
+}
+
+/// Polls `check` until it returns Some or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
