@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "gavel", version, about = "Event-sourced CQRS pipeline on Kafka")]
+#[command(
+    name = "gavel",
+    version,
+    about = "Event-sourced CQRS pipeline on Kafka"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -83,11 +87,22 @@ async fn main() -> Result<()> {
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
     match cli.command {
-        Command::Topics { action: TopicsAction::Create } => {
+        Command::Topics {
+            action: TopicsAction::Create,
+        } => {
             let created = kafka::create_topics(&config, &kafka::auction_topics(&config)).await?;
-            println!("topics created: {}", if created.is_empty() { "none (all exist)".into() } else { created.join(", ") });
+            println!(
+                "topics created: {}",
+                if created.is_empty() {
+                    "none (all exist)".into()
+                } else {
+                    created.join(", ")
+                }
+            );
         }
-        Command::Schemas { action: SchemasAction::Register { dir } } => register_schemas(&config, &dir).await?,
+        Command::Schemas {
+            action: SchemasAction::Register { dir },
+        } => register_schemas(&config, &dir).await?,
         Command::Produce { file, tenant } => produce(&config, file, &tenant, &shutdown).await?,
         Command::Aggregate => {
             gavel_processors::aggregate::run(config, shutdown).await?;
@@ -95,9 +110,22 @@ async fn main() -> Result<()> {
         Command::Sink => {
             gavel_sinks::auction_details::run(config, shutdown).await?;
         }
-        Command::DemoLoad { auctions, bids, duration_secs, timeout_secs, seed } => {
+        Command::DemoLoad {
+            auctions,
+            bids,
+            duration_secs,
+            timeout_secs,
+            seed,
+        } => {
             let run_id = format!("demo{}", &uuid::Uuid::now_v7().simple().to_string()[8..16]);
-            let spec = LoadSpec { run_id, tenant: "demo".into(), auctions, bids, duration_ms: duration_secs * 1000, seed };
+            let spec = LoadSpec {
+                run_id,
+                tenant: "demo".into(),
+                auctions,
+                bids,
+                duration_ms: duration_secs * 1000,
+                seed,
+            };
             demo_load(&config, &spec, Duration::from_secs(timeout_secs)).await?;
         }
         Command::Config => {
@@ -114,21 +142,50 @@ async fn register_schemas(config: &Config, dir: &std::path::Path) -> Result<()> 
     let registry = RegistryClient::new(&config.registry_url);
     registry.set_global_compatibility().await?;
     for file in &files {
-        let registered = registry.register(file).await.with_context(|| format!("registering {}", file.path.display()))?;
+        let registered = registry
+            .register(file)
+            .await
+            .with_context(|| format!("registering {}", file.path.display()))?;
         println!("registered {} (id {})", registered.subject, registered.id);
     }
     Ok(())
 }
 
-async fn produce(config: &Config, file: Option<PathBuf>, tenant: &str, shutdown: &Shutdown) -> Result<()> {
+async fn produce(
+    config: &Config,
+    file: Option<PathBuf>,
+    tenant: &str,
+    shutdown: &Shutdown,
+) -> Result<()> {
     let report = match file {
         Some(path) => {
-            let input = tokio::fs::File::open(&path).await.with_context(|| format!("opening {}", path.display()))?;
-            gavel_producers::produce::run(config, tokio::io::BufReader::new(input), tenant, shutdown).await?
+            let input = tokio::fs::File::open(&path)
+                .await
+                .with_context(|| format!("opening {}", path.display()))?;
+            gavel_producers::produce::run(
+                config,
+                tokio::io::BufReader::new(input),
+                tenant,
+                shutdown,
+            )
+            .await?
         }
-        None => gavel_producers::produce::run(config, tokio::io::BufReader::new(tokio::io::stdin()), tenant, shutdown).await?,
+        None => {
+            gavel_producers::produce::run(
+                config,
+                tokio::io::BufReader::new(tokio::io::stdin()),
+                tenant,
+                shutdown,
+            )
+            .await?
+        }
     };
-    println!("{} lines, {} commands sent, {} lines rejected", report.lines, report.sent, report.rejected.len());
+    println!(
+        "{} lines, {} commands sent, {} lines rejected",
+        report.lines,
+        report.sent,
+        report.rejected.len()
+    );
     Ok(())
 }
 
@@ -136,8 +193,13 @@ async fn demo_load(config: &Config, spec: &LoadSpec, timeout: Duration) -> Resul
     let workload = generate(spec, gavel_producers::produce::now());
     let expected = workload.expected();
     let started = Instant::now();
-    println!("sending {} commands for {} auctions ({} bids), auctions end in {} s ...",
-        workload.command_count(), spec.auctions, spec.bids, spec.duration_ms / 1000);
+    println!(
+        "sending {} commands for {} auctions ({} bids), auctions end in {} s ...",
+        workload.command_count(),
+        spec.auctions,
+        spec.bids,
+        spec.duration_ms / 1000
+    );
     let sent = gavel_producers::send_workload(config, &workload).await?;
     let client = postgres::connect(config).await?;
     let comparison = loop {
@@ -150,27 +212,66 @@ async fn demo_load(config: &Config, spec: &LoadSpec, timeout: Duration) -> Resul
     let elapsed = started.elapsed();
     let events: u64 = expected.values().map(|a| a.version).sum();
     let accepted_bids: u64 = expected.values().map(|a| u64::from(a.bid_count)).sum();
-    let ended = expected.values().filter(|a| a.status == AuctionStatus::Ended).count();
+    let ended = expected
+        .values()
+        .filter(|a| a.status == AuctionStatus::Ended)
+        .count();
     let winners = expected.values().filter(|a| a.winner_id.is_some()).count();
     println!();
     println!("== Gavel demo: run {} ==", spec.run_id);
-    println!("commands sent      {:>8}  ({} bids, {} rejected by the rules)", sent.sent, spec.bids, spec.bids as u64 - accepted_bids);
+    println!(
+        "commands sent      {:>8}  ({} bids, {} rejected by the rules)",
+        sent.sent,
+        spec.bids,
+        spec.bids as u64 - accepted_bids
+    );
     println!("events             {:>8}", events);
-    println!("auctions           {:>8}  ({} ended, {} with a winner, {} cancelled)", expected.len(), ended, winners, expected.len() - ended);
-    println!("read-model rows    {:>8}  matching the pure-domain replay: {}", comparison.rows.len(), comparison.matching);
-    println!("setup+bids sent in {:>8.2} s  ({:.0} commands/s acknowledged)", sent.bids_elapsed.as_secs_f64(),
-        (workload.setup.len() + workload.bids.len()) as f64 / sent.bids_elapsed.as_secs_f64());
-    println!("elapsed            {:>8.2} s  (includes waiting {} s for the auctions to end)", elapsed.as_secs_f64(), spec.duration_ms / 1000);
+    println!(
+        "auctions           {:>8}  ({} ended, {} with a winner, {} cancelled)",
+        expected.len(),
+        ended,
+        winners,
+        expected.len() - ended
+    );
+    println!(
+        "read-model rows    {:>8}  matching the pure-domain replay: {}",
+        comparison.rows.len(),
+        comparison.matching
+    );
+    println!(
+        "setup+bids sent in {:>8.2} s  ({:.0} commands/s acknowledged)",
+        sent.bids_elapsed.as_secs_f64(),
+        (workload.setup.len() + workload.bids.len()) as f64 / sent.bids_elapsed.as_secs_f64()
+    );
+    println!(
+        "elapsed            {:>8.2} s  (includes waiting {} s for the auctions to end)",
+        elapsed.as_secs_f64(),
+        spec.duration_ms / 1000
+    );
     println!("\nexample rows (auction_details):");
     for row in comparison.rows.iter().filter(|r| r.bid_count > 0).take(5) {
-        println!("  {}  {:<34} {:<9} {:>14}  bids {:>3}  winner {:<28} v{}", row.auction_id, row.title, row.status.as_str(),
-            row.current_price.to_string(), row.bid_count, row.winner_id.as_ref().map_or("-".to_owned(), ToString::to_string), row.version);
+        println!(
+            "  {}  {:<34} {:<9} {:>14}  bids {:>3}  winner {:<28} v{}",
+            row.auction_id,
+            row.title,
+            row.status.as_str(),
+            row.current_price.to_string(),
+            row.bid_count,
+            row.winner_id
+                .as_ref()
+                .map_or("-".to_owned(), ToString::to_string),
+            row.version
+        );
     }
     if !comparison.all_match() {
         for diff in comparison.differences.iter().take(10) {
             eprintln!("  mismatch: {diff}");
         }
-        bail!("read model did not catch up within {timeout:?}: {} missing, {} different", comparison.missing, comparison.differences.len());
+        bail!(
+            "read model did not catch up within {timeout:?}: {} missing, {} different",
+            comparison.missing,
+            comparison.differences.len()
+        );
     }
     println!("\nread model caught up: every row equals the pure-domain replay.");
     Ok(())

@@ -65,19 +65,34 @@ this line is not JSON
 
     let outcomes = env.outcomes(8, TIMEOUT).await;
     assert_eq!(outcomes.len(), 8);
-    let codes: Vec<Option<&str>> = outcomes.iter().map(|o| o.rejection_code.as_deref()).collect();
+    let codes: Vec<Option<&str>> = outcomes
+        .iter()
+        .map(|o| o.rejection_code.as_deref())
+        .collect();
     assert_eq!(codes.iter().filter(|c| c.is_none()).count(), 6, "{codes:?}");
-    assert!(codes.contains(&Some("BID_TOO_LOW")) && codes.contains(&Some("SELLER_CANNOT_BID")), "{codes:?}");
+    assert!(
+        codes.contains(&Some("BID_TOO_LOW")) && codes.contains(&Some("SELLER_CANNOT_BID")),
+        "{codes:?}"
+    );
     env.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_generated_workload_materializes_exactly_as_the_pure_domain_predicts() {
     let env = TestEnv::with_workers(3).await;
-    let spec = LoadSpec { run_id: common::unique("w"), tenant: "t-2".into(), auctions: 40, bids: 2_000, duration_ms: 4_000, seed: 11 };
+    let spec = LoadSpec {
+        run_id: common::unique("w"),
+        tenant: "t-2".into(),
+        auctions: 40,
+        bids: 2_000,
+        duration_ms: 4_000,
+        seed: 11,
+    };
     let workload = generate(&spec, gavel_producers::produce::now());
     let expected = workload.expected();
-    gavel_producers::send_workload(&env.config, &workload).await.expect("workload sent");
+    gavel_producers::send_workload(&env.config, &workload)
+        .await
+        .expect("workload sent");
 
     let client = env.pg().await;
     let schema = env.config.postgres_schema.clone();
@@ -89,12 +104,20 @@ async fn a_generated_workload_materializes_exactly_as_the_pure_domain_predicts()
     let comparison = match comparison {
         Some(c) => c,
         None => {
-            let last = verify::compare(&client, &schema, &expected).await.expect("compare");
-            panic!("read model differs: {} missing, first differences {:?}", last.missing, &last.differences[..last.differences.len().min(5)]);
+            let last = verify::compare(&client, &schema, &expected)
+                .await
+                .expect("compare");
+            panic!(
+                "read model differs: {} missing, first differences {:?}",
+                last.missing,
+                &last.differences[..last.differences.len().min(5)]
+            );
         }
     };
     assert_eq!(comparison.matching, 40);
-    assert!(expected.values().any(|a| a.status == AuctionStatus::Ended && a.winner_id.is_some()));
+    assert!(expected
+        .values()
+        .any(|a| a.status == AuctionStatus::Ended && a.winner_id.is_some()));
     env.stop().await;
 }
 
@@ -104,16 +127,34 @@ async fn a_repeated_command_id_gets_its_original_outcome_and_no_new_event() {
     let create = r#"{"type":"CreateAuction","command_id":"cmd-once","auction_id":"dup-1","seller_id":"s","title":"Print","currency":"EUR","starting_price":100,"min_increment":10,"ends_in_secs":60}"#;
     produce_lines(&env, create).await;
     produce_lines(&env, create).await;
-    produce_lines(&env, r#"{"type":"StartAuction","auction_id":"dup-1","expected_version":0}"#).await;
-    produce_lines(&env, r#"{"type":"StartAuction","auction_id":"dup-1","expected_version":1}"#).await;
+    produce_lines(
+        &env,
+        r#"{"type":"StartAuction","auction_id":"dup-1","expected_version":0}"#,
+    )
+    .await;
+    produce_lines(
+        &env,
+        r#"{"type":"StartAuction","auction_id":"dup-1","expected_version":1}"#,
+    )
+    .await;
 
     let outcomes = env.outcomes(4, TIMEOUT).await;
     assert_eq!(outcomes.len(), 4);
-    assert_eq!(outcomes[0], outcomes[1], "the retry is answered with the original outcome");
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "the retry is answered with the original outcome"
+    );
     assert_eq!(outcomes[0].new_version, Some(1));
-    assert_eq!(outcomes[2].rejection_code.as_deref(), Some("VERSION_CONFLICT"));
+    assert_eq!(
+        outcomes[2].rejection_code.as_deref(),
+        Some("VERSION_CONFLICT")
+    );
     assert_eq!(outcomes[3].new_version, Some(2));
     let events = env.read_topic(&env.config.topics.events, 3, Duration::from_secs(5));
-    assert_eq!(events.len(), 2, "one AuctionCreated and one AuctionStarted, nothing for the retry");
+    assert_eq!(
+        events.len(),
+        2,
+        "one AuctionCreated and one AuctionStarted, nothing for the retry"
+    );
     env.stop().await;
 }

@@ -79,15 +79,24 @@ impl Money {
 
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let minor = self.minor.checked_add(other.minor).ok_or(MoneyError::Overflow)?;
-        Ok(Money { minor, currency: self.currency })
+        let minor = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money {
+            minor,
+            currency: self.currency,
+        })
     }
 
     pub fn same_currency(&self, other: Money) -> Result<(), MoneyError> {
         if self.currency == other.currency {
             Ok(())
         } else {
-            Err(MoneyError::CurrencyMismatch { left: self.currency, right: other.currency })
+            Err(MoneyError::CurrencyMismatch {
+                left: self.currency,
+                right: other.currency,
+            })
         }
     }
 
@@ -95,13 +104,22 @@ impl Money {
     /// `share(800)` and the seller payout is the remainder, so no cent is lost.
     pub fn share(&self, basis_points: i64) -> Money {
         let minor = (i128::from(self.minor) * i128::from(basis_points) / 10_000) as i64;
-        Money { minor, currency: self.currency }
+        Money {
+            minor,
+            currency: self.currency,
+        }
     }
 }
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}.{:02}", self.currency, self.minor / 100, self.minor % 100)
+        write!(
+            f,
+            "{} {}.{:02}",
+            self.currency,
+            self.minor / 100,
+            self.minor % 100
+        )
     }
 }
 
@@ -132,7 +150,10 @@ mod tests {
     #[test]
     fn adding_different_currencies_is_an_error() {
         let usd = Money::new(1, Currency::parse("USD").unwrap()).unwrap();
-        assert!(matches!(eur(1).checked_add(usd), Err(MoneyError::CurrencyMismatch { .. })));
+        assert!(matches!(
+            eur(1).checked_add(usd),
+            Err(MoneyError::CurrencyMismatch { .. })
+        ));
         assert_eq!(eur(150).checked_add(eur(50)), Ok(eur(200)));
     }
 

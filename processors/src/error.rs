@@ -18,6 +18,9 @@ pub enum ProcessorError {
 impl ProcessorError {
     /// Errors after which a fresh consumer/producer pair may succeed.
     pub fn is_recoverable(&self) -> bool {
-        matches!(self, Self::Kafka(_) | Self::Transaction(_) | Self::Runtime(RuntimeError::Kafka(_)))
+        matches!(
+            self,
+            Self::Kafka(_) | Self::Transaction(_) | Self::Runtime(RuntimeError::Kafka(_))
+        )
     }
 }

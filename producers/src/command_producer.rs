@@ -31,7 +31,10 @@ impl CommandProducer {
         let codec = AvroCodec::new(&config.registry_url);
         let mut writers = HashMap::new();
         for record in COMMAND_RECORDS {
-            writers.insert(record.to_owned(), codec.writer_for(&config.topics.commands, record).await?);
+            writers.insert(
+                record.to_owned(),
+                codec.writer_for(&config.topics.commands, record).await?,
+            );
         }
         Ok(Self {
             topic: Arc::from(config.topics.commands.as_str()),
@@ -45,7 +48,11 @@ impl CommandProducer {
     }
 
     /// Encodes and enqueues one command; waits only when too many are in flight.
-    pub async fn send(&mut self, command: &AuctionCommand, meta: &CommandMeta) -> Result<(), ProducerError> {
+    pub async fn send(
+        &mut self,
+        command: &AuctionCommand,
+        meta: &CommandMeta,
+    ) -> Result<(), ProducerError> {
         let record_name = command_record_name(command);
         let writer = self
             .writers
@@ -100,7 +107,11 @@ impl CommandProducer {
             self.reap_one().await;
         }
         match self.first_error.take() {
-            Some(first) => Err(ProducerError::Delivery { sent: self.sent, failed: self.failed, first }),
+            Some(first) => Err(ProducerError::Delivery {
+                sent: self.sent,
+                failed: self.failed,
+                first,
+            }),
             None => Ok(()),
         }
     }

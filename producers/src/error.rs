@@ -9,5 +9,9 @@ pub enum ProducerError {
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("{failed} of {sent} commands were not acknowledged by Kafka; first error: {first}")]
-    Delivery { sent: u64, failed: u64, first: String },
+    Delivery {
+        sent: u64,
+        failed: u64,
+        first: String,
+    },
 }

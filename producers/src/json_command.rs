@@ -13,7 +13,9 @@
 //! Optional on every line: `command_id`, `correlation_id`, `tenant_id`, `expected_version`.
 //! Amounts are integer minor units (cents).
 
-use gavel_domain::auction::{AuctionCommand, CancelAuction, CreateAuction, EndAuction, PlaceBid, StartAuction};
+use gavel_domain::auction::{
+    AuctionCommand, CancelAuction, CreateAuction, EndAuction, PlaceBid, StartAuction,
+};
 use gavel_domain::{AuctionId, Currency, Money, TenantId, Timestamp, UserId};
 use gavel_runtime::envelope::CommandMeta;
 use serde::Deserialize;
@@ -72,13 +74,22 @@ struct Common {
 }
 
 /// Parses one line. `now` resolves `ends_in_secs`; `default_tenant` fills a missing tenant.
-pub fn parse_line(line: &str, now: Timestamp, default_tenant: &str) -> Result<(AuctionCommand, CommandMeta), String> {
-    let parsed: Line = serde_json::from_str(line).map_err(|e| format!("invalid JSON command: {e}"))?;
+pub fn parse_line(
+    line: &str,
+    now: Timestamp,
+    default_tenant: &str,
+) -> Result<(AuctionCommand, CommandMeta), String> {
+    let parsed: Line =
+        serde_json::from_str(line).map_err(|e| format!("invalid JSON command: {e}"))?;
     let (command, common) = to_command(parsed, now)?;
     if common.auction_id.trim().is_empty() {
         return Err("auction_id must not be empty".into());
     }
-    let mut meta = CommandMeta::new(TenantId::new(common.tenant_id.unwrap_or_else(|| default_tenant.to_owned())));
+    let mut meta = CommandMeta::new(TenantId::new(
+        common
+            .tenant_id
+            .unwrap_or_else(|| default_tenant.to_owned()),
+    ));
     if let Some(id) = common.command_id {
         meta.command_id = id.clone();
         meta.correlation_id = id;
@@ -92,14 +103,30 @@ pub fn parse_line(line: &str, now: Timestamp, default_tenant: &str) -> Result<(A
 
 fn to_command(line: Line, now: Timestamp) -> Result<(AuctionCommand, Common), String> {
     Ok(match line {
-        Line::CreateAuction { common, seller_id, title, currency, starting_price, min_increment, reserve_price, end_time, ends_in_secs } => {
+        Line::CreateAuction {
+            common,
+            seller_id,
+            title,
+            currency,
+            starting_price,
+            min_increment,
+            reserve_price,
+            end_time,
+            ends_in_secs,
+        } => {
             let currency = Currency::parse(&currency).map_err(|e| e.to_string())?;
-            let money = |minor: i64, what: &str| Money::new(minor, currency).map_err(|e| format!("{what}: {e}"));
+            let money = |minor: i64, what: &str| {
+                Money::new(minor, currency).map_err(|e| format!("{what}: {e}"))
+            };
             let end_time = match (end_time, ends_in_secs) {
                 (Some(at), None) => Timestamp::from_millis(at),
                 (None, Some(secs)) if secs > 0 => now.plus_millis(secs * 1000),
                 (None, Some(_)) => return Err("ends_in_secs must be positive".into()),
-                _ => return Err("give exactly one of end_time (epoch millis) or ends_in_secs".into()),
+                _ => {
+                    return Err(
+                        "give exactly one of end_time (epoch millis) or ends_in_secs".into(),
+                    )
+                }
             };
             non_empty(&seller_id, "seller_id")?;
             let command = AuctionCommand::Create(CreateAuction {
@@ -107,28 +134,52 @@ fn to_command(line: Line, now: Timestamp) -> Result<(AuctionCommand, Common), St
                 seller_id: UserId::new(seller_id),
                 title,
                 starting_price: money(starting_price, "starting_price")?,
-                reserve_price: reserve_price.map(|r| money(r, "reserve_price")).transpose()?,
+                reserve_price: reserve_price
+                    .map(|r| money(r, "reserve_price"))
+                    .transpose()?,
                 min_increment: money(min_increment, "min_increment")?,
                 end_time,
             });
             (command, common)
         }
-        Line::StartAuction { common } => (AuctionCommand::Start(StartAuction { auction_id: AuctionId::new(common.auction_id.clone()) }), common),
-        Line::PlaceBid { common, bidder_id, amount, currency } => {
+        Line::StartAuction { common } => (
+            AuctionCommand::Start(StartAuction {
+                auction_id: AuctionId::new(common.auction_id.clone()),
+            }),
+            common,
+        ),
+        Line::PlaceBid {
+            common,
+            bidder_id,
+            amount,
+            currency,
+        } => {
             non_empty(&bidder_id, "bidder_id")?;
             let currency = Currency::parse(&currency).map_err(|e| e.to_string())?;
             if amount <= 0 {
                 return Err(format!("amount must be positive, got {amount}"));
             }
             let amount = Money::new(amount, currency).map_err(|e| e.to_string())?;
-            let bid = PlaceBid { auction_id: AuctionId::new(common.auction_id.clone()), bidder_id: UserId::new(bidder_id), amount };
+            let bid = PlaceBid {
+                auction_id: AuctionId::new(common.auction_id.clone()),
+                bidder_id: UserId::new(bidder_id),
+                amount,
+            };
             (AuctionCommand::PlaceBid(bid), common)
         }
         Line::CancelAuction { common, reason } => {
-            let cancel = CancelAuction { auction_id: AuctionId::new(common.auction_id.clone()), reason };
+            let cancel = CancelAuction {
+                auction_id: AuctionId::new(common.auction_id.clone()),
+                reason,
+            };
             (AuctionCommand::Cancel(cancel), common)
         }
-        Line::EndAuction { common } => (AuctionCommand::End(EndAuction { auction_id: AuctionId::new(common.auction_id.clone()) }), common),
+        Line::EndAuction { common } => (
+            AuctionCommand::End(EndAuction {
+                auction_id: AuctionId::new(common.auction_id.clone()),
+            }),
+            common,
+        ),
     })
 }
 
@@ -159,7 +210,9 @@ mod tests {
     fn ends_in_secs_is_relative_to_now() {
         let line = r#"{"type":"CreateAuction","auction_id":"a1","seller_id":"s","title":"t","currency":"EUR","starting_price":100,"min_increment":10,"ends_in_secs":60,"command_id":"c-1","expected_version":0}"#;
         let (command, meta) = parse_line(line, NOW, "t0").unwrap();
-        assert!(matches!(command, AuctionCommand::Create(ref c) if c.end_time == NOW.plus_millis(60_000)));
+        assert!(
+            matches!(command, AuctionCommand::Create(ref c) if c.end_time == NOW.plus_millis(60_000))
+        );
         assert_eq!(meta.command_id, "c-1");
         assert_eq!(meta.expected_version, Some(0));
     }
@@ -169,10 +222,22 @@ mod tests {
         let cases = [
             ("not json", "invalid JSON"),
             (r#"{"type":"Teleport","auction_id":"a"}"#, "invalid JSON"),
-            (r#"{"type":"PlaceBid","auction_id":"a","bidder_id":"u","amount":-5,"currency":"EUR"}"#, "positive"),
-            (r#"{"type":"PlaceBid","auction_id":"a","bidder_id":"u","amount":5,"currency":"euro"}"#, "ISO-4217"),
-            (r#"{"type":"PlaceBid","auction_id":"","bidder_id":"u","amount":5,"currency":"EUR"}"#, "auction_id"),
-            (r#"{"type":"StartAuction","auction_id":"a","surprise":1}"#, "unknown field"),
+            (
+                r#"{"type":"PlaceBid","auction_id":"a","bidder_id":"u","amount":-5,"currency":"EUR"}"#,
+                "positive",
+            ),
+            (
+                r#"{"type":"PlaceBid","auction_id":"a","bidder_id":"u","amount":5,"currency":"euro"}"#,
+                "ISO-4217",
+            ),
+            (
+                r#"{"type":"PlaceBid","auction_id":"","bidder_id":"u","amount":5,"currency":"EUR"}"#,
+                "auction_id",
+            ),
+            (
+                r#"{"type":"StartAuction","auction_id":"a","surprise":1}"#,
+                "unknown field",
+            ),
         ];
         for (line, expected) in cases {
             let error = parse_line(line, NOW, "t0").unwrap_err();

@@ -3,7 +3,8 @@
 //! with the pure domain, the exact final state the pipeline must reach.
 
 use gavel_domain::auction::{
-    decide, evolve, Auction, AuctionCommand, CancelAuction, CreateAuction, EndAuction, PlaceBid, StartAuction,
+    decide, evolve, Auction, AuctionCommand, CancelAuction, CreateAuction, EndAuction, PlaceBid,
+    StartAuction,
 };
 use gavel_domain::{AuctionId, Currency, Money, TenantId, Timestamp, UserId};
 use gavel_runtime::envelope::CommandMeta;
@@ -40,7 +41,8 @@ impl Workload {
     pub fn auction_ids(&self) -> Vec<AuctionId> {
         self.setup
             .iter()
-            .filter_map(|(c, _)| matches!(c, AuctionCommand::Create(_)).then(|| c.auction_id().clone()))
+            .filter(|(c, _)| matches!(c, AuctionCommand::Create(_)))
+            .map(|(c, _)| c.auction_id().clone())
             .collect()
     }
 
@@ -49,7 +51,11 @@ impl Workload {
     pub fn expected(&self) -> BTreeMap<AuctionId, Auction> {
         let mut states: BTreeMap<AuctionId, Auction> = BTreeMap::new();
         let before_end = self.end_time.plus_millis(-1);
-        let phases = [(&self.setup, before_end), (&self.bids, before_end), (&self.ends, self.end_time)];
+        let phases = [
+            (&self.setup, before_end),
+            (&self.bids, before_end),
+            (&self.ends, self.end_time),
+        ];
         for (commands, now) in phases {
             for (command, _) in commands.iter() {
                 let id = command.auction_id().clone();
@@ -71,7 +77,9 @@ impl Workload {
 pub fn generate(spec: &LoadSpec, now: Timestamp) -> Workload {
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let eur = Currency::parse("EUR").unwrap_or_else(|_| unreachable!("EUR is a valid code"));
-    let money = |minor: i64| Money::new(minor, eur).unwrap_or_else(|_| unreachable!("generated amounts are positive"));
+    let money = |minor: i64| {
+        Money::new(minor, eur).unwrap_or_else(|_| unreachable!("generated amounts are positive"))
+    };
     let end_time = now.plus_millis(spec.duration_ms);
     let tenant = TenantId::new(spec.tenant.clone());
     let meta = || CommandMeta::new(tenant.clone());
@@ -96,9 +104,14 @@ pub fn generate(spec: &LoadSpec, now: Timestamp) -> Workload {
             meta(),
         ));
         let command = if rng.gen_bool(0.03) {
-            AuctionCommand::Cancel(CancelAuction { auction_id: auction_id.clone(), reason: "withdrawn by seller".into() })
+            AuctionCommand::Cancel(CancelAuction {
+                auction_id: auction_id.clone(),
+                reason: "withdrawn by seller".into(),
+            })
         } else {
-            AuctionCommand::Start(StartAuction { auction_id: auction_id.clone() })
+            AuctionCommand::Start(StartAuction {
+                auction_id: auction_id.clone(),
+            })
         };
         setup.push((command, meta()));
         prices.push((auction_id, seller_id, starting, increment));
@@ -106,9 +119,21 @@ pub fn generate(spec: &LoadSpec, now: Timestamp) -> Workload {
     let bids = generate_bids(spec, &mut rng, &prices, money, &meta);
     let ends = prices
         .iter()
-        .map(|(id, ..)| (AuctionCommand::End(EndAuction { auction_id: id.clone() }), meta()))
+        .map(|(id, ..)| {
+            (
+                AuctionCommand::End(EndAuction {
+                    auction_id: id.clone(),
+                }),
+                meta(),
+            )
+        })
         .collect();
-    Workload { setup, bids, ends, end_time }
+    Workload {
+        setup,
+        bids,
+        ends,
+        end_time,
+    }
 }
 
 /// Bids skewed towards a few hot auctions; about 2 % by the seller and 5 % too
@@ -131,9 +156,15 @@ fn generate_bids(
         let (auction_id, seller_id, starting, increment) = &auctions[index];
         let roll: f64 = rng.gen();
         let (bidder, amount) = if roll < 0.02 {
-            (seller_id.clone(), current[index].unwrap_or(*starting) + increment)
+            (
+                seller_id.clone(),
+                current[index].unwrap_or(*starting) + increment,
+            )
         } else if roll < 0.07 {
-            (bidder_name(spec, rng), current[index].unwrap_or(*starting) - 1)
+            (
+                bidder_name(spec, rng),
+                current[index].unwrap_or(*starting) - 1,
+            )
         } else {
             let amount = match current[index] {
                 None => *starting,
@@ -142,7 +173,11 @@ fn generate_bids(
             current[index] = Some(amount);
             (bidder_name(spec, rng), amount)
         };
-        let bid = PlaceBid { auction_id: auction_id.clone(), bidder_id: bidder, amount: money(amount.max(1)) };
+        let bid = PlaceBid {
+            auction_id: auction_id.clone(),
+            bidder_id: bidder,
+            amount: money(amount.max(1)),
+        };
         bids.push((AuctionCommand::PlaceBid(bid), meta()));
     }
     bids
@@ -169,14 +204,26 @@ mod tests {
     use gavel_domain::auction::AuctionStatus;
 
     fn spec() -> LoadSpec {
-        LoadSpec { run_id: "r".into(), tenant: "t".into(), auctions: 50, bids: 2_000, duration_ms: 10_000, seed: 7 }
+        LoadSpec {
+            run_id: "r".into(),
+            tenant: "t".into(),
+            auctions: 50,
+            bids: 2_000,
+            duration_ms: 10_000,
+            seed: 7,
+        }
     }
 
     #[test]
     fn the_workload_is_deterministic_for_a_seed() {
         let a = generate(&spec(), Timestamp::from_millis(0));
         let b = generate(&spec(), Timestamp::from_millis(0));
-        let amounts = |w: &Workload| w.bids.iter().map(|(c, _)| format!("{c:?}")).collect::<Vec<_>>();
+        let amounts = |w: &Workload| {
+            w.bids
+                .iter()
+                .map(|(c, _)| format!("{c:?}"))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(amounts(&a), amounts(&b));
         assert_eq!(a.command_count(), 50 * 3 + 2_000);
     }
@@ -186,9 +233,16 @@ mod tests {
         let workload = generate(&spec(), Timestamp::from_millis(0));
         let expected = workload.expected();
         assert_eq!(expected.len(), 50);
-        assert!(expected.values().all(|a| matches!(a.status, AuctionStatus::Ended | AuctionStatus::Cancelled)));
+        assert!(expected
+            .values()
+            .all(|a| matches!(a.status, AuctionStatus::Ended | AuctionStatus::Cancelled)));
         let accepted_bids: u32 = expected.values().map(|a| a.bid_count).sum();
-        assert!(accepted_bids > 1_000 && accepted_bids < 2_000, "{accepted_bids}");
-        assert!(expected.values().any(|a| a.status == AuctionStatus::Ended && a.winner_id.is_none() && a.bid_count > 0));
+        assert!(
+            accepted_bids > 1_000 && accepted_bids < 2_000,
+            "{accepted_bids}"
+        );
+        assert!(expected
+            .values()
+            .any(|a| a.status == AuctionStatus::Ended && a.winner_id.is_none() && a.bid_count > 0));
     }
 }

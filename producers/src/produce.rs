@@ -44,11 +44,20 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     }
     producer.flush().await?;
     report.sent = producer.sent;
-    tracing::info!(lines = report.lines, sent = report.sent, rejected = report.rejected.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64, "produce finished");
+    tracing::info!(
+        lines = report.lines,
+        sent = report.sent,
+        rejected = report.rejected.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "produce finished"
+    );
     Ok(report)
 }
 
 pub fn now() -> Timestamp {
-    Timestamp::from_millis(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
+    Timestamp::from_millis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    )
 }

@@ -15,7 +15,10 @@ pub struct SendReport {
     pub total_elapsed: Duration,
 }
 
-pub async fn send_workload(config: &Config, workload: &Workload) -> Result<SendReport, ProducerError> {
+pub async fn send_workload(
+    config: &Config,
+    workload: &Workload,
+) -> Result<SendReport, ProducerError> {
     let started = Instant::now();
     let mut producer = CommandProducer::connect(config).await?;
     for (command, meta) in workload.setup.iter().chain(&workload.bids) {
@@ -32,5 +35,9 @@ pub async fn send_workload(config: &Config, workload: &Workload) -> Result<SendR
         producer.send(command, meta).await?;
     }
     producer.flush().await?;
-    Ok(SendReport { sent: producer.sent, bids_elapsed, total_elapsed: started.elapsed() })
+    Ok(SendReport {
+        sent: producer.sent,
+        bids_elapsed,
+        total_elapsed: started.elapsed(),
+    })
 }

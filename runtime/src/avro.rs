@@ -34,7 +34,11 @@ impl CachedSchema {
         let schema: &'static Schema = Box::leak(Box::new(registered.parsed.clone()));
         let name = match schema {
             Schema::Record(record) => record.name.fullname(None),
-            other => return Err(RuntimeError::Avro(format!("expected a record schema, got {other:?}"))),
+            other => {
+                return Err(RuntimeError::Avro(format!(
+                    "expected a record schema, got {other:?}"
+                )))
+            }
         };
         Ok(Self {
             id: registered.id,
@@ -82,11 +86,18 @@ impl AvroCodec {
     /// The latest registered schema of `record_name` on `topic`
     /// (TopicRecordNameStrategy subject `<topic>-<record_name>`), for encoding.
     pub async fn writer_for(&self, topic: &str, record_name: &str) -> Result<Arc<CachedSchema>> {
-        let strategy = SubjectNameStrategy::TopicRecordNameStrategy(topic.to_owned(), record_name.to_owned());
+        let strategy =
+            SubjectNameStrategy::TopicRecordNameStrategy(topic.to_owned(), record_name.to_owned());
         let subject = format!("{topic}-{record_name}");
-        let registered = self.encoder.get_schema_and_id(&subject, strategy).await.map_err(|e| {
-            RuntimeError::Registry(format!("subject {subject}: {e} (run `gavel schemas register`)"))
-        })?;
+        let registered = self
+            .encoder
+            .get_schema_and_id(&subject, strategy)
+            .await
+            .map_err(|e| {
+                RuntimeError::Registry(format!(
+                    "subject {subject}: {e} (run `gavel schemas register`)"
+                ))
+            })?;
         self.remember(&registered)
     }
 
@@ -133,7 +144,9 @@ impl AvroCodec {
 /// Splits a Confluent-framed payload into schema id and Avro body.
 pub fn split_wire_format(payload: &[u8]) -> Result<(u32, &[u8])> {
     match payload {
-        [MAGIC_BYTE, a, b, c, d, ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), &payload[HEADER_LEN..])),
+        [MAGIC_BYTE, a, b, c, d, ..] => {
+            Ok((u32::from_be_bytes([*a, *b, *c, *d]), &payload[HEADER_LEN..]))
+        }
         [] => Err(RuntimeError::Avro("empty payload".into())),
         _ => Err(RuntimeError::Avro(format!(
             "not Confluent wire format (first byte {:#04x}, {} bytes)",
@@ -149,7 +162,10 @@ mod tests {
 
     #[test]
     fn wire_format_is_split_into_id_and_body() {
-        assert_eq!(split_wire_format(&[0, 0, 0, 1, 2, 42]).unwrap(), (258, &[42u8][..]));
+        assert_eq!(
+            split_wire_format(&[0, 0, 0, 1, 2, 42]).unwrap(),
+            (258, &[42u8][..])
+        );
     }
 
     #[test]

@@ -35,28 +35,78 @@ pub struct Config {
 /// Every setting: (environment key, default, description). The README's config
 /// reference is generated from this table (`gavel config`).
 pub const SETTINGS: &[(&str, &str, &str)] = &[
-    ("GAVEL_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers"),
-    ("GAVEL_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7", "Confluent-compatible schema registry URL"),
-    ("GAVEL_POSTGRES_URL", "postgres://gavel:gavel@127.0.0.1:5432/gavel", "Postgres connection URL"),
-    ("GAVEL_POSTGRES_SCHEMA", "gavel", "Postgres schema for read models and sink offsets"),
+    (
+        "GAVEL_KAFKA_BOOTSTRAP",
+        "127.0.0.1:9092",
+        "Kafka bootstrap servers",
+    ),
+    (
+        "GAVEL_REGISTRY_URL",
+        "http://127.0.0.1:8081/apis/ccompat/v7",
+        "Confluent-compatible schema registry URL",
+    ),
+    (
+        "GAVEL_POSTGRES_URL",
+        "postgres://gavel:gavel@127.0.0.1:5432/gavel",
+        "Postgres connection URL",
+    ),
+    (
+        "GAVEL_POSTGRES_SCHEMA",
+        "gavel",
+        "Postgres schema for read models and sink offsets",
+    ),
     ("GAVEL_TOPIC_COMMANDS", "auction.commands", "Command topic"),
     ("GAVEL_TOPIC_EVENTS", "auction.events", "Event topic"),
-    ("GAVEL_TOPIC_OUTCOMES", "auction.outcomes", "Command outcome topic"),
-    ("GAVEL_TOPIC_CHANGELOG", "auction.state-changelog", "Compacted aggregate state changelog"),
+    (
+        "GAVEL_TOPIC_OUTCOMES",
+        "auction.outcomes",
+        "Command outcome topic",
+    ),
+    (
+        "GAVEL_TOPIC_CHANGELOG",
+        "auction.state-changelog",
+        "Compacted aggregate state changelog",
+    ),
     ("GAVEL_PARTITIONS", "6", "Partitions for created topics"),
-    ("GAVEL_REPLICATION_FACTOR", "1", "Replication factor for created topics"),
-    ("GAVEL_AGGREGATE_GROUP", "gavel-aggregate", "Consumer group of the aggregate processor"),
-    ("GAVEL_SINK_GROUP", "gavel-sink-auction-details", "Consumer group of the read-model sink"),
-    ("GAVEL_INSTANCE_ID", "local-0", "Stable replica id (transactional id suffix)"),
-    ("GAVEL_BATCH_MAX", "2000", "Records per transaction / sink batch at most"),
-    ("GAVEL_BATCH_LINGER_MS", "20", "How long a batch waits to fill"),
+    (
+        "GAVEL_REPLICATION_FACTOR",
+        "1",
+        "Replication factor for created topics",
+    ),
+    (
+        "GAVEL_AGGREGATE_GROUP",
+        "gavel-aggregate",
+        "Consumer group of the aggregate processor",
+    ),
+    (
+        "GAVEL_SINK_GROUP",
+        "gavel-sink-auction-details",
+        "Consumer group of the read-model sink",
+    ),
+    (
+        "GAVEL_INSTANCE_ID",
+        "local-0",
+        "Stable replica id (transactional id suffix)",
+    ),
+    (
+        "GAVEL_BATCH_MAX",
+        "2000",
+        "Records per transaction / sink batch at most",
+    ),
+    (
+        "GAVEL_BATCH_LINGER_MS",
+        "20",
+        "How long a batch waits to fill",
+    ),
 ];
 
 impl Config {
     /// Defaults < `GAVEL_CONFIG` file < environment.
     pub fn load() -> Result<Self> {
-        let mut values: HashMap<String, String> =
-            SETTINGS.iter().map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut values: HashMap<String, String> = SETTINGS
+            .iter()
+            .map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         if let Ok(path) = std::env::var("GAVEL_CONFIG") {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| RuntimeError::Config(format!("reading {path}: {e}")))?;
@@ -95,7 +145,10 @@ impl Config {
 
     /// The local defaults, untouched by file or environment (for tests).
     pub fn defaults() -> Result<Self> {
-        let values = SETTINGS.iter().map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let values = SETTINGS
+            .iter()
+            .map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Self::from_map(&values)
     }
 }
@@ -107,11 +160,17 @@ fn merge_file(values: &mut HashMap<String, String>, text: &str) -> Result<()> {
             continue;
         }
         let (key, value) = line.split_once('=').ok_or_else(|| {
-            RuntimeError::Config(format!("line {}: expected KEY=VALUE, got {line:?}", number + 1))
+            RuntimeError::Config(format!(
+                "line {}: expected KEY=VALUE, got {line:?}",
+                number + 1
+            ))
         })?;
         let key = key.trim();
         if !SETTINGS.iter().any(|(k, _, _)| *k == key) {
-            return Err(RuntimeError::Config(format!("line {}: unknown setting {key}", number + 1)));
+            return Err(RuntimeError::Config(format!(
+                "line {}: unknown setting {key}",
+                number + 1
+            )));
         }
         values.insert(key.to_owned(), value.trim().to_owned());
     }
@@ -128,7 +187,9 @@ fn number<T: std::str::FromStr>(values: &HashMap<String, String>, key: &str) -> 
 fn identifier(name: &str) -> Result<String> {
     let valid = !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
     if valid {
         Ok(name.to_owned())
@@ -153,8 +214,10 @@ mod tests {
 
     #[test]
     fn a_file_overrides_defaults_and_rejects_unknown_keys() {
-        let mut values: HashMap<String, String> =
-            SETTINGS.iter().map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut values: HashMap<String, String> = SETTINGS
+            .iter()
+            .map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         merge_file(&mut values, "# comment\nGAVEL_PARTITIONS = 12\n").unwrap();
         assert_eq!(Config::from_map(&values).unwrap().partitions, 12);
         assert!(merge_file(&mut values, "GAVEL_NOPE=1").is_err());

@@ -33,7 +33,12 @@ impl CommandMeta {
     /// A fresh command id, used as its own correlation id.
     pub fn new(tenant_id: TenantId) -> Self {
         let id = Uuid::now_v7().to_string();
-        Self { command_id: id.clone(), correlation_id: id, tenant_id, expected_version: None }
+        Self {
+            command_id: id.clone(),
+            correlation_id: id,
+            tenant_id,
+            expected_version: None,
+        }
     }
 
     pub fn headers(&self, command_type: &str) -> OwnedHeaders {
@@ -42,7 +47,10 @@ impl CommandMeta {
             .insert(text(header::COMMAND_TYPE, command_type))
             .insert(text(header::CORRELATION_ID, &self.correlation_id))
             .insert(text(header::TENANT_ID, self.tenant_id.as_str()))
-            .insert(text(header::TRACEPARENT, &traceparent(&self.correlation_id)))
+            .insert(text(
+                header::TRACEPARENT,
+                &traceparent(&self.correlation_id),
+            ))
     }
 }
 
@@ -91,12 +99,18 @@ impl EventEnvelope {
             .insert(text(header::CAUSATION_ID, &self.causation_id))
             .insert(text(header::TENANT_ID, self.tenant_id.as_str()))
             .insert(text(header::SCHEMA_VERSION, &schema_version))
-            .insert(text(header::TRACEPARENT, &traceparent(&self.correlation_id)))
+            .insert(text(
+                header::TRACEPARENT,
+                &traceparent(&self.correlation_id),
+            ))
     }
 }
 
 fn text<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a [u8]> {
-    Header { key, value: Some(value.as_bytes()) }
+    Header {
+        key,
+        value: Some(value.as_bytes()),
+    }
 }
 
 /// Reads a UTF-8 header value.
@@ -140,10 +154,14 @@ mod tests {
     #[test]
     fn event_headers_carry_the_envelope() {
         let meta = CommandMeta::new(TenantId::new("t1"));
-        let envelope = EventEnvelope::caused_by(&meta, &AuctionId::new("a1"), 7, Timestamp::from_millis(5));
+        let envelope =
+            EventEnvelope::caused_by(&meta, &AuctionId::new("a1"), 7, Timestamp::from_millis(5));
         let headers = envelope.headers("BidPlaced");
         assert_eq!(header_str(&headers, header::AGGREGATE_VERSION), Some("7"));
-        assert_eq!(header_str(&headers, header::CAUSATION_ID), Some(meta.command_id.as_str()));
+        assert_eq!(
+            header_str(&headers, header::CAUSATION_ID),
+            Some(meta.command_id.as_str())
+        );
         assert_eq!(header_str(&headers, header::EVENT_TYPE), Some("BidPlaced"));
     }
 }

@@ -70,7 +70,10 @@ pub struct TopicSpec {
 /// The broker stamps commands on append: the aggregate decides with that time,
 /// which a client cannot forge and which a replay of the log reproduces exactly.
 const BROKER_TIME: [(&str, &str); 1] = [("message.timestamp.type", "LogAppendTime")];
-const COMPACTED: [(&str, &str); 2] = [("cleanup.policy", "compact"), ("min.compaction.lag.ms", "0")];
+const COMPACTED: [(&str, &str); 2] = [
+    ("cleanup.policy", "compact"),
+    ("min.compaction.lag.ms", "0"),
+];
 
 /// The topics of the auction pipeline, all with the same partition count so a
 /// command's partition, its events' and its state's are the same number.
@@ -81,7 +84,12 @@ pub fn auction_topics(config: &Config) -> Vec<TopicSpec> {
         partitions: config.partitions,
         configs: configs.to_vec(),
     };
-    vec![spec(&t.commands, &BROKER_TIME), spec(&t.events, &[]), spec(&t.outcomes, &[]), spec(&t.changelog, &COMPACTED)]
+    vec![
+        spec(&t.commands, &BROKER_TIME),
+        spec(&t.events, &[]),
+        spec(&t.outcomes, &[]),
+        spec(&t.changelog, &COMPACTED),
+    ]
 }
 
 fn admin(config: &Config) -> Result<AdminClient<DefaultClientContext>> {
@@ -94,7 +102,11 @@ pub async fn create_topics(config: &Config, specs: &[TopicSpec]) -> Result<Vec<S
     let topics: Vec<NewTopic> = specs
         .iter()
         .map(|s| {
-            let topic = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(config.replication_factor));
+            let topic = NewTopic::new(
+                &s.name,
+                s.partitions,
+                TopicReplication::Fixed(config.replication_factor),
+            );
             s.configs.iter().fold(topic, |t, (k, v)| t.set(k, v))
         })
         .collect();
@@ -104,7 +116,9 @@ pub async fn create_topics(config: &Config, specs: &[TopicSpec]) -> Result<Vec<S
         match result {
             Ok(name) => created.push(name),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => return Err(RuntimeError::Admin(format!("creating {name}: {code}"))),
+            Err((name, code)) => {
+                return Err(RuntimeError::Admin(format!("creating {name}: {code}")))
+            }
         }
     }
     Ok(created)
@@ -147,6 +161,9 @@ impl rdkafka::consumer::ConsumerContext for RevocationLog {
 impl RevocationLog {
     /// The partitions revoked since the last call.
     pub fn take(&self) -> Vec<i32> {
-        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
     }
 }

@@ -35,15 +35,27 @@ pub struct Migration {
 
 /// Applies the migrations not yet applied to `schema`, each in its own
 /// transaction, under an advisory lock so concurrent workers do not race.
-pub async fn migrate(client: &mut Client, schema: &str, migrations: &[Migration]) -> Result<Vec<i32>> {
+pub async fn migrate(
+    client: &mut Client,
+    schema: &str,
+    migrations: &[Migration],
+) -> Result<Vec<i32>> {
     let lock_key = advisory_key(schema);
-    client.execute("SELECT pg_advisory_lock($1)", &[&lock_key]).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&lock_key])
+        .await?;
     let result = apply_pending(client, schema, migrations).await;
-    client.execute("SELECT pg_advisory_unlock($1)", &[&lock_key]).await?;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&lock_key])
+        .await?;
     result
 }
 
-async fn apply_pending(client: &mut Client, schema: &str, migrations: &[Migration]) -> Result<Vec<i32>> {
+async fn apply_pending(
+    client: &mut Client,
+    schema: &str,
+    migrations: &[Migration],
+) -> Result<Vec<i32>> {
     client
         .batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {schema};
@@ -54,7 +66,10 @@ async fn apply_pending(client: &mut Client, schema: &str, migrations: &[Migratio
         ))
         .await?;
     let applied: Vec<i32> = client
-        .query(&format!("SELECT version FROM {schema}.schema_migrations"), &[])
+        .query(
+            &format!("SELECT version FROM {schema}.schema_migrations"),
+            &[],
+        )
         .await?
         .iter()
         .map(|row| row.get(0))
@@ -62,14 +77,20 @@ async fn apply_pending(client: &mut Client, schema: &str, migrations: &[Migratio
     let mut newly = Vec::new();
     for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         let tx = client.transaction().await?;
-        tx.batch_execute(&migration.sql.replace("{schema}", schema)).await?;
+        tx.batch_execute(&migration.sql.replace("{schema}", schema))
+            .await?;
         tx.execute(
             &format!("INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)"),
             &[&migration.version, &migration.name],
         )
         .await?;
         tx.commit().await?;
-        tracing::info!(schema, version = migration.version, name = migration.name, "migration applied");
+        tracing::info!(
+            schema,
+            version = migration.version,
+            name = migration.name,
+            "migration applied"
+        );
         newly.push(migration.version);
     }
     Ok(newly)
@@ -77,5 +98,7 @@ async fn apply_pending(client: &mut Client, schema: &str, migrations: &[Migratio
 
 fn advisory_key(schema: &str) -> i64 {
     // FNV-1a: stable across processes and releases, unlike std's hasher.
-    schema.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)) as i64
+    schema.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) as i64
 }

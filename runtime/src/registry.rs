@@ -33,7 +33,11 @@ pub struct Registered {
 /// Reads `dir/{commands,events,outcomes}/*.avsc`, mapping each folder to its topic.
 pub fn load_schema_dir(dir: &Path, topics: &Topics) -> Result<Vec<SchemaFile>> {
     let mut files = Vec::new();
-    for (folder, topic) in [("commands", &topics.commands), ("events", &topics.events), ("outcomes", &topics.outcomes)] {
+    for (folder, topic) in [
+        ("commands", &topics.commands),
+        ("events", &topics.events),
+        ("outcomes", &topics.outcomes),
+    ] {
         let folder_path = dir.join(folder);
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&folder_path)
             .map_err(|e| RuntimeError::Config(format!("reading {}: {e}", folder_path.display())))?
@@ -54,9 +58,19 @@ fn read_schema_file(path: PathBuf, topic: &str) -> Result<SchemaFile> {
         .map_err(|e| RuntimeError::Avro(format!("{}: {e}", path.display())))?;
     let record_name = match &parsed {
         apache_avro::Schema::Record(record) => record.name.fullname(None),
-        _ => return Err(RuntimeError::Avro(format!("{}: top level must be a record", path.display()))),
+        _ => {
+            return Err(RuntimeError::Avro(format!(
+                "{}: top level must be a record",
+                path.display()
+            )))
+        }
     };
-    Ok(SchemaFile { path, topic: topic.to_owned(), record_name, text })
+    Ok(SchemaFile {
+        path,
+        topic: topic.to_owned(),
+        record_name,
+        text,
+    })
 }
 
 pub struct RegistryClient {
@@ -66,14 +80,23 @@ pub struct RegistryClient {
 
 impl RegistryClient {
     pub fn new(base_url: &str) -> Self {
-        Self { base: base_url.trim_end_matches('/').to_owned(), http: reqwest::Client::new() }
+        Self {
+            base: base_url.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
     }
 
     /// Registers one schema under its subject and pins the subject's compatibility.
     pub async fn register(&self, file: &SchemaFile) -> Result<Registered> {
         let subject = file.subject();
         let body = json!({ "schema": file.text, "schemaType": "AVRO" });
-        let response = self.call(reqwest::Method::POST, &format!("subjects/{subject}/versions"), body).await?;
+        let response = self
+            .call(
+                reqwest::Method::POST,
+                &format!("subjects/{subject}/versions"),
+                body,
+            )
+            .await?;
         let id = response
             .get("id")
             .and_then(Json::as_u64)
@@ -84,12 +107,18 @@ impl RegistryClient {
 
     pub async fn set_compatibility(&self, subject: &str) -> Result<()> {
         let body = json!({ "compatibility": COMPATIBILITY });
-        self.call(reqwest::Method::PUT, &format!("config/{subject}"), body).await?;
+        self.call(reqwest::Method::PUT, &format!("config/{subject}"), body)
+            .await?;
         Ok(())
     }
 
     pub async fn set_global_compatibility(&self) -> Result<()> {
-        self.call(reqwest::Method::PUT, "config", json!({ "compatibility": COMPATIBILITY })).await?;
+        self.call(
+            reqwest::Method::PUT,
+            "config",
+            json!({ "compatibility": COMPATIBILITY }),
+        )
+        .await?;
         Ok(())
     }
 
@@ -100,7 +129,11 @@ impl RegistryClient {
         let value: Json = response.json().await.map_err(http_error(&url))?;
         Ok(value
             .as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -108,7 +141,11 @@ impl RegistryClient {
     pub async fn delete_subject(&self, subject: &str) -> Result<()> {
         for suffix in ["", "?permanent=true"] {
             let url = format!("{}/subjects/{subject}{suffix}", self.base);
-            self.http.delete(&url).send().await.map_err(http_error(&url))?;
+            self.http
+                .delete(&url)
+                .send()
+                .await
+                .map_err(http_error(&url))?;
         }
         Ok(())
     }
@@ -126,9 +163,13 @@ impl RegistryClient {
         let status = response.status();
         let text = response.text().await.map_err(http_error(&url))?;
         if !status.is_success() {
-            return Err(RuntimeError::Registry(format!("{path}: HTTP {status}: {}", registry_message(&text))));
+            return Err(RuntimeError::Registry(format!(
+                "{path}: HTTP {status}: {}",
+                registry_message(&text)
+            )));
         }
-        serde_json::from_str(&text).map_err(|e| RuntimeError::Registry(format!("{path}: bad JSON {e}: {text}")))
+        serde_json::from_str(&text)
+            .map_err(|e| RuntimeError::Registry(format!("{path}: bad JSON {e}: {text}")))
     }
 }
 

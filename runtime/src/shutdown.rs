@@ -20,7 +20,11 @@ impl Default for Shutdown {
 impl Shutdown {
     pub fn new() -> Self {
         let (sender, receiver) = watch::channel(false);
-        Self { flag: Arc::new(AtomicBool::new(false)), sender: Arc::new(sender), receiver }
+        Self {
+            flag: Arc::new(AtomicBool::new(false)),
+            sender: Arc::new(sender),
+            receiver,
+        }
     }
 
     /// Asks every holder to finish in-flight work and stop.

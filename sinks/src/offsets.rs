@@ -25,11 +25,20 @@ pub struct OffsetStore {
 
 impl OffsetStore {
     pub fn new(schema: &str, group: &str, topic: &str) -> Self {
-        Self { schema: schema.to_owned(), group: group.to_owned(), topic: topic.to_owned(), known: HashMap::new() }
+        Self {
+            schema: schema.to_owned(),
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            known: HashMap::new(),
+        }
     }
 
     /// The stored next offset of `partition` (-1 when none), read once per assignment.
-    pub async fn next_offset(&mut self, client: &impl GenericClient, partition: i32) -> Result<i64, tokio_postgres::Error> {
+    pub async fn next_offset(
+        &mut self,
+        client: &impl GenericClient,
+        partition: i32,
+    ) -> Result<i64, tokio_postgres::Error> {
         if let Some(next) = self.known.get(&partition) {
             return Ok(*next);
         }
@@ -52,11 +61,16 @@ impl OffsetStore {
     }
 
     /// Records the batch's offsets inside the rows' transaction.
-    pub async fn save(&mut self, tx: &Transaction<'_>, offsets: &HashMap<i32, i64>) -> Result<(), tokio_postgres::Error> {
+    pub async fn save(
+        &mut self,
+        tx: &Transaction<'_>,
+        offsets: &HashMap<i32, i64>,
+    ) -> Result<(), tokio_postgres::Error> {
         if offsets.is_empty() {
             return Ok(());
         }
-        let (partitions, nexts): (Vec<i32>, Vec<i64>) = offsets.iter().map(|(p, o)| (*p, *o)).unzip();
+        let (partitions, nexts): (Vec<i32>, Vec<i64>) =
+            offsets.iter().map(|(p, o)| (*p, *o)).unzip();
         tx.execute(
             &format!(
                 "INSERT INTO {}.sink_offsets (consumer_group, topic, partition, next_offset)

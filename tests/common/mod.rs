@@ -25,7 +25,10 @@ pub struct TestEnv {
 }
 
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    )
 }
 
 impl TestEnv {
@@ -47,7 +50,9 @@ impl TestEnv {
         config.postgres_schema = format!("test_{id}");
         config.batch_linger = Duration::from_millis(5);
         require_stack(&config).await;
-        kafka::create_topics(&config, &kafka::auction_topics(&config)).await.expect("create topics");
+        kafka::create_topics(&config, &kafka::auction_topics(&config))
+            .await
+            .expect("create topics");
         let registry = RegistryClient::new(&config.registry_url);
         let files = load_schema_dir(&schema_dir(), &config.topics).expect("schema files");
         let mut subjects = Vec::new();
@@ -55,7 +60,12 @@ impl TestEnv {
             registry.register(file).await.expect("register schema");
             subjects.push(file.subject());
         }
-        Self { config, shutdown: Shutdown::new(), workers: Vec::new(), subjects }
+        Self {
+            config,
+            shutdown: Shutdown::new(),
+            workers: Vec::new(),
+            subjects,
+        }
     }
 
     /// `new` plus the aggregate processor and the sink running.
@@ -69,14 +79,18 @@ impl TestEnv {
     pub fn start_aggregate(&mut self) {
         let (config, shutdown) = (self.config.clone(), self.shutdown.clone());
         self.workers.push(tokio::spawn(async move {
-            gavel_processors::aggregate::run(config, shutdown).await.expect("aggregate processor");
+            gavel_processors::aggregate::run(config, shutdown)
+                .await
+                .expect("aggregate processor");
         }));
     }
 
     pub fn start_sink(&mut self) {
         let (config, shutdown) = (self.config.clone(), self.shutdown.clone());
         self.workers.push(tokio::spawn(async move {
-            gavel_sinks::auction_details::run(config, shutdown).await.expect("sink");
+            gavel_sinks::auction_details::run(config, shutdown)
+                .await
+                .expect("sink");
         }));
     }
 
@@ -85,31 +99,55 @@ impl TestEnv {
     }
 
     /// Raw bytes onto a topic, for poison-record tests.
-    pub fn produce_raw(&self, topic: &str, key: &str, payload: &[u8], headers: rdkafka::message::OwnedHeaders) {
+    pub fn produce_raw(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: rdkafka::message::OwnedHeaders,
+    ) {
         let producer: ThreadedProducer<DefaultProducerContext> =
-            kafka::producer_config(&self.config).create().expect("producer");
+            kafka::producer_config(&self.config)
+                .create()
+                .expect("producer");
         producer
-            .send(BaseRecord::to(topic).key(key).payload(payload).headers(headers))
+            .send(
+                BaseRecord::to(topic)
+                    .key(key)
+                    .payload(payload)
+                    .headers(headers),
+            )
             .map_err(|(e, _)| e)
             .expect("send raw");
         producer.flush(Duration::from_secs(10)).expect("flush");
     }
 
     /// Every record on `topic` (all partitions), read_committed, until `count` or `timeout`.
-    pub fn read_topic(&self, topic: &str, count: usize, timeout: Duration) -> Vec<(Option<String>, Vec<u8>)> {
+    pub fn read_topic(
+        &self,
+        topic: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<(Option<String>, Vec<u8>)> {
         let mut client = kafka::client_config(&self.config);
-        client.set("group.id", unique("reader")).set("isolation.level", "read_committed");
+        client
+            .set("group.id", unique("reader"))
+            .set("isolation.level", "read_committed");
         let consumer: BaseConsumer = client.create().expect("consumer");
         let mut assignment = TopicPartitionList::new();
         for partition in 0..self.config.partitions {
-            assignment.add_partition_offset(topic, partition, Offset::Beginning).expect("partition");
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .expect("partition");
         }
         consumer.assign(&assignment).expect("assign");
         let deadline = Instant::now() + timeout;
         let mut records = Vec::new();
         while records.len() < count && Instant::now() < deadline {
             if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-                let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned());
+                let key = message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned());
                 records.push((key, message.payload().unwrap_or_default().to_vec()));
             }
         }
@@ -132,9 +170,18 @@ impl TestEnv {
             worker.await.expect("worker ended cleanly");
         }
         let t = &self.config.topics;
-        let _ = kafka::delete_topics(&self.config, &[&t.commands, &t.events, &t.outcomes, &t.changelog]).await;
+        let _ = kafka::delete_topics(
+            &self.config,
+            &[&t.commands, &t.events, &t.outcomes, &t.changelog],
+        )
+        .await;
         if let Ok(client) = postgres::connect(&self.config).await {
-            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.config.postgres_schema)).await;
+            let _ = client
+                .batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS {} CASCADE",
+                    self.config.postgres_schema
+                ))
+                .await;
         }
         let registry = RegistryClient::new(&self.config.registry_url);
         for subject in &self.subjects {
@@ -150,11 +197,17 @@ pub fn schema_dir() -> std::path::PathBuf {
 async fn require_stack(config: &Config) {
     let reachable = postgres::connect(config).await.is_ok()
         && std::net::TcpStream::connect_timeout(
-            &config.kafka_bootstrap.parse().expect("bootstrap is host:port"),
+            &config
+                .kafka_bootstrap
+                .parse()
+                .expect("bootstrap is host:port"),
             Duration::from_secs(2),
         )
         .is_ok();
-    assert!(reachable, "the local stack is not running: `make stack-up` (or `make test`, which starts it)");
+    assert!(
+        reachable,
+        "the local stack is not running: `make stack-up` (or `make test`, which starts it)"
+    );
 }
 
 /// Polls `check` until it returns Some or `timeout` passes.

@@ -1,10 +1,10 @@
 //! `decide`: the auction rules. Given the current state, a command and the time
 //! the command was issued, either the events it causes or why it is refused.
 
+use super::state::Auction;
 use super::{
     AuctionCommand, AuctionEvent, AuctionStatus, CancelAuction, CreateAuction, PlaceBid, Rejection,
 };
-use super::state::Auction;
 use crate::Timestamp;
 
 /// Optimistic concurrency: a command that names the version it was based on is
@@ -12,7 +12,9 @@ use crate::Timestamp;
 pub fn check_version(state: Option<&Auction>, expected: Option<u64>) -> Result<(), Rejection> {
     let actual = state.map_or(0, |a| a.version);
     match expected {
-        Some(expected) if expected != actual => Err(Rejection::VersionConflict { expected, actual }),
+        Some(expected) if expected != actual => {
+            Err(Rejection::VersionConflict { expected, actual })
+        }
         _ => Ok(()),
     }
 }
@@ -51,14 +53,19 @@ fn create_auction(c: &CreateAuction, now: Timestamp) -> Result<Vec<AuctionEvent>
         return Err(Rejection::InvalidAuction("title must not be empty".into()));
     }
     if c.min_increment.minor() <= 0 {
-        return Err(Rejection::InvalidAuction("minimum increment must be positive".into()));
+        return Err(Rejection::InvalidAuction(
+            "minimum increment must be positive".into(),
+        ));
     }
     c.starting_price.same_currency(c.min_increment)?;
     if let Some(reserve) = c.reserve_price {
         c.starting_price.same_currency(reserve)?;
     }
     if c.end_time <= now {
-        return Err(Rejection::EndTimePassed { end_time: c.end_time, now });
+        return Err(Rejection::EndTimePassed {
+            end_time: c.end_time,
+            now,
+        });
     }
     Ok(vec![AuctionEvent::Created {
         seller_id: c.seller_id.clone(),
@@ -73,15 +80,25 @@ fn create_auction(c: &CreateAuction, now: Timestamp) -> Result<Vec<AuctionEvent>
 fn start(auction: &Auction, now: Timestamp) -> Result<Vec<AuctionEvent>, Rejection> {
     require_status(auction, AuctionStatus::Draft)?;
     if now >= auction.end_time {
-        return Err(Rejection::EndTimePassed { end_time: auction.end_time, now });
+        return Err(Rejection::EndTimePassed {
+            end_time: auction.end_time,
+            now,
+        });
     }
     Ok(vec![AuctionEvent::Started { started_at: now }])
 }
 
-fn place_bid(auction: &Auction, bid: &PlaceBid, now: Timestamp) -> Result<Vec<AuctionEvent>, Rejection> {
+fn place_bid(
+    auction: &Auction,
+    bid: &PlaceBid,
+    now: Timestamp,
+) -> Result<Vec<AuctionEvent>, Rejection> {
     require_status(auction, AuctionStatus::Active)?;
     if now >= auction.end_time {
-        return Err(Rejection::EndTimePassed { end_time: auction.end_time, now });
+        return Err(Rejection::EndTimePassed {
+            end_time: auction.end_time,
+            now,
+        });
     }
     if bid.bidder_id == auction.seller_id {
         return Err(Rejection::SellerCannotBid);
@@ -89,7 +106,10 @@ fn place_bid(auction: &Auction, bid: &PlaceBid, now: Timestamp) -> Result<Vec<Au
     auction.current_price.same_currency(bid.amount)?;
     let minimum = auction.minimum_bid();
     if bid.amount.minor() < minimum.minor() {
-        return Err(Rejection::BidTooLow { amount: bid.amount, minimum });
+        return Err(Rejection::BidTooLow {
+            amount: bid.amount,
+            minimum,
+        });
     }
     Ok(vec![AuctionEvent::BidPlaced {
         bidder_id: bid.bidder_id.clone(),
@@ -99,7 +119,10 @@ fn place_bid(auction: &Auction, bid: &PlaceBid, now: Timestamp) -> Result<Vec<Au
     }])
 }
 
-fn cancel_auction(auction: &Auction, cancel: &CancelAuction) -> Result<Vec<AuctionEvent>, Rejection> {
+fn cancel_auction(
+    auction: &Auction,
+    cancel: &CancelAuction,
+) -> Result<Vec<AuctionEvent>, Rejection> {
     if !matches!(auction.status, AuctionStatus::Draft | AuctionStatus::Active) {
         return Err(Rejection::InvalidStatus {
             expected: "DRAFT or ACTIVE",
@@ -109,17 +132,26 @@ fn cancel_auction(auction: &Auction, cancel: &CancelAuction) -> Result<Vec<Aucti
     if auction.bid_count > 0 {
         return Err(Rejection::HasBids);
     }
-    Ok(vec![AuctionEvent::Cancelled { reason: cancel.reason.clone() }])
+    Ok(vec![AuctionEvent::Cancelled {
+        reason: cancel.reason.clone(),
+    }])
 }
 
 fn end(auction: &Auction, now: Timestamp) -> Result<Vec<AuctionEvent>, Rejection> {
     require_status(auction, AuctionStatus::Active)?;
     if now < auction.end_time {
-        return Err(Rejection::NotYetEnded { end_time: auction.end_time, now });
+        return Err(Rejection::NotYetEnded {
+            end_time: auction.end_time,
+            now,
+        });
     }
     let reserve_met = auction.reserve_met();
     Ok(vec![AuctionEvent::Ended {
-        winner_id: if reserve_met { auction.leading_bidder.clone() } else { None },
+        winner_id: if reserve_met {
+            auction.leading_bidder.clone()
+        } else {
+            None
+        },
         final_price: auction.current_price,
         reserve_met,
         ended_at: now,
@@ -130,6 +162,9 @@ fn require_status(auction: &Auction, expected: AuctionStatus) -> Result<(), Reje
     if auction.status == expected {
         Ok(())
     } else {
-        Err(Rejection::InvalidStatus { expected: expected.as_str(), actual: auction.status.as_str() })
+        Err(Rejection::InvalidStatus {
+            expected: expected.as_str(),
+            actual: auction.status.as_str(),
+        })
     }
 }

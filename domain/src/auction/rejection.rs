@@ -11,7 +11,10 @@ pub enum Rejection {
     #[error("invalid auction: {0}")]
     InvalidAuction(String),
     #[error("auction is {actual}, the command needs it {expected}")]
-    InvalidStatus { expected: &'static str, actual: &'static str },
+    InvalidStatus {
+        expected: &'static str,
+        actual: &'static str,
+    },
     #[error("the end time {end_time} has passed (now {now})")]
     EndTimePassed { end_time: Timestamp, now: Timestamp },
     #[error("the auction ends at {end_time}, it is only {now}")]

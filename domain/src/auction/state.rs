@@ -106,7 +106,9 @@ fn apply(auction: &mut Auction, event: &AuctionEvent) {
     match event {
         AuctionEvent::Created { .. } => {}
         AuctionEvent::Started { .. } => auction.status = AuctionStatus::Active,
-        AuctionEvent::BidPlaced { bidder_id, amount, .. } => {
+        AuctionEvent::BidPlaced {
+            bidder_id, amount, ..
+        } => {
             auction.current_price = *amount;
             auction.leading_bidder = Some(bidder_id.clone());
             auction.bid_count += 1;
@@ -120,6 +122,11 @@ fn apply(auction: &mut Auction, event: &AuctionEvent) {
 }
 
 /// Rebuilds state from an event history.
-pub fn replay<'a>(id: &AuctionId, events: impl IntoIterator<Item = &'a AuctionEvent>) -> Option<Auction> {
-    events.into_iter().fold(None, |state, event| evolve(state, id, event))
+pub fn replay<'a>(
+    id: &AuctionId,
+    events: impl IntoIterator<Item = &'a AuctionEvent>,
+) -> Option<Auction> {
+    events
+        .into_iter()
+        .fold(None, |state, event| evolve(state, id, event))
 }

@@ -53,7 +53,10 @@ fn end() -> AuctionCommand {
 }
 
 fn cancel() -> AuctionCommand {
-    AuctionCommand::Cancel(CancelAuction { auction_id: id(), reason: "withdrawn".into() })
+    AuctionCommand::Cancel(CancelAuction {
+        auction_id: id(),
+        reason: "withdrawn".into(),
+    })
 }
 
 /// Given the commands (all accepted, at `at(0)`), when `command` arrives at `now`.
@@ -73,7 +76,11 @@ fn given(commands: &[AuctionCommand]) -> Scenario {
 }
 
 impl Scenario {
-    fn when(&self, command: AuctionCommand, now: Timestamp) -> Result<Vec<AuctionEvent>, Rejection> {
+    fn when(
+        &self,
+        command: AuctionCommand,
+        now: Timestamp,
+    ) -> Result<Vec<AuctionEvent>, Rejection> {
         decide(self.state.as_ref(), &command, now)
     }
 }
@@ -109,43 +116,90 @@ fn creation_needs_a_title_a_positive_increment_one_currency_and_a_future_end() {
         c.min_increment = Money::new(500, Currency::parse("USD").unwrap()).unwrap();
     }
     let empty = given(&[]);
-    assert_eq!(empty.when(no_title, at(0)).unwrap_err().code(), "INVALID_AUCTION");
-    assert_eq!(empty.when(zero_increment, at(0)).unwrap_err().code(), "INVALID_AUCTION");
-    assert_eq!(empty.when(mixed_currency, at(0)).unwrap_err().code(), "INVALID_MONEY");
-    assert_eq!(empty.when(create(), at(60_000)).unwrap_err().code(), "END_TIME_PASSED");
+    assert_eq!(
+        empty.when(no_title, at(0)).unwrap_err().code(),
+        "INVALID_AUCTION"
+    );
+    assert_eq!(
+        empty.when(zero_increment, at(0)).unwrap_err().code(),
+        "INVALID_AUCTION"
+    );
+    assert_eq!(
+        empty.when(mixed_currency, at(0)).unwrap_err().code(),
+        "INVALID_MONEY"
+    );
+    assert_eq!(
+        empty.when(create(), at(60_000)).unwrap_err().code(),
+        "END_TIME_PASSED"
+    );
 }
 
 #[test]
 fn commands_to_a_missing_auction_are_refused() {
     for command in [start(), bid("bob", 10_000), cancel(), end()] {
-        assert_eq!(given(&[]).when(command, at(0)).unwrap_err(), Rejection::AuctionNotFound(id()));
+        assert_eq!(
+            given(&[]).when(command, at(0)).unwrap_err(),
+            Rejection::AuctionNotFound(id())
+        );
     }
 }
 
 #[test]
 fn starting_makes_a_draft_active_once_and_only_before_the_end() {
     let scenario = given(&[create()]);
-    assert!(matches!(scenario.when(start(), at(1)).unwrap()[..], [AuctionEvent::Started { .. }]));
-    assert_eq!(scenario.when(start(), at(60_000)).unwrap_err().code(), "END_TIME_PASSED");
-    assert_eq!(given(&[create(), start()]).when(start(), at(1)).unwrap_err().code(), "INVALID_STATUS");
+    assert!(matches!(
+        scenario.when(start(), at(1)).unwrap()[..],
+        [AuctionEvent::Started { .. }]
+    ));
+    assert_eq!(
+        scenario.when(start(), at(60_000)).unwrap_err().code(),
+        "END_TIME_PASSED"
+    );
+    assert_eq!(
+        given(&[create(), start()])
+            .when(start(), at(1))
+            .unwrap_err()
+            .code(),
+        "INVALID_STATUS"
+    );
 }
 
 #[test]
 fn bids_are_refused_unless_the_auction_is_active() {
-    let rejection = given(&[create()]).when(bid("bob", 10_000), at(1)).unwrap_err();
-    assert_eq!(rejection, Rejection::InvalidStatus { expected: "ACTIVE", actual: "DRAFT" });
+    let rejection = given(&[create()])
+        .when(bid("bob", 10_000), at(1))
+        .unwrap_err();
+    assert_eq!(
+        rejection,
+        Rejection::InvalidStatus {
+            expected: "ACTIVE",
+            actual: "DRAFT"
+        }
+    );
 }
 
 #[test]
 fn the_first_bid_may_equal_the_starting_price() {
-    let events = given(&[create(), start()]).when(bid("bob", 10_000), at(1)).unwrap();
-    assert!(matches!(&events[..], [AuctionEvent::BidPlaced { previous_price, .. }] if *previous_price == eur(10_000)));
+    let events = given(&[create(), start()])
+        .when(bid("bob", 10_000), at(1))
+        .unwrap();
+    assert!(
+        matches!(&events[..], [AuctionEvent::BidPlaced { previous_price, .. }] if *previous_price == eur(10_000))
+    );
 }
 
 #[test]
 fn the_first_bid_below_the_starting_price_is_too_low() {
-    let rejection = given(&[create(), start()]).when(bid("bob", 9_999), at(1)).unwrap_err();
-    assert_eq!(rejection, Rejection::BidTooLow { amount: eur(9_999), minimum: eur(10_000) });
+    let rejection = given(&[create(), start()])
+        .when(bid("bob", 9_999), at(1))
+        .unwrap_err();
+    assert_eq!(
+        rejection,
+        Rejection::BidTooLow {
+            amount: eur(9_999),
+            minimum: eur(10_000)
+        }
+    );
 }
 
 #[test]
@@ -153,14 +207,19 @@ fn later_bids_must_beat_the_current_price_by_the_minimum_increment() {
     let scenario = given(&[create(), start(), bid("bob", 10_000)]);
     assert_eq!(
         scenario.when(bid("carol", 10_499), at(1)).unwrap_err(),
-        Rejection::BidTooLow { amount: eur(10_499), minimum: eur(10_500) }
+        Rejection::BidTooLow {
+            amount: eur(10_499),
+            minimum: eur(10_500)
+        }
     );
     assert!(scenario.when(bid("carol", 10_500), at(1)).is_ok());
 }
 
 #[test]
 fn the_seller_cannot_bid() {
-    let rejection = given(&[create(), start()]).when(bid("seller", 20_000), at(1)).unwrap_err();
+    let rejection = given(&[create(), start()])
+        .when(bid("seller", 20_000), at(1))
+        .unwrap_err();
     assert_eq!(rejection, Rejection::SellerCannotBid);
 }
 
@@ -171,12 +230,20 @@ fn a_bid_in_another_currency_is_refused() {
         bidder_id: UserId::new("bob"),
         amount: Money::new(20_000, Currency::parse("USD").unwrap()).unwrap(),
     });
-    assert_eq!(given(&[create(), start()]).when(usd_bid, at(1)).unwrap_err().code(), "INVALID_MONEY");
+    assert_eq!(
+        given(&[create(), start()])
+            .when(usd_bid, at(1))
+            .unwrap_err()
+            .code(),
+        "INVALID_MONEY"
+    );
 }
 
 #[test]
 fn bids_at_or_after_the_end_time_are_refused() {
-    let rejection = given(&[create(), start()]).when(bid("bob", 10_000), at(60_000)).unwrap_err();
+    let rejection = given(&[create(), start()])
+        .when(bid("bob", 10_000), at(60_000))
+        .unwrap_err();
     assert_eq!(rejection.code(), "END_TIME_PASSED");
 }
 
@@ -188,20 +255,30 @@ fn an_auction_without_bids_can_be_cancelled_in_draft_or_active() {
 
 #[test]
 fn an_auction_with_bids_cannot_be_cancelled() {
-    let rejection = given(&[create(), start(), bid("bob", 10_000)]).when(cancel(), at(1)).unwrap_err();
+    let rejection = given(&[create(), start(), bid("bob", 10_000)])
+        .when(cancel(), at(1))
+        .unwrap_err();
     assert_eq!(rejection, Rejection::HasBids);
 }
 
 #[test]
 fn a_cancelled_auction_takes_no_bids_and_cannot_be_cancelled_again() {
     let scenario = given(&[create(), start(), cancel()]);
-    assert_eq!(scenario.when(bid("bob", 10_000), at(1)).unwrap_err().code(), "INVALID_STATUS");
-    assert_eq!(scenario.when(cancel(), at(1)).unwrap_err().code(), "INVALID_STATUS");
+    assert_eq!(
+        scenario.when(bid("bob", 10_000), at(1)).unwrap_err().code(),
+        "INVALID_STATUS"
+    );
+    assert_eq!(
+        scenario.when(cancel(), at(1)).unwrap_err().code(),
+        "INVALID_STATUS"
+    );
 }
 
 #[test]
 fn ending_before_the_end_time_is_refused() {
-    let rejection = given(&[create(), start()]).when(end(), at(59_999)).unwrap_err();
+    let rejection = given(&[create(), start()])
+        .when(end(), at(59_999))
+        .unwrap_err();
     assert_eq!(rejection.code(), "NOT_YET_ENDED");
 }
 
@@ -222,22 +299,46 @@ fn the_highest_bidder_wins_at_the_end_time() {
 
 #[test]
 fn an_unmet_reserve_ends_without_a_winner() {
-    let scenario = given(&[create_with_reserve(Some(15_000)), start(), bid("bob", 12_000)]);
+    let scenario = given(&[
+        create_with_reserve(Some(15_000)),
+        start(),
+        bid("bob", 12_000),
+    ]);
     let events = scenario.when(end(), at(60_000)).unwrap();
-    assert!(matches!(&events[..], [AuctionEvent::Ended { winner_id: None, reserve_met: false, .. }]));
+    assert!(matches!(
+        &events[..],
+        [AuctionEvent::Ended {
+            winner_id: None,
+            reserve_met: false,
+            ..
+        }]
+    ));
 }
 
 #[test]
 fn a_met_reserve_has_a_winner() {
-    let scenario = given(&[create_with_reserve(Some(15_000)), start(), bid("bob", 15_000)]);
+    let scenario = given(&[
+        create_with_reserve(Some(15_000)),
+        start(),
+        bid("bob", 15_000),
+    ]);
     let events = scenario.when(end(), at(60_000)).unwrap();
-    assert!(matches!(&events[..], [AuctionEvent::Ended { winner_id: Some(w), .. }] if w.as_str() == "bob"));
+    assert!(
+        matches!(&events[..], [AuctionEvent::Ended { winner_id: Some(w), .. }] if w.as_str() == "bob")
+    );
 }
 
 #[test]
 fn an_auction_without_bids_ends_without_a_winner() {
     let events = given(&[create(), start()]).when(end(), at(60_000)).unwrap();
-    assert!(matches!(&events[..], [AuctionEvent::Ended { winner_id: None, reserve_met: false, .. }]));
+    assert!(matches!(
+        &events[..],
+        [AuctionEvent::Ended {
+            winner_id: None,
+            reserve_met: false,
+            ..
+        }]
+    ));
 }
 
 #[test]
@@ -246,7 +347,10 @@ fn an_ended_auction_cannot_end_again() {
     for event in scenario.when(end(), at(60_000)).unwrap() {
         scenario.state = evolve(scenario.state, &id(), &event);
     }
-    assert_eq!(scenario.when(end(), at(60_001)).unwrap_err().code(), "INVALID_STATUS");
+    assert_eq!(
+        scenario.when(end(), at(60_001)).unwrap_err().code(),
+        "INVALID_STATUS"
+    );
 }
 
 #[test]
@@ -254,7 +358,10 @@ fn expected_version_is_enforced() {
     let state = given(&[create(), start()]).state;
     assert_eq!(
         decide_versioned(state.as_ref(), &bid("bob", 10_000), Some(1), at(1)).unwrap_err(),
-        Rejection::VersionConflict { expected: 1, actual: 2 }
+        Rejection::VersionConflict {
+            expected: 1,
+            actual: 2
+        }
     );
     assert!(decide_versioned(state.as_ref(), &bid("bob", 10_000), Some(2), at(1)).is_ok());
     assert!(decide_versioned(None, &create(), Some(0), at(0)).is_ok());
@@ -262,7 +369,9 @@ fn expected_version_is_enforced() {
 
 #[test]
 fn versions_count_events_gaplessly() {
-    let state = given(&[create(), start(), bid("bob", 10_000), bid("carol", 11_000)]).state.unwrap();
+    let state = given(&[create(), start(), bid("bob", 10_000), bid("carol", 11_000)])
+        .state
+        .unwrap();
     assert_eq!(state.version, 4);
     assert_eq!(state.bid_count, 2);
     assert_eq!(state.leading_bidder, Some(UserId::new("carol")));

@@ -85,13 +85,19 @@ impl AuctionDetails {
         match event {
             AuctionEvent::Created { .. } => {}
             AuctionEvent::Started { .. } => self.status = AuctionStatus::Active,
-            AuctionEvent::BidPlaced { bidder_id, amount, .. } => {
+            AuctionEvent::BidPlaced {
+                bidder_id, amount, ..
+            } => {
                 self.current_price = *amount;
                 self.leading_bidder = Some(bidder_id.clone());
                 self.bid_count += 1;
             }
             AuctionEvent::Cancelled { .. } => self.status = AuctionStatus::Cancelled,
-            AuctionEvent::Ended { winner_id, final_price, .. } => {
+            AuctionEvent::Ended {
+                winner_id,
+                final_price,
+                ..
+            } => {
                 self.status = AuctionStatus::Ended;
                 self.winner_id = winner_id.clone();
                 self.current_price = *final_price;
@@ -128,7 +134,9 @@ mod tests {
                 min_increment: eur(100),
                 end_time: Timestamp::from_millis(9_000),
             },
-            AuctionEvent::Started { started_at: Timestamp::from_millis(1_002) },
+            AuctionEvent::Started {
+                started_at: Timestamp::from_millis(1_002),
+            },
             AuctionEvent::BidPlaced {
                 bidder_id: UserId::new("bob"),
                 amount: eur(1_000),
@@ -144,11 +152,16 @@ mod tests {
         ]
     }
 
-    fn reduce_all(events: &[AuctionEvent], versions: impl Iterator<Item = u64>) -> Option<AuctionDetails> {
+    fn reduce_all(
+        events: &[AuctionEvent],
+        versions: impl Iterator<Item = u64>,
+    ) -> Option<AuctionDetails> {
         events
             .iter()
             .zip(versions)
-            .fold(None, |row, (event, version)| AuctionDetails::reduce(row, &meta(version), event))
+            .fold(None, |row, (event, version)| {
+                AuctionDetails::reduce(row, &meta(version), event)
+            })
     }
 
     #[test]

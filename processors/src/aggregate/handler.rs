@@ -13,19 +13,34 @@ pub enum Decision {
     /// A command id seen before: answer again, write nothing else.
     Duplicate(CommandOutcome),
     /// New events (possibly none, for a rejection), the outcome, the new state.
-    Decided { events: Vec<(AuctionEvent, EventEnvelope)>, outcome: CommandOutcome, state: StoredAggregate },
+    Decided {
+        events: Vec<(AuctionEvent, EventEnvelope)>,
+        outcome: CommandOutcome,
+        state: Box<StoredAggregate>,
+    },
 }
 
-pub fn handle(stored: &StoredAggregate, command: &AuctionCommand, meta: &CommandMeta, now: Timestamp) -> Decision {
+pub fn handle(
+    stored: &StoredAggregate,
+    command: &AuctionCommand,
+    meta: &CommandMeta,
+    now: Timestamp,
+) -> Decision {
     if let Some(previous) = stored.outcome_of(&meta.command_id) {
         return Decision::Duplicate(previous.clone());
     }
-    let tenant_ok = stored.tenant_id.as_deref().is_none_or(|t| t == meta.tenant_id.as_str());
+    let tenant_ok = stored
+        .tenant_id
+        .as_deref()
+        .is_none_or(|t| t == meta.tenant_id.as_str());
     let decided = if tenant_ok {
         decide_versioned(stored.auction.as_ref(), command, meta.expected_version, now)
             .map_err(|r| (r.code().to_owned(), r.to_string()))
     } else {
-        Err(("TENANT_MISMATCH".to_owned(), "the auction belongs to another tenant".to_owned()))
+        Err((
+            "TENANT_MISMATCH".to_owned(),
+            "the auction belongs to another tenant".to_owned(),
+        ))
     };
     let mut state = stored.clone();
     let mut outcome = CommandOutcome {
@@ -46,7 +61,8 @@ pub fn handle(stored: &StoredAggregate, command: &AuctionCommand, meta: &Command
         Ok(new_events) => {
             for event in new_events {
                 state.auction = evolve(state.auction.take(), command.auction_id(), &event);
-                let envelope = EventEnvelope::caused_by(meta, command.auction_id(), state.version(), now);
+                let envelope =
+                    EventEnvelope::caused_by(meta, command.auction_id(), state.version(), now);
                 events.push((event, envelope));
             }
             if state.tenant_id.is_none() && state.auction.is_some() {
@@ -62,12 +78,21 @@ pub fn handle(stored: &StoredAggregate, command: &AuctionCommand, meta: &Command
         }
     }
     state.remember(outcome.clone());
-    Decision::Decided { events, outcome, state }
+    Decision::Decided {
+        events,
+        outcome,
+        state: Box::new(state),
+    }
 }
 
 /// A command whose record could not be read still gets an answer when its
 /// headers name it, so the caller is not left waiting.
-pub fn malformed_outcome(meta: &CommandMeta, aggregate_id: &str, reason: String, now: Timestamp) -> CommandOutcome {
+pub fn malformed_outcome(
+    meta: &CommandMeta,
+    aggregate_id: &str,
+    reason: String,
+    now: Timestamp,
+) -> CommandOutcome {
     CommandOutcome {
         command_id: meta.command_id.clone(),
         correlation_id: meta.correlation_id.clone(),
@@ -114,9 +139,17 @@ mod tests {
         })
     }
 
-    fn apply(stored: &StoredAggregate, command: &AuctionCommand, meta: &CommandMeta) -> (StoredAggregate, CommandOutcome, usize) {
+    fn apply(
+        stored: &StoredAggregate,
+        command: &AuctionCommand,
+        meta: &CommandMeta,
+    ) -> (StoredAggregate, CommandOutcome, usize) {
         match handle(stored, command, meta, Timestamp::from_millis(1)) {
-            Decision::Decided { events, outcome, state } => (state, outcome, events.len()),
+            Decision::Decided {
+                events,
+                outcome,
+                state,
+            } => (*state, outcome, events.len()),
             Decision::Duplicate(_) => panic!("unexpected duplicate"),
         }
     }
@@ -127,8 +160,15 @@ mod tests {
         let (stored, outcome, n) = apply(&stored, &create(), &meta("c1", "t1"));
         assert!(outcome.accepted);
         assert_eq!((outcome.new_version, n), (Some(1), 1));
-        let start = AuctionCommand::Start(StartAuction { auction_id: AuctionId::new("a1") });
-        let Decision::Decided { events, .. } = handle(&stored, &start, &meta("c2", "t1"), Timestamp::from_millis(2)) else {
+        let start = AuctionCommand::Start(StartAuction {
+            auction_id: AuctionId::new("a1"),
+        });
+        let Decision::Decided { events, .. } = handle(
+            &stored,
+            &start,
+            &meta("c2", "t1"),
+            Timestamp::from_millis(2),
+        ) else {
             panic!("expected a decision")
         };
         assert_eq!(events[0].1.aggregate_version, 2);
@@ -138,7 +178,12 @@ mod tests {
     #[test]
     fn a_repeated_command_id_returns_the_original_outcome() {
         let (stored, first, _) = apply(&StoredAggregate::default(), &create(), &meta("c1", "t1"));
-        match handle(&stored, &create(), &meta("c1", "t1"), Timestamp::from_millis(5)) {
+        match handle(
+            &stored,
+            &create(),
+            &meta("c1", "t1"),
+            Timestamp::from_millis(5),
+        ) {
             Decision::Duplicate(again) => assert_eq!(again, first),
             other => panic!("expected duplicate, got {other:?}"),
         }
@@ -146,7 +191,11 @@ mod tests {
 
     #[test]
     fn rejections_are_remembered_too() {
-        let bid = AuctionCommand::PlaceBid(PlaceBid { auction_id: AuctionId::new("a1"), bidder_id: UserId::new("b"), amount: eur(100) });
+        let bid = AuctionCommand::PlaceBid(PlaceBid {
+            auction_id: AuctionId::new("a1"),
+            bidder_id: UserId::new("b"),
+            amount: eur(100),
+        });
         let (stored, outcome, n) = apply(&StoredAggregate::default(), &bid, &meta("c9", "t1"));
         assert_eq!((outcome.accepted, n), (false, 0));
         assert_eq!(outcome.rejection_code.as_deref(), Some("AUCTION_NOT_FOUND"));
@@ -156,7 +205,9 @@ mod tests {
     #[test]
     fn another_tenant_cannot_touch_the_auction() {
         let (stored, _, _) = apply(&StoredAggregate::default(), &create(), &meta("c1", "t1"));
-        let start = AuctionCommand::Start(StartAuction { auction_id: AuctionId::new("a1") });
+        let start = AuctionCommand::Start(StartAuction {
+            auction_id: AuctionId::new("a1"),
+        });
         let (_, outcome, n) = apply(&stored, &start, &meta("c2", "intruder"));
         assert_eq!((outcome.accepted, n), (false, 0));
         assert_eq!(outcome.rejection_code.as_deref(), Some("TENANT_MISMATCH"));
@@ -169,7 +220,10 @@ mod tests {
             let (next, _, _) = apply(&stored, &create(), &meta(&format!("c{i}"), "t1"));
             stored = next;
         }
-        assert_eq!(stored.recent.len(), super::super::stored::REMEMBERED_COMMANDS);
+        assert_eq!(
+            stored.recent.len(),
+            super::super::stored::REMEMBERED_COMMANDS
+        );
         assert!(stored.outcome_of("c0").is_none());
     }
 }

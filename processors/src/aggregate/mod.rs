@@ -39,8 +39,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Stats, ProcessorE
         let mut stats = Stats::default();
         while !shutdown.is_triggered() {
             stats.sessions += 1;
-            let outcome = session::Session::start(&config, &codec, &writers, runtime.clone(), &mut stats)
-                .and_then(|mut session| session.run(&shutdown));
+            let outcome =
+                session::Session::start(&config, &codec, &writers, runtime.clone(), &mut stats)
+                    .and_then(|mut session| session.run(&shutdown));
             match outcome {
                 Ok(()) => break,
                 Err(error) if error.is_recoverable() => {
@@ -53,5 +54,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Stats, ProcessorE
         tracing::info!(?stats, "aggregate processor stopped");
         Ok(stats)
     });
-    worker.await.map_err(|e| ProcessorError::Join(e.to_string()))?
+    worker
+        .await
+        .map_err(|e| ProcessorError::Join(e.to_string()))?
 }

@@ -8,13 +8,15 @@ use super::store::{Pending, StateStore};
 use super::stored::StoredAggregate;
 use super::writers::Writers;
 use crate::ProcessorError;
+use gavel_domain::TenantId;
 use gavel_domain::Timestamp;
-use gavel_runtime::auction_codec::{command_from_avro, event_to_avro, outcome_to_avro, CommandOutcome};
+use gavel_runtime::auction_codec::{
+    command_from_avro, event_to_avro, outcome_to_avro, CommandOutcome,
+};
 use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::envelope::{header, header_str, CommandMeta};
 use gavel_runtime::kafka::{self, RevocationLog};
 use gavel_runtime::{Config, RuntimeError, Shutdown};
-use gavel_domain::TenantId;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -55,11 +57,21 @@ impl<'a> Session<'a> {
         let producer: ThreadedProducer<DefaultProducerContext> =
             kafka::transactional_producer_config(config, &transactional_id).create()?;
         producer.init_transactions(TXN_TIMEOUT)?;
-        let consumer: BaseConsumer<RevocationLog> = kafka::consumer_config(config, &config.aggregate_group)
-            .create_with_context(RevocationLog::default())?;
+        let consumer: BaseConsumer<RevocationLog> =
+            kafka::consumer_config(config, &config.aggregate_group)
+                .create_with_context(RevocationLog::default())?;
         consumer.subscribe(&[&config.topics.commands])?;
         tracing::info!(%transactional_id, topic = %config.topics.commands, "aggregate session started");
-        Ok(Self { config, codec, writers, runtime, consumer, producer, store: StateStore::default(), stats })
+        Ok(Self {
+            config,
+            codec,
+            writers,
+            runtime,
+            consumer,
+            producer,
+            store: StateStore::default(),
+            stats,
+        })
     }
 
     pub fn run(&mut self, shutdown: &Shutdown) -> Result<(), ProcessorError> {
@@ -74,7 +86,9 @@ impl<'a> Session<'a> {
     }
 
     fn process_batch(&mut self) -> Result<(), ProcessorError> {
-        let Some(first) = self.poll(Duration::from_millis(100)) else { return Ok(()) };
+        let Some(first) = self.poll(Duration::from_millis(100)) else {
+            return Ok(());
+        };
         self.producer.begin_transaction()?;
         let mut batch = Batch::default();
         let result = self.fill_and_commit(first, &mut batch);
@@ -94,7 +108,11 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn fill_and_commit(&mut self, first: BorrowedMessageOwned, batch: &mut Batch) -> Result<(), ProcessorError> {
+    fn fill_and_commit(
+        &mut self,
+        first: BorrowedMessageOwned,
+        batch: &mut Batch,
+    ) -> Result<(), ProcessorError> {
         self.process(first, batch)?;
         let deadline = Instant::now() + self.config.batch_linger;
         while batch.records < self.config.batch_max {
@@ -110,13 +128,18 @@ impl<'a> Session<'a> {
         self.write_changelog(batch)?;
         let mut offsets = TopicPartitionList::new();
         for (partition, next) in &batch.offsets {
-            offsets.add_partition_offset(&self.config.topics.commands, *partition, Offset::Offset(*next))?;
+            offsets.add_partition_offset(
+                &self.config.topics.commands,
+                *partition,
+                Offset::Offset(*next),
+            )?;
         }
         let metadata = self
             .consumer
             .group_metadata()
             .ok_or_else(|| ProcessorError::Transaction("no consumer group metadata".into()))?;
-        self.producer.send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
+        self.producer
+            .send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
         self.producer.commit_transaction(TXN_TIMEOUT)?;
         Ok(())
     }
@@ -132,13 +155,22 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn process(&mut self, message: BorrowedMessageOwned, batch: &mut Batch) -> Result<(), ProcessorError> {
+    fn process(
+        &mut self,
+        message: BorrowedMessageOwned,
+        batch: &mut Batch,
+    ) -> Result<(), ProcessorError> {
         let partition = message.partition;
         if !self.store.is_restored(partition) {
             let stats = self.store.restore(self.config, partition)?;
             self.stats.restored_records += stats.records;
-            tracing::info!(partition, records = stats.records, aggregates = stats.aggregates,
-                elapsed_ms = stats.elapsed.as_millis() as u64, "state restored from changelog");
+            tracing::info!(
+                partition,
+                records = stats.records,
+                aggregates = stats.aggregates,
+                elapsed_ms = stats.elapsed.as_millis() as u64,
+                "state restored from changelog"
+            );
         }
         batch.offsets.insert(partition, message.offset + 1);
         batch.records += 1;
@@ -149,11 +181,16 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn decode(&self, message: &BorrowedMessageOwned) -> Result<(gavel_domain::auction::AuctionCommand, CommandMeta), String> {
+    fn decode(
+        &self,
+        message: &BorrowedMessageOwned,
+    ) -> Result<(gavel_domain::auction::AuctionCommand, CommandMeta), String> {
         let payload = message.payload.as_deref().ok_or("record has no payload")?;
         let decoded = match self.codec.decode_cached(payload) {
             Err(RuntimeError::UnknownSchema(id)) => {
-                self.runtime.block_on(self.codec.fetch_schema(id)).map_err(|e| e.to_string())?;
+                self.runtime
+                    .block_on(self.codec.fetch_schema(id))
+                    .map_err(|e| e.to_string())?;
                 self.codec.decode_cached(payload)
             }
             other => other,
@@ -172,36 +209,65 @@ impl<'a> Session<'a> {
     ) -> Result<(), ProcessorError> {
         let key = command.auction_id().as_str();
         let empty = StoredAggregate::default();
-        let stored = self.store.get(&batch.pending, partition, key).unwrap_or(&empty);
+        let stored = self
+            .store
+            .get(&batch.pending, partition, key)
+            .unwrap_or(&empty);
         match handle(stored, command, meta, now) {
             Decision::Duplicate(outcome) => {
                 self.stats.duplicates += 1;
                 self.send_outcome(partition, &outcome)
             }
-            Decision::Decided { events, outcome, state } => {
+            Decision::Decided {
+                events,
+                outcome,
+                state,
+            } => {
                 for (event, envelope) in &events {
                     let record = gavel_runtime::auction_codec::event_record_name(event);
-                    let bytes = self.writers.event(record)?.encode(&event_to_avro(event, envelope))?;
-                    self.send(&self.config.topics.events, partition, key, &bytes, envelope.headers(event.type_name()))?;
+                    let bytes = self
+                        .writers
+                        .event(record)?
+                        .encode(&event_to_avro(event, envelope))?;
+                    self.send(
+                        &self.config.topics.events,
+                        partition,
+                        key,
+                        &bytes,
+                        envelope.headers(event.type_name()),
+                    )?;
                 }
                 self.stats.events += events.len() as u64;
                 if !outcome.accepted {
                     self.stats.rejections += 1;
                 }
                 self.send_outcome(partition, &outcome)?;
-                batch.pending.writes.insert((partition, key.to_owned()), state);
+                batch
+                    .pending
+                    .writes
+                    .insert((partition, key.to_owned()), *state);
                 Ok(())
             }
         }
     }
 
-    fn reject_malformed(&mut self, message: &BorrowedMessageOwned, reason: String, now: Timestamp) -> Result<(), ProcessorError> {
+    fn reject_malformed(
+        &mut self,
+        message: &BorrowedMessageOwned,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<(), ProcessorError> {
         self.stats.malformed += 1;
         tracing::warn!(partition = message.partition, offset = message.offset, %reason, "undecodable command skipped");
-        let Some(command_id) = message.header(header::COMMAND_ID) else { return Ok(()) };
+        let Some(command_id) = message.header(header::COMMAND_ID) else {
+            return Ok(());
+        };
         let meta = CommandMeta {
             command_id: command_id.to_owned(),
-            correlation_id: message.header(header::CORRELATION_ID).unwrap_or(command_id).to_owned(),
+            correlation_id: message
+                .header(header::CORRELATION_ID)
+                .unwrap_or(command_id)
+                .to_owned(),
             tenant_id: TenantId::new(message.header(header::TENANT_ID).unwrap_or("")),
             expected_version: None,
         };
@@ -216,23 +282,51 @@ impl<'a> Session<'a> {
             key: header::COMMAND_ID,
             value: Some(outcome.command_id.as_bytes()),
         });
-        self.send(&self.config.topics.outcomes, partition, &outcome.aggregate_id, &bytes, headers)
+        self.send(
+            &self.config.topics.outcomes,
+            partition,
+            &outcome.aggregate_id,
+            &bytes,
+            headers,
+        )
     }
 
     /// One changelog record per aggregate touched in this batch: its latest state.
     fn write_changelog(&self, batch: &Batch) -> Result<(), ProcessorError> {
         for ((partition, key), state) in &batch.pending.writes {
-            self.send(&self.config.topics.changelog, *partition, key, &state.to_bytes(), OwnedHeaders::new())?;
+            self.send(
+                &self.config.topics.changelog,
+                *partition,
+                key,
+                &state.to_bytes(),
+                OwnedHeaders::new(),
+            )?;
         }
         Ok(())
     }
 
-    fn send(&self, topic: &str, partition: i32, key: &str, payload: &[u8], headers: OwnedHeaders) -> Result<(), ProcessorError> {
-        let mut record = BaseRecord::to(topic).partition(partition).key(key).payload(payload).headers(headers);
+    fn send(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: &str,
+        payload: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<(), ProcessorError> {
+        let mut record = BaseRecord::to(topic)
+            .partition(partition)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
                     record = back;
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -255,7 +349,10 @@ pub struct BorrowedMessageOwned {
 
 impl BorrowedMessageOwned {
     fn header(&self, key: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -264,17 +361,24 @@ impl From<&BorrowedMessage<'_>> for BorrowedMessageOwned {
         let headers = message
             .headers()
             .map(|h| {
-                [header::COMMAND_ID, header::CORRELATION_ID, header::TENANT_ID]
-                    .iter()
-                    .filter_map(|k| header_str(h, k).map(|v| ((*k).to_owned(), v.to_owned())))
-                    .collect()
+                [
+                    header::COMMAND_ID,
+                    header::CORRELATION_ID,
+                    header::TENANT_ID,
+                ]
+                .iter()
+                .filter_map(|k| header_str(h, k).map(|v| ((*k).to_owned(), v.to_owned())))
+                .collect()
             })
             .unwrap_or_default();
         Self {
             partition: message.partition(),
             offset: message.offset(),
             timestamp: message.timestamp().to_millis().map(Timestamp::from_millis),
-            key: message.key().and_then(|k| std::str::from_utf8(k).ok()).map(str::to_owned),
+            key: message
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .map(str::to_owned),
             payload: message.payload().map(<[u8]>::to_vec),
             headers,
         }
@@ -282,6 +386,8 @@ impl From<&BorrowedMessage<'_>> for BorrowedMessageOwned {
 }
 
 fn wall_clock() -> Timestamp {
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     Timestamp::from_millis(millis)
 }

@@ -38,7 +38,12 @@ impl StateStore {
         self.partitions.contains_key(&partition)
     }
 
-    pub fn get<'a>(&'a self, pending: &'a Pending, partition: Partition, key: &str) -> Option<&'a StoredAggregate> {
+    pub fn get<'a>(
+        &'a self,
+        pending: &'a Pending,
+        partition: Partition,
+        key: &str,
+    ) -> Option<&'a StoredAggregate> {
         pending
             .writes
             .get(&(partition, key.to_owned()))
@@ -47,7 +52,10 @@ impl StateStore {
 
     pub fn commit(&mut self, pending: Pending) {
         for ((partition, key), state) in pending.writes {
-            self.partitions.entry(partition).or_default().insert(key, state);
+            self.partitions
+                .entry(partition)
+                .or_default()
+                .insert(key, state);
         }
     }
 
@@ -57,10 +65,18 @@ impl StateStore {
 
     /// Reads the changelog partition from the beginning to its end (the last
     /// stable offset: read_committed), keeping the latest state per aggregate.
-    pub fn restore(&mut self, config: &Config, partition: Partition) -> Result<RestoreStats, ProcessorError> {
+    pub fn restore(
+        &mut self,
+        config: &Config,
+        partition: Partition,
+    ) -> Result<RestoreStats, ProcessorError> {
         let started = Instant::now();
         let state = read_changelog(config, partition)?;
-        let stats = RestoreStats { records: state.1, aggregates: state.0.len(), elapsed: started.elapsed() };
+        let stats = RestoreStats {
+            records: state.1,
+            aggregates: state.0.len(),
+            elapsed: started.elapsed(),
+        };
         self.partitions.insert(partition, state.0);
         Ok(stats)
     }
@@ -93,15 +109,19 @@ fn read_changelog(
         match consumer.poll(Duration::from_millis(500)) {
             Some(Ok(message)) => {
                 records += 1;
-                let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else { continue };
+                let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+                    continue;
+                };
                 match message.payload() {
                     None => {
                         state.remove(key);
                     }
                     Some(bytes) => {
-                        let stored = StoredAggregate::from_bytes(bytes).map_err(|e| ProcessorError::Changelog {
-                            key: key.to_owned(),
-                            reason: e.to_string(),
+                        let stored = StoredAggregate::from_bytes(bytes).map_err(|e| {
+                            ProcessorError::Changelog {
+                                key: key.to_owned(),
+                                reason: e.to_string(),
+                            }
                         })?;
                         state.insert(key.to_owned(), stored);
                     }

@@ -15,9 +15,14 @@ impl Writers {
     pub async fn load(codec: &AvroCodec, config: &Config) -> Result<Self> {
         let mut events = HashMap::new();
         for record in EVENT_RECORDS {
-            events.insert(record, codec.writer_for(&config.topics.events, record).await?);
+            events.insert(
+                record,
+                codec.writer_for(&config.topics.events, record).await?,
+            );
         }
-        let outcome = codec.writer_for(&config.topics.outcomes, OUTCOME_RECORD).await?;
+        let outcome = codec
+            .writer_for(&config.topics.outcomes, OUTCOME_RECORD)
+            .await?;
         Ok(Self { events, outcome })
     }
 

@@ -28,7 +28,10 @@ pub fn command_to_avro(command: &AuctionCommand, meta: &CommandMeta) -> Value {
         ("command_id".to_owned(), string(&meta.command_id)),
         ("correlation_id".to_owned(), string(&meta.correlation_id)),
         ("tenant_id".to_owned(), string(meta.tenant_id.as_str())),
-        ("auction_id".to_owned(), string(command.auction_id().as_str())),
+        (
+            "auction_id".to_owned(),
+            string(command.auction_id().as_str()),
+        ),
         (
             "expected_version".to_owned(),
             optional_long(meta.expected_version.map(|v| v as i64)),
@@ -38,10 +41,22 @@ pub fn command_to_avro(command: &AuctionCommand, meta: &CommandMeta) -> Value {
         AuctionCommand::Create(c) => fields.extend([
             ("seller_id".to_owned(), string(c.seller_id.as_str())),
             ("title".to_owned(), string(&c.title)),
-            ("currency".to_owned(), string(c.starting_price.currency().as_str())),
-            ("starting_price_minor".to_owned(), long(c.starting_price.minor())),
-            ("reserve_price_minor".to_owned(), optional_long(c.reserve_price.map(|m| m.minor()))),
-            ("min_increment_minor".to_owned(), long(c.min_increment.minor())),
+            (
+                "currency".to_owned(),
+                string(c.starting_price.currency().as_str()),
+            ),
+            (
+                "starting_price_minor".to_owned(),
+                long(c.starting_price.minor()),
+            ),
+            (
+                "reserve_price_minor".to_owned(),
+                optional_long(c.reserve_price.map(|m| m.minor())),
+            ),
+            (
+                "min_increment_minor".to_owned(),
+                long(c.min_increment.minor()),
+            ),
             ("end_time".to_owned(), timestamp(c.end_time)),
         ]),
         AuctionCommand::PlaceBid(c) => fields.extend([
@@ -56,14 +71,20 @@ pub fn command_to_avro(command: &AuctionCommand, meta: &CommandMeta) -> Value {
 }
 
 pub fn command_from_avro(record_name: &str, value: Value) -> Result<(AuctionCommand, CommandMeta)> {
-    let short = record_name.strip_prefix(NAMESPACE).and_then(|n| n.strip_prefix('.'));
+    let short = record_name
+        .strip_prefix(NAMESPACE)
+        .and_then(|n| n.strip_prefix('.'));
     let record: &'static str = match short {
         Some("CreateAuction") => "CreateAuction",
         Some("StartAuction") => "StartAuction",
         Some("PlaceBid") => "PlaceBid",
         Some("CancelAuction") => "CancelAuction",
         Some("EndAuction") => "EndAuction",
-        _ => return Err(RuntimeError::Mapping(format!("unknown command type {record_name}"))),
+        _ => {
+            return Err(RuntimeError::Mapping(format!(
+                "unknown command type {record_name}"
+            )))
+        }
     };
     let f = Fields::new(record, value)?;
     let meta = CommandMeta {
@@ -95,7 +116,10 @@ pub fn command_from_avro(record_name: &str, value: Value) -> Result<(AuctionComm
                 amount: f.money("amount_minor", currency)?,
             })
         }
-        "CancelAuction" => AuctionCommand::Cancel(CancelAuction { auction_id, reason: f.string("reason")? }),
+        "CancelAuction" => AuctionCommand::Cancel(CancelAuction {
+            auction_id,
+            reason: f.string("reason")?,
+        }),
         _ => AuctionCommand::End(EndAuction { auction_id }),
     };
     Ok((command, meta))

@@ -30,39 +30,89 @@ pub fn event_record_name(event: &AuctionEvent) -> &'static str {
 pub fn event_to_avro(event: &AuctionEvent, envelope: &EventEnvelope) -> Value {
     let mut fields = vec![
         ("event_id".to_owned(), string(&envelope.event_id)),
-        ("aggregate_id".to_owned(), string(envelope.aggregate_id.as_str())),
-        ("aggregate_version".to_owned(), long(envelope.aggregate_version as i64)),
+        (
+            "aggregate_id".to_owned(),
+            string(envelope.aggregate_id.as_str()),
+        ),
+        (
+            "aggregate_version".to_owned(),
+            long(envelope.aggregate_version as i64),
+        ),
         ("occurred_at".to_owned(), timestamp(envelope.occurred_at)),
-        ("correlation_id".to_owned(), string(&envelope.correlation_id)),
+        (
+            "correlation_id".to_owned(),
+            string(&envelope.correlation_id),
+        ),
         ("causation_id".to_owned(), string(&envelope.causation_id)),
         ("tenant_id".to_owned(), string(envelope.tenant_id.as_str())),
-        ("schema_version".to_owned(), Value::Int(envelope.schema_version)),
+        (
+            "schema_version".to_owned(),
+            Value::Int(envelope.schema_version),
+        ),
     ];
     match event {
-        AuctionEvent::Created { seller_id, title, starting_price, reserve_price, min_increment, end_time } => {
-            fields.extend([
-                ("seller_id".to_owned(), string(seller_id.as_str())),
-                ("title".to_owned(), string(title)),
-                ("currency".to_owned(), string(starting_price.currency().as_str())),
-                ("starting_price_minor".to_owned(), long(starting_price.minor())),
-                ("reserve_price_minor".to_owned(), optional_long(reserve_price.map(|m| m.minor()))),
-                ("min_increment_minor".to_owned(), long(min_increment.minor())),
-                ("end_time".to_owned(), timestamp(*end_time)),
-            ])
+        AuctionEvent::Created {
+            seller_id,
+            title,
+            starting_price,
+            reserve_price,
+            min_increment,
+            end_time,
+        } => fields.extend([
+            ("seller_id".to_owned(), string(seller_id.as_str())),
+            ("title".to_owned(), string(title)),
+            (
+                "currency".to_owned(),
+                string(starting_price.currency().as_str()),
+            ),
+            (
+                "starting_price_minor".to_owned(),
+                long(starting_price.minor()),
+            ),
+            (
+                "reserve_price_minor".to_owned(),
+                optional_long(reserve_price.map(|m| m.minor())),
+            ),
+            (
+                "min_increment_minor".to_owned(),
+                long(min_increment.minor()),
+            ),
+            ("end_time".to_owned(), timestamp(*end_time)),
+        ]),
+        AuctionEvent::Started { started_at } => {
+            fields.push(("started_at".to_owned(), timestamp(*started_at)))
         }
-        AuctionEvent::Started { started_at } => fields.push(("started_at".to_owned(), timestamp(*started_at))),
-        AuctionEvent::BidPlaced { bidder_id, amount, previous_price, placed_at } => fields.extend([
+        AuctionEvent::BidPlaced {
+            bidder_id,
+            amount,
+            previous_price,
+            placed_at,
+        } => fields.extend([
             ("bidder_id".to_owned(), string(bidder_id.as_str())),
             ("amount_minor".to_owned(), long(amount.minor())),
-            ("previous_price_minor".to_owned(), long(previous_price.minor())),
+            (
+                "previous_price_minor".to_owned(),
+                long(previous_price.minor()),
+            ),
             ("currency".to_owned(), string(amount.currency().as_str())),
             ("placed_at".to_owned(), timestamp(*placed_at)),
         ]),
         AuctionEvent::Cancelled { reason } => fields.push(("reason".to_owned(), string(reason))),
-        AuctionEvent::Ended { winner_id, final_price, reserve_met, ended_at } => fields.extend([
-            ("winner_id".to_owned(), optional_string(winner_id.as_ref().map(UserId::as_str))),
+        AuctionEvent::Ended {
+            winner_id,
+            final_price,
+            reserve_met,
+            ended_at,
+        } => fields.extend([
+            (
+                "winner_id".to_owned(),
+                optional_string(winner_id.as_ref().map(UserId::as_str)),
+            ),
             ("final_price_minor".to_owned(), long(final_price.minor())),
-            ("currency".to_owned(), string(final_price.currency().as_str())),
+            (
+                "currency".to_owned(),
+                string(final_price.currency().as_str()),
+            ),
             ("reserve_met".to_owned(), Value::Boolean(*reserve_met)),
             ("ended_at".to_owned(), timestamp(*ended_at)),
         ]),
@@ -71,14 +121,20 @@ pub fn event_to_avro(event: &AuctionEvent, envelope: &EventEnvelope) -> Value {
 }
 
 pub fn event_from_avro(record_name: &str, value: Value) -> Result<(AuctionEvent, EventEnvelope)> {
-    let short = record_name.strip_prefix(NAMESPACE).and_then(|n| n.strip_prefix('.'));
+    let short = record_name
+        .strip_prefix(NAMESPACE)
+        .and_then(|n| n.strip_prefix('.'));
     let record: &'static str = match short {
         Some("AuctionCreated") => "AuctionCreated",
         Some("AuctionStarted") => "AuctionStarted",
         Some("BidPlaced") => "BidPlaced",
         Some("AuctionCancelled") => "AuctionCancelled",
         Some("AuctionEnded") => "AuctionEnded",
-        _ => return Err(RuntimeError::Mapping(format!("unknown event type {record_name}"))),
+        _ => {
+            return Err(RuntimeError::Mapping(format!(
+                "unknown event type {record_name}"
+            )))
+        }
     };
     let f = Fields::new(record, value)?;
     let envelope = EventEnvelope {
@@ -103,7 +159,9 @@ pub fn event_from_avro(record_name: &str, value: Value) -> Result<(AuctionEvent,
                 end_time: f.timestamp("end_time")?,
             }
         }
-        "AuctionStarted" => AuctionEvent::Started { started_at: f.timestamp("started_at")? },
+        "AuctionStarted" => AuctionEvent::Started {
+            started_at: f.timestamp("started_at")?,
+        },
         "BidPlaced" => {
             let currency = f.currency("currency")?;
             AuctionEvent::BidPlaced {
@@ -113,7 +171,9 @@ pub fn event_from_avro(record_name: &str, value: Value) -> Result<(AuctionEvent,
                 placed_at: f.timestamp("placed_at")?,
             }
         }
-        "AuctionCancelled" => AuctionEvent::Cancelled { reason: f.string("reason")? },
+        "AuctionCancelled" => AuctionEvent::Cancelled {
+            reason: f.string("reason")?,
+        },
         _ => {
             let currency = f.currency("currency")?;
             AuctionEvent::Ended {

@@ -30,9 +30,15 @@ pub fn outcome_to_avro(o: &CommandOutcome) -> Value {
         ("aggregate_id".to_owned(), string(&o.aggregate_id)),
         ("command_type".to_owned(), string(&o.command_type)),
         ("accepted".to_owned(), Value::Boolean(o.accepted)),
-        ("new_version".to_owned(), optional_long(o.new_version.map(|v| v as i64))),
+        (
+            "new_version".to_owned(),
+            optional_long(o.new_version.map(|v| v as i64)),
+        ),
         ("event_count".to_owned(), Value::Int(o.event_count)),
-        ("rejection_code".to_owned(), optional_string(o.rejection_code.as_deref())),
+        (
+            "rejection_code".to_owned(),
+            optional_string(o.rejection_code.as_deref()),
+        ),
         ("reason".to_owned(), optional_string(o.reason.as_deref())),
         ("decided_at".to_owned(), timestamp(o.decided_at)),
     ])

@@ -42,7 +42,9 @@ impl Fields {
     pub fn new(record: &'static str, value: Value) -> Result<Self> {
         match value {
             Value::Record(fields) => Ok(Self { record, fields }),
-            other => Err(RuntimeError::Mapping(format!("{record}: expected a record, got {other:?}"))),
+            other => Err(RuntimeError::Mapping(format!(
+                "{record}: expected a record, got {other:?}"
+            ))),
         }
     }
 
@@ -99,7 +101,9 @@ impl Fields {
 
     pub fn optional_version(&self, name: &str) -> Result<Option<u64>> {
         match self.optional_long(name)? {
-            Some(v) => u64::try_from(v).map(Some).map_err(|_| self.error(name, "is negative")),
+            Some(v) => u64::try_from(v)
+                .map(Some)
+                .map_err(|_| self.error(name, "is negative")),
             None => Ok(None),
         }
     }
@@ -132,7 +136,9 @@ impl Fields {
 
     pub fn optional_money(&self, name: &str, currency: Currency) -> Result<Option<Money>> {
         match self.optional_long(name)? {
-            Some(minor) => Money::new(minor, currency).map(Some).map_err(|e| self.error(name, &e.to_string())),
+            Some(minor) => Money::new(minor, currency)
+                .map(Some)
+                .map_err(|e| self.error(name, &e.to_string())),
             None => Ok(None),
         }
     }

@@ -46,11 +46,23 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<SinkStats, SinkEr
     let mut client = postgres::connect(&config).await?;
     postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
     let consumer: StreamConsumer<RevocationLog> =
-        kafka::consumer_config(&config, &config.sink_group).create_with_context(RevocationLog::default())?;
+        kafka::consumer_config(&config, &config.sink_group)
+            .create_with_context(RevocationLog::default())?;
     consumer.subscribe(&[&config.topics.events])?;
-    let offsets = OffsetStore::new(&config.postgres_schema, &config.sink_group, &config.topics.events);
+    let offsets = OffsetStore::new(
+        &config.postgres_schema,
+        &config.sink_group,
+        &config.topics.events,
+    );
     let codec = AvroCodec::new(&config.registry_url);
-    let mut sink = Sink { config, codec, client, consumer, offsets, stats: SinkStats::default() };
+    let mut sink = Sink {
+        config,
+        codec,
+        client,
+        consumer,
+        offsets,
+        stats: SinkStats::default(),
+    };
     tracing::info!(topic = %sink.config.topics.events, schema = %sink.config.postgres_schema, "auction_details sink started");
     while !shutdown.is_triggered() {
         let batch = sink.collect(&shutdown).await;
@@ -94,7 +106,10 @@ impl Sink {
         let mut next_offsets: HashMap<i32, i64> = HashMap::new();
         let mut events: Vec<(AuctionEvent, EventEnvelope)> = Vec::with_capacity(batch.len());
         for message in &batch {
-            let stored_next = self.offsets.next_offset(&self.client, message.partition()).await?;
+            let stored_next = self
+                .offsets
+                .next_offset(&self.client, message.partition())
+                .await?;
             next_offsets.insert(message.partition(), message.offset() + 1);
             if message.offset() < stored_next {
                 self.stats.skipped_replays += 1;
@@ -111,7 +126,12 @@ impl Sink {
         }
         let rows = self.reduce(&events).await?;
         let tx = self.client.transaction().await?;
-        let written = sql::upsert(&tx, &self.config.postgres_schema, &rows.values().collect::<Vec<_>>()).await?;
+        let written = sql::upsert(
+            &tx,
+            &self.config.postgres_schema,
+            &rows.values().collect::<Vec<_>>(),
+        )
+        .await?;
         self.offsets.save(&tx, &next_offsets).await?;
         tx.commit().await?;
         self.offsets.remember(&next_offsets);
@@ -122,22 +142,36 @@ impl Sink {
         Ok(())
     }
 
-    async fn decode(&self, message: &OwnedMessage) -> Result<(AuctionEvent, EventEnvelope), String> {
+    async fn decode(
+        &self,
+        message: &OwnedMessage,
+    ) -> Result<(AuctionEvent, EventEnvelope), String> {
         let payload = message.payload().ok_or("record has no payload")?;
-        let decoded = self.codec.decode(payload).await.map_err(|e| e.to_string())?;
+        let decoded = self
+            .codec
+            .decode(payload)
+            .await
+            .map_err(|e| e.to_string())?;
         event_from_avro(&decoded.schema.name, decoded.value).map_err(|e| e.to_string())
     }
 
     /// Loads the touched rows once, then folds the batch's events into them in order.
-    async fn reduce(&self, events: &[(AuctionEvent, EventEnvelope)]) -> Result<HashMap<String, AuctionDetails>, SinkError> {
-        let mut ids: Vec<&str> = events.iter().map(|(_, e)| e.aggregate_id.as_str()).collect();
+    async fn reduce(
+        &self,
+        events: &[(AuctionEvent, EventEnvelope)],
+    ) -> Result<HashMap<String, AuctionDetails>, SinkError> {
+        let mut ids: Vec<&str> = events
+            .iter()
+            .map(|(_, e)| e.aggregate_id.as_str())
+            .collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut rows: HashMap<String, AuctionDetails> = sql::load(&self.client, &self.config.postgres_schema, &ids)
-            .await?
-            .into_iter()
-            .map(|row| (row.auction_id.to_string(), row))
-            .collect();
+        let mut rows: HashMap<String, AuctionDetails> =
+            sql::load(&self.client, &self.config.postgres_schema, &ids)
+                .await?
+                .into_iter()
+                .map(|row| (row.auction_id.to_string(), row))
+                .collect();
         for (event, envelope) in events {
             let meta = EventMeta {
                 aggregate_id: envelope.aggregate_id.clone(),
@@ -156,7 +190,11 @@ impl Sink {
     fn commit_to_kafka(&self, offsets: &HashMap<i32, i64>) {
         let mut list = TopicPartitionList::new();
         for (partition, next) in offsets {
-            if let Err(error) = list.add_partition_offset(&self.config.topics.events, *partition, Offset::Offset(*next)) {
+            if let Err(error) = list.add_partition_offset(
+                &self.config.topics.events,
+                *partition,
+                Offset::Offset(*next),
+            ) {
                 tracing::warn!(%error, "offset list");
             }
         }

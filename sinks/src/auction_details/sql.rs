@@ -9,8 +9,16 @@ use tokio_postgres::{GenericClient, Row};
 
 pub fn migrations() -> Vec<Migration> {
     vec![
-        Migration { version: 1, name: "sink_offsets", sql: crate::offsets::MIGRATION_SQL },
-        Migration { version: 2, name: "auction_details", sql: AUCTION_DETAILS_SQL },
+        Migration {
+            version: 1,
+            name: "sink_offsets",
+            sql: crate::offsets::MIGRATION_SQL,
+        },
+        Migration {
+            version: 2,
+            name: "auction_details",
+            sql: AUCTION_DETAILS_SQL,
+        },
     ]
 }
 
@@ -43,7 +51,11 @@ fn from_ts(column: &str) -> String {
     format!("(extract(epoch from {column}) * 1000)::int8")
 }
 
-pub async fn load(client: &impl GenericClient, schema: &str, ids: &[&str]) -> Result<Vec<AuctionDetails>, SinkError> {
+pub async fn load(
+    client: &impl GenericClient,
+    schema: &str,
+    ids: &[&str],
+) -> Result<Vec<AuctionDetails>, SinkError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -62,7 +74,10 @@ pub async fn load(client: &impl GenericClient, schema: &str, ids: &[&str]) -> Re
 
 fn row_to_details(row: &Row) -> Result<AuctionDetails, SinkError> {
     let auction_id: String = row.get(0);
-    let bad = |reason: String| SinkError::BadRow { auction_id: auction_id.clone(), reason };
+    let bad = |reason: String| SinkError::BadRow {
+        auction_id: auction_id.clone(),
+        reason,
+    };
     let currency = Currency::parse(row.get::<_, &str>(5)).map_err(|e| bad(e.to_string()))?;
     let money = |minor: i64| Money::new(minor, currency).map_err(|e| bad(e.to_string()));
     let status = match row.get::<_, &str>(4) {
@@ -94,13 +109,20 @@ fn row_to_details(row: &Row) -> Result<AuctionDetails, SinkError> {
 
 /// One statement for the whole batch: arrays in, UNNEST, upsert. The version
 /// guard means a replayed (older) row never overwrites a newer one.
-pub async fn upsert(client: &impl GenericClient, schema: &str, rows: &[&AuctionDetails]) -> Result<u64, SinkError> {
+pub async fn upsert(
+    client: &impl GenericClient,
+    schema: &str,
+    rows: &[&AuctionDetails],
+) -> Result<u64, SinkError> {
     if rows.is_empty() {
         return Ok(0);
     }
-    let col = |f: &dyn Fn(&AuctionDetails) -> String| rows.iter().map(|r| f(r)).collect::<Vec<String>>();
+    let col =
+        |f: &dyn Fn(&AuctionDetails) -> String| rows.iter().map(|r| f(r)).collect::<Vec<String>>();
     let num = |f: &dyn Fn(&AuctionDetails) -> i64| rows.iter().map(|r| f(r)).collect::<Vec<i64>>();
-    let opt = |f: &dyn Fn(&AuctionDetails) -> Option<String>| rows.iter().map(|r| f(r)).collect::<Vec<Option<String>>>();
+    let opt = |f: &dyn Fn(&AuctionDetails) -> Option<String>| {
+        rows.iter().map(|r| f(r)).collect::<Vec<Option<String>>>()
+    };
     let ids = col(&|r| r.auction_id.to_string());
     let tenants = col(&|r| r.tenant_id.to_string());
     let sellers = col(&|r| r.seller_id.to_string());
@@ -108,7 +130,10 @@ pub async fn upsert(client: &impl GenericClient, schema: &str, rows: &[&AuctionD
     let statuses = col(&|r| r.status.as_str().to_owned());
     let currencies = col(&|r| r.current_price.currency().to_string());
     let starting = num(&|r| r.starting_price.minor());
-    let reserve: Vec<Option<i64>> = rows.iter().map(|r| r.reserve_price.map(|m| m.minor())).collect();
+    let reserve: Vec<Option<i64>> = rows
+        .iter()
+        .map(|r| r.reserve_price.map(|m| m.minor()))
+        .collect();
     let increments = num(&|r| r.min_increment.minor());
     let prices = num(&|r| r.current_price.minor());
     let bids: Vec<i32> = rows.iter().map(|r| r.bid_count as i32).collect();
@@ -141,8 +166,23 @@ pub async fn upsert(client: &impl GenericClient, schema: &str, rows: &[&AuctionD
         .execute(
             &sql,
             &[
-                &ids, &tenants, &sellers, &titles, &statuses, &currencies, &starting, &reserve, &increments,
-                &prices, &bids, &leaders, &winners, &ends, &created, &updated, &versions,
+                &ids,
+                &tenants,
+                &sellers,
+                &titles,
+                &statuses,
+                &currencies,
+                &starting,
+                &reserve,
+                &increments,
+                &prices,
+                &bids,
+                &leaders,
+                &winners,
+                &ends,
+                &created,
+                &updated,
+                &versions,
             ],
         )
         .await?;

@@ -53,12 +53,36 @@ pub async fn compare(
 
 fn difference(row: &AuctionDetails, auction: &Auction) -> Option<String> {
     let checks = [
-        ("status", row.status.as_str().to_owned(), auction.status.as_str().to_owned()),
-        ("price", row.current_price.to_string(), auction.current_price.to_string()),
-        ("bids", row.bid_count.to_string(), auction.bid_count.to_string()),
-        ("leader", format!("{:?}", row.leading_bidder), format!("{:?}", auction.leading_bidder)),
-        ("winner", format!("{:?}", row.winner_id), format!("{:?}", auction.winner_id)),
-        ("version", row.version.to_string(), auction.version.to_string()),
+        (
+            "status",
+            row.status.as_str().to_owned(),
+            auction.status.as_str().to_owned(),
+        ),
+        (
+            "price",
+            row.current_price.to_string(),
+            auction.current_price.to_string(),
+        ),
+        (
+            "bids",
+            row.bid_count.to_string(),
+            auction.bid_count.to_string(),
+        ),
+        (
+            "leader",
+            format!("{:?}", row.leading_bidder),
+            format!("{:?}", auction.leading_bidder),
+        ),
+        (
+            "winner",
+            format!("{:?}", row.winner_id),
+            format!("{:?}", auction.winner_id),
+        ),
+        (
+            "version",
+            row.version.to_string(),
+            auction.version.to_string(),
+        ),
     ];
     let diffs: Vec<String> = checks
         .iter()
