@@ -194,13 +194,13 @@ async fn demo_load(config: &Config, spec: &LoadSpec, timeout: Duration) -> Resul
     let expected = workload.expected();
     let started = Instant::now();
     println!(
-        "sending {} commands for {} auctions ({} bids), auctions end in {} s ...",
-        workload.command_count(),
+        "sending {} commands for {} auctions ({} bids); the processor's timers end them in {} s ...",
+        workload.setup.len() + workload.bids.len(),
         spec.auctions,
         spec.bids,
         spec.duration_ms / 1000
     );
-    let sent = gavel_producers::send_workload(config, &workload).await?;
+    let sent = gavel_producers::send_workload(config, &workload, false).await?;
     let client = postgres::connect(config).await?;
     let comparison = loop {
         let comparison = verify::compare(&client, &config.postgres_schema, &expected).await?;
@@ -220,7 +220,7 @@ async fn demo_load(config: &Config, spec: &LoadSpec, timeout: Duration) -> Resul
     println!();
     println!("== Gavel demo: run {} ==", spec.run_id);
     println!(
-        "commands sent      {:>8}  ({} bids, {} rejected by the rules)",
+        "commands sent      {:>8}  ({} bids, {} rejected by the rules; auctions ended by timers)",
         sent.sent,
         spec.bids,
         spec.bids as u64 - accepted_bids

@@ -39,8 +39,7 @@ this line is not JSON
     assert_eq!(rejected_lines, vec![3, 5], "{:?}", report.rejected);
     assert_eq!(report.sent, 7);
 
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    produce_lines(&env, r#"{"type":"EndAuction","auction_id":"lot-7"}"#).await;
+    // No EndAuction is sent: the processor's durable timer ends the auction.
 
     let client = env.pg().await;
     let schema = env.config.postgres_schema.clone();
@@ -54,7 +53,7 @@ this line is not JSON
     })
     .await
     .expect("lot-7 reaches ENDED in the read model");
-    // Accepted: create, start, ann 100.00, bob 125.00, cyd 130.00, end = version 6.
+    // Accepted: create, start, ann 100.00, bob 125.00, cyd 130.00, timer end = version 6.
     // Rejected by the rules: bob 104.00 (< 105.00), sam (seller).
     assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("cyd"));
     assert_eq!(row.get::<_, i64>(2), 13_000);
@@ -90,7 +89,7 @@ async fn a_generated_workload_materializes_exactly_as_the_pure_domain_predicts()
     };
     let workload = generate(&spec, gavel_producers::produce::now());
     let expected = workload.expected();
-    gavel_producers::send_workload(&env.config, &workload)
+    gavel_producers::send_workload(&env.config, &workload, true)
         .await
         .expect("workload sent");
 

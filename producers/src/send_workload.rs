@@ -1,5 +1,7 @@
-//! Sends a generated workload phase by phase: setup and bids at full speed, then
-//! the EndAuction commands once the auctions' end time has passed.
+//! Sends a generated workload: setup and bids at full speed. The auctions are
+//! ended by the aggregate processor's durable timers, not by commands; with
+//! `explicit_ends` the EndAuction commands are sent too once the end time passed
+//! (they race the timers, and whichever comes second is rejected).
 
 use crate::loadgen::Workload;
 use crate::produce::now;
@@ -18,6 +20,7 @@ pub struct SendReport {
 pub async fn send_workload(
     config: &Config,
     workload: &Workload,
+    explicit_ends: bool,
 ) -> Result<SendReport, ProducerError> {
     let started = Instant::now();
     let mut producer = CommandProducer::connect(config).await?;
@@ -26,6 +29,13 @@ pub async fn send_workload(
     }
     producer.flush().await?;
     let bids_elapsed = started.elapsed();
+    if !explicit_ends {
+        return Ok(SendReport {
+            sent: producer.sent,
+            bids_elapsed,
+            total_elapsed: started.elapsed(),
+        });
+    }
     let wait = workload.end_time.millis() - now().millis();
     if wait >= 0 {
         // Commands are stamped by the broker (LogAppendTime): wait for real time to pass the end.

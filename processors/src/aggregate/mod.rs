@@ -3,6 +3,8 @@
 //! transaction per batch.
 
 mod handler;
+mod punctuator;
+mod record;
 mod session;
 mod store;
 mod stored;
@@ -26,6 +28,7 @@ pub struct Stats {
     pub malformed: u64,
     pub transactions: u64,
     pub restored_records: u64,
+    pub timers_fired: u64,
     pub sessions: u64,
 }
 

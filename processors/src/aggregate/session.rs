@@ -4,6 +4,7 @@
 //! session; the caller starts a fresh one from the last committed offsets.
 
 use super::handler::{handle, malformed_outcome, Decision};
+use super::record::{wall_clock, BorrowedMessageOwned};
 use super::store::{Pending, StateStore};
 use super::stored::StoredAggregate;
 use super::writers::Writers;
@@ -14,35 +15,40 @@ use gavel_runtime::auction_codec::{
     command_from_avro, event_to_avro, outcome_to_avro, CommandOutcome,
 };
 use gavel_runtime::avro::AvroCodec;
-use gavel_runtime::envelope::{header, header_str, CommandMeta};
+use gavel_runtime::envelope::{header, CommandMeta};
 use gavel_runtime::kafka::{self, RevocationLog};
 use gavel_runtime::{Config, RuntimeError, Shutdown};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{BorrowedMessage, Message, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Session<'a> {
-    config: &'a Config,
+    pub(super) config: &'a Config,
     codec: &'a AvroCodec,
     writers: &'a Writers,
     runtime: tokio::runtime::Handle,
     consumer: BaseConsumer<RevocationLog>,
-    producer: ThreadedProducer<DefaultProducerContext>,
-    store: StateStore,
-    stats: &'a mut super::Stats,
+    pub(super) producer: ThreadedProducer<DefaultProducerContext>,
+    pub(super) store: StateStore,
+    pub(super) stats: &'a mut super::Stats,
+    /// Next offset to consume per assigned partition, as last committed: the
+    /// offsets a timer-only transaction sends, so a zombie is fenced there too.
+    pub(super) positions: HashMap<i32, i64>,
+    /// Broker append time of the last command consumed per partition.
+    pub(super) stream_time: HashMap<i32, Timestamp>,
 }
 
 /// Records of the open transaction.
 #[derive(Default)]
-struct Batch {
-    pending: Pending,
-    offsets: HashMap<i32, i64>,
-    records: usize,
+pub(super) struct Batch {
+    pub(super) pending: Pending,
+    pub(super) offsets: HashMap<i32, i64>,
+    pub(super) records: usize,
 }
 
 impl<'a> Session<'a> {
@@ -71,14 +77,20 @@ impl<'a> Session<'a> {
             producer,
             store: StateStore::default(),
             stats,
+            positions: HashMap::new(),
+            stream_time: HashMap::new(),
         })
     }
 
     pub fn run(&mut self, shutdown: &Shutdown) -> Result<(), ProcessorError> {
         while !shutdown.is_triggered() {
             self.process_batch()?;
+            self.restore_assigned()?;
+            self.fire_due_timers()?;
             for partition in self.consumer.context().take() {
                 self.store.release(partition);
+                self.positions.remove(&partition);
+                self.stream_time.remove(&partition);
                 tracing::info!(partition, "partition revoked: state released");
             }
         }
@@ -89,15 +101,27 @@ impl<'a> Session<'a> {
         let Some(first) = self.poll(Duration::from_millis(100)) else {
             return Ok(());
         };
+        let batch = self.in_transaction(|session, batch| session.fill(first, batch))?;
+        self.stats.commands += batch.records as u64;
+        Ok(())
+    }
+
+    /// Runs `work` inside one transaction and commits it with the batch's
+    /// changelog records and offsets; on any failure aborts and ends the session.
+    pub(super) fn in_transaction(
+        &mut self,
+        work: impl FnOnce(&mut Self, &mut Batch) -> Result<(), ProcessorError>,
+    ) -> Result<Batch, ProcessorError> {
         self.producer.begin_transaction()?;
         let mut batch = Batch::default();
-        let result = self.fill_and_commit(first, &mut batch);
+        let result = work(self, &mut batch).and_then(|()| self.commit(&batch));
         match result {
             Ok(()) => {
-                self.stats.commands += batch.records as u64;
                 self.stats.transactions += 1;
-                self.store.commit(batch.pending);
-                Ok(())
+                self.positions
+                    .extend(batch.offsets.iter().map(|(p, o)| (*p, *o)));
+                self.store.commit(std::mem::take(&mut batch.pending));
+                Ok(batch)
             }
             Err(error) => {
                 if let Err(abort_error) = self.producer.abort_transaction(TXN_TIMEOUT) {
@@ -108,7 +132,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn fill_and_commit(
+    fn fill(
         &mut self,
         first: BorrowedMessageOwned,
         batch: &mut Batch,
@@ -125,6 +149,10 @@ impl<'a> Session<'a> {
                 None => break,
             }
         }
+        Ok(())
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<(), ProcessorError> {
         self.write_changelog(batch)?;
         let mut offsets = TopicPartitionList::new();
         for (partition, next) in &batch.offsets {
@@ -155,26 +183,44 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Restores every assigned partition not restored yet, so its timers run
+    /// even when no command arrives for it.
+    fn restore_assigned(&mut self) -> Result<(), ProcessorError> {
+        let assignment = self.consumer.assignment()?;
+        for element in assignment.elements() {
+            self.ensure_restored(element.partition())?;
+        }
+        Ok(())
+    }
+
+    fn ensure_restored(&mut self, partition: i32) -> Result<(), ProcessorError> {
+        if self.store.is_restored(partition) {
+            return Ok(());
+        }
+        let stats = self.store.restore(self.config, partition)?;
+        self.stats.restored_records += stats.records;
+        self.remember_committed_position(partition)?;
+        tracing::info!(
+            partition,
+            records = stats.records,
+            aggregates = stats.aggregates,
+            elapsed_ms = stats.elapsed.as_millis() as u64,
+            "state restored from changelog"
+        );
+        Ok(())
+    }
+
     fn process(
         &mut self,
         message: BorrowedMessageOwned,
         batch: &mut Batch,
     ) -> Result<(), ProcessorError> {
         let partition = message.partition;
-        if !self.store.is_restored(partition) {
-            let stats = self.store.restore(self.config, partition)?;
-            self.stats.restored_records += stats.records;
-            tracing::info!(
-                partition,
-                records = stats.records,
-                aggregates = stats.aggregates,
-                elapsed_ms = stats.elapsed.as_millis() as u64,
-                "state restored from changelog"
-            );
-        }
+        self.ensure_restored(partition)?;
         batch.offsets.insert(partition, message.offset + 1);
         batch.records += 1;
         let now = message.timestamp.unwrap_or_else(wall_clock);
+        self.stream_time.insert(partition, now);
         match self.decode(&message) {
             Ok((command, meta)) => self.decide(partition, &command, &meta, now, batch),
             Err(reason) => self.reject_malformed(&message, reason, now),
@@ -199,7 +245,48 @@ impl<'a> Session<'a> {
         command_from_avro(&decoded.schema.name, decoded.value).map_err(|e| e.to_string())
     }
 
-    fn decide(
+    /// True when the last command consumed from `partition` was appended at or after `at`.
+    pub(super) fn stream_passed(&self, partition: i32, at: Timestamp) -> bool {
+        self.stream_time.get(&partition).is_some_and(|t| *t >= at)
+    }
+
+    /// True when nothing is left to read from `partition` (one metadata round trip).
+    pub(super) fn drained(&self, partition: i32) -> bool {
+        let high = self
+            .consumer
+            .fetch_watermarks(
+                &self.config.topics.commands,
+                partition,
+                Duration::from_secs(1),
+            )
+            .map(|(_, h)| h);
+        matches!((self.positions.get(&partition), high), (Some(position), Ok(high)) if *position >= high)
+    }
+
+    /// The committed offset of a newly assigned partition (or its start).
+    fn remember_committed_position(&mut self, partition: i32) -> Result<(), ProcessorError> {
+        let topic = &self.config.topics.commands;
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        let committed = self
+            .consumer
+            .committed_offsets(list, Duration::from_secs(10))?;
+        let offset = match committed
+            .find_partition(topic, partition)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(next)) => next,
+            _ => {
+                self.consumer
+                    .fetch_watermarks(topic, partition, Duration::from_secs(10))?
+                    .0
+            }
+        };
+        self.positions.insert(partition, offset);
+        Ok(())
+    }
+
+    pub(super) fn decide(
         &mut self,
         partition: i32,
         command: &gavel_domain::auction::AuctionCommand,
@@ -334,60 +421,4 @@ impl<'a> Session<'a> {
             }
         }
     }
-}
-
-/// The parts of a consumed record the loop needs, detached from the consumer's
-/// buffer so polling the next record does not fight the borrow checker.
-pub struct BorrowedMessageOwned {
-    partition: i32,
-    offset: i64,
-    timestamp: Option<Timestamp>,
-    key: Option<String>,
-    payload: Option<Vec<u8>>,
-    headers: Vec<(String, String)>,
-}
-
-impl BorrowedMessageOwned {
-    fn header(&self, key: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl From<&BorrowedMessage<'_>> for BorrowedMessageOwned {
-    fn from(message: &BorrowedMessage<'_>) -> Self {
-        let headers = message
-            .headers()
-            .map(|h| {
-                [
-                    header::COMMAND_ID,
-                    header::CORRELATION_ID,
-                    header::TENANT_ID,
-                ]
-                .iter()
-                .filter_map(|k| header_str(h, k).map(|v| ((*k).to_owned(), v.to_owned())))
-                .collect()
-            })
-            .unwrap_or_default();
-        Self {
-            partition: message.partition(),
-            offset: message.offset(),
-            timestamp: message.timestamp().to_millis().map(Timestamp::from_millis),
-            key: message
-                .key()
-                .and_then(|k| std::str::from_utf8(k).ok())
-                .map(str::to_owned),
-            payload: message.payload().map(<[u8]>::to_vec),
-            headers,
-        }
-    }
-}
-
-fn wall_clock() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Timestamp::from_millis(millis)
 }

@@ -2,22 +2,59 @@
 //! restored from the compacted changelog when a partition is first seen and
 //! released when it is revoked. Writes of a transaction stay in `Pending` until
 //! the transaction commits, so an abort never leaves half-applied state behind.
+//!
+//! Each partition also indexes the end times of its ACTIVE auctions: these are
+//! the durable timers. They live in the state (and so in the changelog), so a
+//! restart restores them and fires the overdue ones.
 
 use super::stored::StoredAggregate;
 use crate::ProcessorError;
+use gavel_domain::auction::AuctionStatus;
+use gavel_domain::Timestamp;
 use gavel_runtime::{kafka, Config};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 type Partition = i32;
 
 #[derive(Default)]
+struct PartitionState {
+    aggregates: HashMap<String, StoredAggregate>,
+    /// (end time, auction id) of every ACTIVE auction.
+    timers: BTreeSet<(Timestamp, String)>,
+}
+
+impl PartitionState {
+    fn put(&mut self, key: String, state: StoredAggregate) {
+        if let Some(timer) = self
+            .aggregates
+            .get(&key)
+            .and_then(|old| timer_of(&key, old))
+        {
+            self.timers.remove(&timer);
+        }
+        if let Some(timer) = timer_of(&key, &state) {
+            self.timers.insert(timer);
+        }
+        self.aggregates.insert(key, state);
+    }
+}
+
+fn timer_of(key: &str, state: &StoredAggregate) -> Option<(Timestamp, String)> {
+    state
+        .auction
+        .as_ref()
+        .filter(|a| a.status == AuctionStatus::Active)
+        .map(|a| (a.end_time, key.to_owned()))
+}
+
+#[derive(Default)]
 pub struct StateStore {
-    partitions: HashMap<Partition, HashMap<String, StoredAggregate>>,
+    partitions: HashMap<Partition, PartitionState>,
 }
 
 /// Writes of the open transaction, by partition and aggregate id.
@@ -47,7 +84,11 @@ impl StateStore {
         pending
             .writes
             .get(&(partition, key.to_owned()))
-            .or_else(|| self.partitions.get(&partition).and_then(|p| p.get(key)))
+            .or_else(|| {
+                self.partitions
+                    .get(&partition)
+                    .and_then(|p| p.aggregates.get(key))
+            })
     }
 
     pub fn commit(&mut self, pending: Pending) {
@@ -55,12 +96,26 @@ impl StateStore {
             self.partitions
                 .entry(partition)
                 .or_default()
-                .insert(key, state);
+                .put(key, state);
         }
     }
 
     pub fn release(&mut self, partition: Partition) {
         self.partitions.remove(&partition);
+    }
+
+    /// Auctions whose end time is at or before `now`, at most `limit` of them.
+    pub fn due_timers(&self, now: Timestamp, limit: usize) -> Vec<(Partition, String, Timestamp)> {
+        let mut due = Vec::new();
+        for (partition, state) in &self.partitions {
+            for (at, key) in state.timers.iter().take_while(|(at, _)| *at <= now) {
+                due.push((*partition, key.clone(), *at));
+                if due.len() == limit {
+                    return due;
+                }
+            }
+        }
+        due
     }
 
     /// Reads the changelog partition from the beginning to its end (the last
@@ -71,18 +126,24 @@ impl StateStore {
         partition: Partition,
     ) -> Result<RestoreStats, ProcessorError> {
         let started = Instant::now();
-        let state = read_changelog(config, partition)?;
-        let stats = RestoreStats {
-            records: state.1,
-            aggregates: state.0.len(),
+        let (aggregates, records) = read_changelog(config, partition)?;
+        let mut state = PartitionState::default();
+        let count = aggregates.len();
+        for (key, aggregate) in aggregates {
+            state.put(key, aggregate);
+        }
+        self.partitions.insert(partition, state);
+        Ok(RestoreStats {
+            records,
+            aggregates: count,
             elapsed: started.elapsed(),
-        };
-        self.partitions.insert(partition, state.0);
-        Ok(stats)
+        })
     }
 }
 
-fn read_changelog(
+/// Reads one changelog partition into a map (latest record per key wins,
+/// tombstones delete). Also used by the restore benchmark.
+pub fn read_changelog(
     config: &Config,
     partition: Partition,
 ) -> Result<(HashMap<String, StoredAggregate>, u64), ProcessorError> {
