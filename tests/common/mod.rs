@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
 use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::config::Topics;

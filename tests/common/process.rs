@@ -1,0 +1,136 @@
+//! Workers as real processes (the `gavel` binary), for tests that kill -9,
+//! SIGSTOP and restart them; and full reads of a topic with record metadata.
+
+use super::TestEnv;
+use gavel_runtime::kafka;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Worker {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Worker {
+    /// `gavel <role>` with this test's topics, groups and schema.
+    pub fn spawn(env: &TestEnv, role: &str, instance: &str) -> Self {
+        let c = &env.config;
+        let log_dir = std::env::temp_dir().join("gavel-test-logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let log =
+            std::fs::File::create(log_dir.join(format!("{}-{role}-{instance}.log", c.instance_id)))
+                .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
+            .arg(role)
+            .env("GAVEL_KAFKA_BOOTSTRAP", &c.kafka_bootstrap)
+            .env("GAVEL_REGISTRY_URL", &c.registry_url)
+            .env("GAVEL_POSTGRES_URL", &c.postgres_url)
+            .env("GAVEL_POSTGRES_SCHEMA", &c.postgres_schema)
+            .env("GAVEL_TOPIC_COMMANDS", &c.topics.commands)
+            .env("GAVEL_TOPIC_EVENTS", &c.topics.events)
+            .env("GAVEL_TOPIC_OUTCOMES", &c.topics.outcomes)
+            .env("GAVEL_TOPIC_CHANGELOG", &c.topics.changelog)
+            .env("GAVEL_AGGREGATE_GROUP", &c.aggregate_group)
+            .env("GAVEL_SINK_GROUP", &c.sink_group)
+            .env("GAVEL_INSTANCE_ID", instance)
+            .env("GAVEL_BATCH_LINGER_MS", "5")
+            .env("GAVEL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn gavel");
+        Self {
+            child,
+            name: format!("{role}/{instance}"),
+        }
+    }
+
+    pub fn kill_9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "kill -{signal} {}",
+            self.name
+        );
+    }
+
+    /// SIGTERM and wait for a graceful exit.
+    pub fn stop(mut self) {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "{} exited with {status}", self.name);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} did not stop within 30 s of SIGTERM", self.name);
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct RawRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+/// Every committed record of `topic`, in partition order, read to the end.
+pub fn read_all(env: &TestEnv, topic: &str) -> Vec<RawRecord> {
+    let mut client = kafka::client_config(&env.config);
+    client
+        .set("group.id", super::unique("reader"))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = client.create().expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..env.config.partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut at_end: HashSet<i32> = HashSet::new();
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while at_end.len() < env.config.partitions as usize && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => records.push(RawRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp: m.timestamp().to_millis(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                payload: m.payload().unwrap_or_default().to_vec(),
+            }),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            _ => {}
+        }
+    }
+    records.sort_by_key(|r| (r.partition, r.offset));
+    records
+}
