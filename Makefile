@@ -27,3 +27,6 @@ build:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
+
+bench:
+	@bash deploy/local/bench.sh

@@ -8,6 +8,8 @@ use gavel_runtime::registry::{load_schema_dir, RegistryClient};
 use gavel_runtime::{config, kafka, postgres, telemetry, Config, Shutdown};
 use gavel_sinks::auction_details::verify;
 use std::path::PathBuf;
+
+mod bench;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -62,6 +64,28 @@ enum Command {
     },
     /// Print every setting with its default.
     Config,
+    /// Benchmarks that print figures (JSON + summary); see deploy/local/bench.sh.
+    Bench {
+        #[command(subcommand)]
+        which: BenchWhich,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhich {
+    /// Commands/s through the EOS aggregate processor and changelog restore rate.
+    Aggregate {
+        #[arg(long, default_value_t = 200_000)]
+        commands: usize,
+        #[arg(long, default_value_t = 20_000)]
+        auctions: usize,
+        /// Raw producer records/s measured by Kafka's ProducerPerformance in the same run.
+        #[arg(long)]
+        baseline_produce_rps: Option<f64>,
+        /// Raw consumer records/s measured by Kafka's ConsumerPerformance in the same run.
+        #[arg(long)]
+        baseline_consume_rps: Option<f64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,6 +151,23 @@ async fn main() -> Result<()> {
                 seed,
             };
             demo_load(&config, &spec, Duration::from_secs(timeout_secs)).await?;
+        }
+        Command::Bench {
+            which:
+                BenchWhich::Aggregate {
+                    commands,
+                    auctions,
+                    baseline_produce_rps,
+                    baseline_consume_rps,
+                },
+        } => {
+            let spec = bench::AggregateBench {
+                commands,
+                auctions,
+                baseline_produce_rps,
+                baseline_consume_rps,
+            };
+            bench::aggregate(&config, &spec).await?;
         }
         Command::Config => {
             for (key, default, description) in config::SETTINGS {

@@ -167,3 +167,18 @@ impl RevocationLog {
             .unwrap_or_default()
     }
 }
+
+/// A client context for readers that ask for end-of-partition events: those
+/// are expected, so they are not logged as errors like other client errors.
+#[derive(Default, Clone, Copy)]
+pub struct EofAware;
+
+impl rdkafka::ClientContext for EofAware {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+            tracing::error!(%error, reason, "kafka client error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EofAware {}

@@ -11,6 +11,7 @@ mod stored;
 mod writers;
 
 pub use handler::{handle, Decision};
+pub use store::read_changelog;
 pub use stored::StoredAggregate;
 
 use crate::ProcessorError;

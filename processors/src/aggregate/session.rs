@@ -187,21 +187,33 @@ impl<'a> Session<'a> {
     /// even when no command arrives for it.
     fn restore_assigned(&mut self) -> Result<(), ProcessorError> {
         let assignment = self.consumer.assignment()?;
-        for element in assignment.elements() {
-            self.ensure_restored(element.partition())?;
-        }
-        Ok(())
+        let missing: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .filter(|p| !self.store.is_restored(*p))
+            .collect();
+        self.restore(&missing)
     }
 
     fn ensure_restored(&mut self, partition: i32) -> Result<(), ProcessorError> {
         if self.store.is_restored(partition) {
             return Ok(());
         }
-        let stats = self.store.restore(self.config, partition)?;
+        self.restore(&[partition])
+    }
+
+    fn restore(&mut self, partitions: &[i32]) -> Result<(), ProcessorError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let stats = self.store.restore(self.config, partitions)?;
         self.stats.restored_records += stats.records;
-        self.remember_committed_position(partition)?;
+        for partition in partitions {
+            self.remember_committed_position(*partition)?;
+        }
         tracing::info!(
-            partition,
+            ?partitions,
             records = stats.records,
             aggregates = stats.aggregates,
             elapsed_ms = stats.elapsed.as_millis() as u64,

@@ -118,35 +118,42 @@ impl StateStore {
         due
     }
 
-    /// Reads the changelog partition from the beginning to its end (the last
+    /// Reads the changelog partitions from the beginning to their end (the last
     /// stable offset: read_committed), keeping the latest state per aggregate.
+    /// All partitions are fetched by one consumer, in parallel.
     pub fn restore(
         &mut self,
         config: &Config,
-        partition: Partition,
+        partitions: &[Partition],
     ) -> Result<RestoreStats, ProcessorError> {
         let started = Instant::now();
-        let (aggregates, records) = read_changelog(config, partition)?;
-        let mut state = PartitionState::default();
-        let count = aggregates.len();
-        for (key, aggregate) in aggregates {
-            state.put(key, aggregate);
+        let mut stats = RestoreStats {
+            records: 0,
+            aggregates: 0,
+            elapsed: Duration::ZERO,
+        };
+        for (partition, (aggregates, records)) in read_changelog(config, partitions)? {
+            let mut state = PartitionState::default();
+            stats.records += records;
+            stats.aggregates += aggregates.len();
+            for (key, aggregate) in aggregates {
+                state.put(key, aggregate);
+            }
+            self.partitions.insert(partition, state);
         }
-        self.partitions.insert(partition, state);
-        Ok(RestoreStats {
-            records,
-            aggregates: count,
-            elapsed: started.elapsed(),
-        })
+        stats.elapsed = started.elapsed();
+        Ok(stats)
     }
 }
 
-/// Reads one changelog partition into a map (latest record per key wins,
-/// tombstones delete). Also used by the restore benchmark.
+type Restored = HashMap<Partition, (HashMap<String, StoredAggregate>, u64)>;
+
+/// Reads changelog partitions into maps (latest record per key wins, tombstones
+/// delete), with the number of records read. Also used by the restore benchmark.
 pub fn read_changelog(
     config: &Config,
-    partition: Partition,
-) -> Result<(HashMap<String, StoredAggregate>, u64), ProcessorError> {
+    partitions: &[Partition],
+) -> Result<Restored, ProcessorError> {
     let topic = &config.topics.changelog;
     let mut client = kafka::client_config(config);
     client
@@ -155,43 +162,57 @@ pub fn read_changelog(
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760");
-    let consumer: BaseConsumer = client.create()?;
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("fetch.wait.max.ms", "10");
+    let consumer: BaseConsumer<kafka::EofAware> = client.create_with_context(kafka::EofAware)?;
+    let mut restored: Restored = HashMap::new();
     let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-    consumer.assign(&assignment)?;
-    let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
-    let mut state = HashMap::new();
-    let mut records = 0u64;
-    if high <= low {
-        return Ok((state, 0));
+    for partition in partitions {
+        restored.insert(*partition, (HashMap::new(), 0));
+        let (low, high) = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10))?;
+        if high > low {
+            assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
+        }
     }
-    loop {
+    let mut open = assignment.count();
+    consumer.assign(&assignment)?;
+    while open > 0 {
         match consumer.poll(Duration::from_millis(500)) {
             Some(Ok(message)) => {
-                records += 1;
-                let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+                let Some((state, records)) = restored.get_mut(&message.partition()) else {
                     continue;
                 };
-                match message.payload() {
-                    None => {
-                        state.remove(key);
-                    }
-                    Some(bytes) => {
-                        let stored = StoredAggregate::from_bytes(bytes).map_err(|e| {
-                            ProcessorError::Changelog {
-                                key: key.to_owned(),
-                                reason: e.to_string(),
-                            }
-                        })?;
-                        state.insert(key.to_owned(), stored);
-                    }
-                }
+                *records += 1;
+                apply_changelog_record(state, message.key(), message.payload())?;
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(KafkaError::PartitionEOF(_))) => open -= 1,
             Some(Err(error)) => return Err(error.into()),
             None => {}
         }
     }
-    Ok((state, records))
+    Ok(restored)
+}
+
+fn apply_changelog_record(
+    state: &mut HashMap<String, StoredAggregate>,
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+) -> Result<(), ProcessorError> {
+    let Some(key) = key.and_then(|k| std::str::from_utf8(k).ok()) else {
+        return Ok(());
+    };
+    match payload {
+        None => {
+            state.remove(key);
+        }
+        Some(bytes) => {
+            let stored =
+                StoredAggregate::from_bytes(bytes).map_err(|e| ProcessorError::Changelog {
+                    key: key.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            state.insert(key.to_owned(), stored);
+        }
+    }
+    Ok(())
 }

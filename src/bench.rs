@@ -1,0 +1,191 @@
+//! `gavel bench aggregate`: commands/s through the aggregate processor with
+//! exactly-once transactions, and the state restore rate from the changelog, on
+//! private topics. The broker's own limits (measured by deploy/local/bench.sh in
+//! the same run) come in as arguments so the figures are printed as ratios too.
+
+use anyhow::{Context, Result};
+use gavel_producers::loadgen::{generate, LoadSpec};
+use gavel_producers::CommandProducer;
+use gavel_runtime::registry::{load_schema_dir, RegistryClient};
+use gavel_runtime::{kafka, Config, Shutdown};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::TopicPartitionList;
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub struct AggregateBench {
+    pub commands: usize,
+    pub auctions: usize,
+    pub baseline_produce_rps: Option<f64>,
+    pub baseline_consume_rps: Option<f64>,
+}
+
+pub async fn aggregate(base: &Config, spec: &AggregateBench) -> Result<()> {
+    let config = private_config(base);
+    kafka::create_topics(&config, &kafka::auction_topics(&config)).await?;
+    let registry = RegistryClient::new(&config.registry_url);
+    let files = load_schema_dir(Path::new("schemas"), &config.topics)?;
+    for file in &files {
+        registry.register(file).await?;
+    }
+    let result = measure(&config, spec).await;
+    kafka::delete_topics(
+        &config,
+        &[
+            &config.topics.commands,
+            &config.topics.events,
+            &config.topics.outcomes,
+            &config.topics.changelog,
+        ],
+    )
+    .await?;
+    for file in &files {
+        registry.delete_subject(&file.subject()).await?;
+    }
+    result
+}
+
+fn private_config(base: &Config) -> Config {
+    let id = format!("bench{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let mut config = base.clone();
+    config.topics.commands = format!("{id}.auction.commands");
+    config.topics.events = format!("{id}.auction.events");
+    config.topics.outcomes = format!("{id}.auction.outcomes");
+    config.topics.changelog = format!("{id}.auction.state-changelog");
+    config.aggregate_group = format!("{id}-aggregate");
+    config.instance_id = id;
+    config
+}
+
+async fn measure(config: &Config, spec: &AggregateBench) -> Result<()> {
+    let load = LoadSpec {
+        run_id: "b".into(),
+        tenant: "bench".into(),
+        auctions: spec.auctions,
+        bids: spec.commands.saturating_sub(2 * spec.auctions),
+        duration_ms: 3_600_000,
+        seed: 1,
+    };
+    let workload = generate(&load, gavel_producers::produce::now());
+    let commands: Vec<_> = workload.setup.iter().chain(&workload.bids).collect();
+    let produce_started = Instant::now();
+    let mut producer = CommandProducer::connect(config).await?;
+    for (command, meta) in &commands {
+        producer.send(command, meta).await?;
+    }
+    producer.flush().await?;
+    let produce_secs = produce_started.elapsed().as_secs_f64();
+
+    let shutdown = Shutdown::new();
+    let processed = tokio::spawn(gavel_processors::aggregate::run(
+        config.clone(),
+        shutdown.clone(),
+    ));
+    let waited = wait_until_committed(config, commands.len() as i64).await;
+    // Stop the processor whatever happened, or its blocking thread outlives main.
+    shutdown.trigger();
+    let stats = processed.await??;
+    let (first_commit, done) = waited?;
+    let process_secs = (done - first_commit).as_secs_f64();
+
+    let restore_started = Instant::now();
+    let mut restored_records = 0;
+    let mut restored_aggregates = 0;
+    let partitions: Vec<i32> = (0..config.partitions).collect();
+    for (state, records) in
+        gavel_processors::aggregate::read_changelog(config, &partitions)?.into_values()
+    {
+        restored_records += records;
+        restored_aggregates += state.len();
+    }
+    let restore_secs = restore_started.elapsed().as_secs_f64();
+
+    let rate = commands.len() as f64 / process_secs;
+    let restore_rate = restored_records as f64 / restore_secs;
+    let report = json!({
+        "benchmark": "aggregate",
+        "commands": commands.len(),
+        "auctions": spec.auctions,
+        "partitions": config.partitions,
+        "events": stats.events,
+        "rejections": stats.rejections,
+        "transactions": stats.transactions,
+        "avro_produce_commands_per_s": commands.len() as f64 / produce_secs,
+        "eos_commands_per_s": rate,
+        "restore_records": restored_records,
+        "restore_aggregates": restored_aggregates,
+        "restore_records_per_s": restore_rate,
+        "baseline_raw_produce_records_per_s": spec.baseline_produce_rps,
+        "baseline_raw_consume_records_per_s": spec.baseline_consume_rps,
+        "eos_vs_raw_produce": spec.baseline_produce_rps.map(|b| rate / b),
+        "restore_vs_raw_consume": spec.baseline_consume_rps.map(|b| restore_rate / b),
+        "rss_mib": rss_mib(),
+    });
+    println!("{report}");
+    println!(
+        "aggregate processor, EOS, {} partitions, {} commands on {} auctions:",
+        config.partitions,
+        commands.len(),
+        spec.auctions
+    );
+    println!("  {:>10.0} commands/s decided (events + outcomes + changelog + offsets per transaction; {} transactions)", rate, stats.transactions);
+    println!(
+        "  {:>10.0} records/s state restore ({} changelog records, {} aggregates)",
+        restore_rate, restored_records, restored_aggregates
+    );
+    if let (Some(p), Some(c)) = (spec.baseline_produce_rps, spec.baseline_consume_rps) {
+        println!("  raw broker limit in the same run: {p:.0} produced/s, {c:.0} consumed/s");
+        println!(
+            "  ratios: EOS processing = {:.1} % of raw produce; restore = {:.1} % of raw consume",
+            100.0 * rate / p,
+            100.0 * restore_rate / c
+        );
+    }
+    Ok(())
+}
+
+/// Polls the processor group's committed offsets until they cover `total`
+/// records; returns when the first and the last commit were seen.
+async fn wait_until_committed(config: &Config, total: i64) -> Result<(Instant, Instant)> {
+    let mut client = kafka::client_config(config);
+    client.set("group.id", &config.aggregate_group);
+    let consumer: BaseConsumer = client.create()?;
+    let mut list = TopicPartitionList::new();
+    for partition in 0..config.partitions {
+        list.add_partition(&config.topics.commands, partition);
+    }
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline {
+        let committed = consumer
+            .committed_offsets(list.clone(), Duration::from_secs(5))
+            .context("committed offsets")?;
+        let sum: i64 = committed
+            .elements()
+            .iter()
+            .filter_map(|e| e.offset().to_raw())
+            .filter(|o| *o > 0)
+            .sum();
+        if sum > 0 && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if sum >= total {
+            return Ok((first.unwrap_or_else(Instant::now), Instant::now()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("the processor did not commit {total} commands within 600 s")
+}
+
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
