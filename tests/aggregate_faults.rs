@@ -8,7 +8,7 @@ use common::process::{read_all, Worker};
 use common::TestEnv;
 use gavel_domain::auction::{replay, Auction, AuctionEvent};
 use gavel_domain::{AuctionId, Timestamp};
-use gavel_processors::aggregate::{handle, Decision, StoredAggregate};
+use gavel_processors::aggregate::{handle, StoredAggregate};
 use gavel_producers::loadgen::{generate, LoadSpec, Workload};
 use gavel_producers::CommandProducer;
 use gavel_runtime::auction_codec::{command_from_avro, event_from_avro, outcome_from_avro};
@@ -111,13 +111,9 @@ async fn replay_commands(env: &TestEnv) -> BTreeMap<String, Auction> {
         let (command, meta) =
             command_from_avro(&decoded.schema.name, decoded.value).expect("command maps");
         let key = command.auction_id().as_str().to_owned();
-        let stored = states.remove(&key).unwrap_or_default();
+        let stored = states.entry(key).or_default();
         let now = Timestamp::from_millis(record.timestamp.expect("broker timestamp"));
-        let next = match handle(&stored, &command, &meta, now) {
-            Decision::Decided { state, .. } => *state,
-            Decision::Duplicate(_) => stored,
-        };
-        states.insert(key, next);
+        handle(stored, &command, &meta, now);
     }
     states
         .into_iter()

@@ -56,7 +56,12 @@ pub fn transactional_producer_config(config: &Config, transactional_id: &str) ->
     let mut client = producer_config(config);
     client
         .set("transactional.id", transactional_id)
-        .set("transaction.timeout.ms", "10000");
+        .set("transaction.timeout.ms", "10000")
+        // Right after a commit the coordinator answers CONCURRENT_TRANSACTIONS
+        // until its markers are written; the default 100 ms backoff would stall
+        // every transaction by that much (Java clients retry this after 20 ms).
+        .set("retry.backoff.ms", "5")
+        .set("retry.backoff.max.ms", "100");
     client
 }
 
@@ -175,7 +180,13 @@ pub struct EofAware;
 
 impl rdkafka::ClientContext for EofAware {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+        use rdkafka::error::KafkaError;
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_)
+                | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
             tracing::error!(%error, reason, "kafka client error");
         }
     }

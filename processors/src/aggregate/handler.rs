@@ -12,22 +12,27 @@ use gavel_runtime::envelope::{CommandMeta, EventEnvelope};
 pub enum Decision {
     /// A command id seen before: answer again, write nothing else.
     Duplicate(CommandOutcome),
-    /// New events (possibly none, for a rejection), the outcome, the new state.
+    /// New events (possibly none, for a rejection) and the outcome; the stored
+    /// aggregate was updated in place.
     Decided {
         events: Vec<(AuctionEvent, EventEnvelope)>,
         outcome: CommandOutcome,
-        state: Box<StoredAggregate>,
     },
 }
 
+/// Decides `command` against `stored` and applies the result to it in place
+/// (the caller owns the state for the transaction, so nothing is cloned).
 pub fn handle(
-    stored: &StoredAggregate,
+    stored: &mut StoredAggregate,
     command: &AuctionCommand,
     meta: &CommandMeta,
     now: Timestamp,
 ) -> Decision {
-    if let Some(previous) = stored.outcome_of(&meta.command_id) {
-        return Decision::Duplicate(previous.clone());
+    let aggregate_id = command.auction_id().as_str();
+    if let Some(previous) =
+        stored.outcome_of(&meta.command_id, aggregate_id, meta.tenant_id.as_str())
+    {
+        return Decision::Duplicate(previous);
     }
     let tenant_ok = stored
         .tenant_id
@@ -42,7 +47,7 @@ pub fn handle(
             "the auction belongs to another tenant".to_owned(),
         ))
     };
-    let mut state = stored.clone();
+    let state = stored;
     let mut outcome = CommandOutcome {
         command_id: meta.command_id.clone(),
         correlation_id: meta.correlation_id.clone(),
@@ -77,12 +82,8 @@ pub fn handle(
             outcome.reason = Some(reason);
         }
     }
-    state.remember(outcome.clone());
-    Decision::Decided {
-        events,
-        outcome,
-        state: Box::new(state),
-    }
+    state.remember(&outcome);
+    Decision::Decided { events, outcome }
 }
 
 /// A command whose record could not be read still gets an answer when its
@@ -144,12 +145,9 @@ mod tests {
         command: &AuctionCommand,
         meta: &CommandMeta,
     ) -> (StoredAggregate, CommandOutcome, usize) {
-        match handle(stored, command, meta, Timestamp::from_millis(1)) {
-            Decision::Decided {
-                events,
-                outcome,
-                state,
-            } => (*state, outcome, events.len()),
+        let mut state = stored.clone();
+        match handle(&mut state, command, meta, Timestamp::from_millis(1)) {
+            Decision::Decided { events, outcome } => (state, outcome, events.len()),
             Decision::Duplicate(_) => panic!("unexpected duplicate"),
         }
     }
@@ -157,14 +155,14 @@ mod tests {
     #[test]
     fn accepted_commands_get_gapless_versions_in_their_envelopes() {
         let stored = StoredAggregate::default();
-        let (stored, outcome, n) = apply(&stored, &create(), &meta("c1", "t1"));
+        let (mut stored, outcome, n) = apply(&stored, &create(), &meta("c1", "t1"));
         assert!(outcome.accepted);
         assert_eq!((outcome.new_version, n), (Some(1), 1));
         let start = AuctionCommand::Start(StartAuction {
             auction_id: AuctionId::new("a1"),
         });
         let Decision::Decided { events, .. } = handle(
-            &stored,
+            &mut stored,
             &start,
             &meta("c2", "t1"),
             Timestamp::from_millis(2),
@@ -177,9 +175,10 @@ mod tests {
 
     #[test]
     fn a_repeated_command_id_returns_the_original_outcome() {
-        let (stored, first, _) = apply(&StoredAggregate::default(), &create(), &meta("c1", "t1"));
+        let (mut stored, first, _) =
+            apply(&StoredAggregate::default(), &create(), &meta("c1", "t1"));
         match handle(
-            &stored,
+            &mut stored,
             &create(),
             &meta("c1", "t1"),
             Timestamp::from_millis(5),
@@ -199,7 +198,7 @@ mod tests {
         let (stored, outcome, n) = apply(&StoredAggregate::default(), &bid, &meta("c9", "t1"));
         assert_eq!((outcome.accepted, n), (false, 0));
         assert_eq!(outcome.rejection_code.as_deref(), Some("AUCTION_NOT_FOUND"));
-        assert!(stored.outcome_of("c9").is_some());
+        assert!(stored.outcome_of("c9", "a1", "t1").is_some());
     }
 
     #[test]
@@ -224,6 +223,6 @@ mod tests {
             stored.recent.len(),
             super::super::stored::REMEMBERED_COMMANDS
         );
-        assert!(stored.outcome_of("c0").is_none());
+        assert!(stored.outcome_of("c0", "a1", "t1").is_none());
     }
 }

@@ -42,6 +42,14 @@ impl PartitionState {
         }
         self.aggregates.insert(key, state);
     }
+
+    fn take(&mut self, key: &str) -> Option<StoredAggregate> {
+        let state = self.aggregates.remove(key)?;
+        if let Some(timer) = timer_of(key, &state) {
+            self.timers.remove(&timer);
+        }
+        Some(state)
+    }
 }
 
 fn timer_of(key: &str, state: &StoredAggregate) -> Option<(Timestamp, String)> {
@@ -88,6 +96,27 @@ impl StateStore {
                 self.partitions
                     .get(&partition)
                     .and_then(|p| p.aggregates.get(key))
+            })
+    }
+
+    /// Moves an aggregate into the open transaction's writes (or starts a new
+    /// one there) and lends it out for in-place changes. If the transaction
+    /// aborts, the session ends and the store is rebuilt from the changelog, so
+    /// nothing needs copying back.
+    pub fn checkout<'a>(
+        &mut self,
+        pending: &'a mut Pending,
+        partition: Partition,
+        key: &str,
+    ) -> &'a mut StoredAggregate {
+        pending
+            .writes
+            .entry((partition, key.to_owned()))
+            .or_insert_with(|| {
+                self.partitions
+                    .get_mut(&partition)
+                    .and_then(|p| p.take(key))
+                    .unwrap_or_default()
             })
     }
 

@@ -1,20 +1,44 @@
 //! What the aggregate processor keeps per auction: the domain state, the tenant,
-//! and the outcomes of recent commands so a redelivered command id gets its
-//! original answer. This is the changelog record (the snapshot).
+//! and a compact record of recent commands so a redelivered command id gets its
+//! original answer. This is the changelog record (the snapshot), so it is kept
+//! small: every changed aggregate is written once per transaction and read back
+//! on restore.
 
 use gavel_domain::auction::Auction;
+use gavel_domain::Timestamp;
 use gavel_runtime::auction_codec::CommandOutcome;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// How many command outcomes per auction are remembered for deduplication.
-pub const REMEMBERED_COMMANDS: usize = 64;
+/// Retries come within seconds; a window of this many commands per auction
+/// covers them under any realistic bidding rate.
+pub const REMEMBERED_COMMANDS: usize = 32;
+
+/// An outcome without what the aggregate already knows (id, tenant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remembered {
+    #[serde(rename = "i")]
+    command_id: String,
+    #[serde(rename = "c")]
+    correlation_id: String,
+    #[serde(rename = "t")]
+    command_type: String,
+    #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
+    new_version: Option<u64>,
+    #[serde(rename = "n")]
+    event_count: i32,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    rejection: Option<(String, String)>,
+    #[serde(rename = "at")]
+    decided_at: i64,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredAggregate {
     pub tenant_id: Option<String>,
     pub auction: Option<Auction>,
-    pub recent: VecDeque<CommandOutcome>,
+    pub recent: VecDeque<Remembered>,
 }
 
 impl StoredAggregate {
@@ -22,15 +46,44 @@ impl StoredAggregate {
         self.auction.as_ref().map_or(0, |a| a.version)
     }
 
-    pub fn outcome_of(&self, command_id: &str) -> Option<&CommandOutcome> {
-        self.recent.iter().find(|o| o.command_id == command_id)
+    /// The original outcome of `command_id`, if it is within the window.
+    pub fn outcome_of(
+        &self,
+        command_id: &str,
+        aggregate_id: &str,
+        tenant_id: &str,
+    ) -> Option<CommandOutcome> {
+        self.recent
+            .iter()
+            .find(|r| r.command_id == command_id)
+            .map(|r| CommandOutcome {
+                command_id: r.command_id.clone(),
+                correlation_id: r.correlation_id.clone(),
+                tenant_id: tenant_id.to_owned(),
+                aggregate_id: aggregate_id.to_owned(),
+                command_type: r.command_type.clone(),
+                accepted: r.rejection.is_none(),
+                new_version: r.new_version,
+                event_count: r.event_count,
+                rejection_code: r.rejection.as_ref().map(|(code, _)| code.clone()),
+                reason: r.rejection.as_ref().map(|(_, reason)| reason.clone()),
+                decided_at: Timestamp::from_millis(r.decided_at),
+            })
     }
 
-    pub fn remember(&mut self, outcome: CommandOutcome) {
+    pub fn remember(&mut self, outcome: &CommandOutcome) {
         if self.recent.len() == REMEMBERED_COMMANDS {
             self.recent.pop_front();
         }
-        self.recent.push_back(outcome);
+        self.recent.push_back(Remembered {
+            command_id: outcome.command_id.clone(),
+            correlation_id: outcome.correlation_id.clone(),
+            command_type: outcome.command_type.clone(),
+            new_version: outcome.new_version,
+            event_count: outcome.event_count,
+            rejection: outcome.rejection_code.clone().zip(outcome.reason.clone()),
+            decided_at: outcome.decided_at.millis(),
+        });
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
