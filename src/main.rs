@@ -48,6 +48,16 @@ enum Command {
     Aggregate,
     /// Run the auction_details sink (events -> Postgres, effectively-once).
     Sink,
+    /// Serve the query API (HTTP JSON + SSE live updates) over the read models.
+    QueryApi {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Rebuild a read model from the event log into a shadow table, then swap it in.
+    Rebuild {
+        #[arg(value_enum)]
+        view: View,
+    },
     /// Send a generated auction workload and wait until the read model matches it.
     DemoLoad {
         #[arg(long, default_value_t = 300)]
@@ -86,6 +96,11 @@ enum BenchWhich {
         #[arg(long)]
         baseline_consume_rps: Option<f64>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum View {
+    AuctionDetails,
 }
 
 #[derive(Subcommand)]
@@ -133,6 +148,22 @@ async fn main() -> Result<()> {
         }
         Command::Sink => {
             gavel_sinks::auction_details::run(config, shutdown).await?;
+        }
+        Command::QueryApi { listen } => {
+            gavel_sinks::query_api::run(config, listen, shutdown).await?;
+        }
+        Command::Rebuild {
+            view: View::AuctionDetails,
+        } => {
+            let report = gavel_sinks::auction_details::rebuild::rebuild(&config).await?;
+            println!(
+                "auction_details rebuilt and swapped in: {} events, {} row writes, {} skipped, {:.1} s, {:.0} events/s",
+                report.events,
+                report.rows,
+                report.skipped,
+                report.elapsed.as_secs_f64(),
+                report.events_per_second()
+            );
         }
         Command::DemoLoad {
             auctions,

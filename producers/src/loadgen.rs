@@ -49,12 +49,23 @@ impl Workload {
     /// The state every auction must end in, by applying the commands in order
     /// with the pure domain: setup and bids before the end time, ends after it.
     pub fn expected(&self) -> BTreeMap<AuctionId, Auction> {
+        self.predict(true)
+    }
+
+    /// The state before any auction ends: setup and bids only.
+    pub fn expected_before_end(&self) -> BTreeMap<AuctionId, Auction> {
+        self.predict(false)
+    }
+
+    fn predict(&self, with_ends: bool) -> BTreeMap<AuctionId, Auction> {
         let mut states: BTreeMap<AuctionId, Auction> = BTreeMap::new();
         let before_end = self.end_time.plus_millis(-1);
+        let no_ends = Vec::new();
+        let ends = if with_ends { &self.ends } else { &no_ends };
         let phases = [
             (&self.setup, before_end),
             (&self.bids, before_end),
-            (&self.ends, self.end_time),
+            (ends, self.end_time),
         ];
         for (commands, now) in phases {
             for (command, _) in commands.iter() {

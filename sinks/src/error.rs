@@ -10,4 +10,12 @@ pub enum SinkError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("row {auction_id} in postgres is unreadable: {reason}")]
     BadRow { auction_id: String, reason: String },
+    #[error("event {aggregate_id} v{version} in the event store is unreadable: {reason}")]
+    BadEvent {
+        aggregate_id: String,
+        version: i64,
+        reason: String,
+    },
+    #[error("query api: {0}")]
+    QueryApi(String),
 }

@@ -2,7 +2,10 @@
 //! (rows and consumed offsets commit in one Postgres transaction).
 
 pub mod auction_details;
+mod batch;
 mod error;
+pub mod event_store;
 mod offsets;
+pub mod query_api;
 
 pub use error::SinkError;

@@ -3,26 +3,23 @@
 //! version-guarded upsert plus the consumed offsets in one Postgres transaction,
 //! then a best-effort Kafka commit so lag dashboards stay true.
 
+pub mod rebuild;
 mod sql;
 pub mod verify;
 
 pub use sql::migrations;
 
+use crate::batch::{self, BatchSource};
 use crate::offsets::OffsetStore;
 use crate::SinkError;
 use gavel_domain::auction::AuctionEvent;
 use gavel_domain::views::{AuctionDetails, EventMeta};
-use gavel_runtime::auction_codec::event_from_avro;
 use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::envelope::EventEnvelope;
-use gavel_runtime::kafka::{self, RevocationLog};
 use gavel_runtime::{postgres, Config, Shutdown};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::message::OwnedMessage;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 #[derive(Debug, Default, Clone)]
 pub struct SinkStats {
@@ -37,7 +34,7 @@ struct Sink {
     config: Config,
     codec: AvroCodec,
     client: Client,
-    consumer: StreamConsumer<RevocationLog>,
+    source: BatchSource,
     offsets: OffsetStore,
     stats: SinkStats,
 }
@@ -45,10 +42,7 @@ struct Sink {
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<SinkStats, SinkError> {
     let mut client = postgres::connect(&config).await?;
     postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
-    let consumer: StreamConsumer<RevocationLog> =
-        kafka::consumer_config(&config, &config.sink_group)
-            .create_with_context(RevocationLog::default())?;
-    consumer.subscribe(&[&config.topics.events])?;
+    let source = BatchSource::subscribe(&config, &config.sink_group, &config.topics.events)?;
     let offsets = OffsetStore::new(
         &config.postgres_schema,
         &config.sink_group,
@@ -59,15 +53,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<SinkStats, SinkEr
         config,
         codec,
         client,
-        consumer,
+        source,
         offsets,
         stats: SinkStats::default(),
     };
     tracing::info!(topic = %sink.config.topics.events, schema = %sink.config.postgres_schema, "auction_details sink started");
     while !shutdown.is_triggered() {
-        let batch = sink.collect(&shutdown).await;
+        let batch = sink.source.collect(&shutdown).await;
         sink.write(batch).await?;
-        for partition in sink.consumer.context().take() {
+        for partition in sink.source.revoked() {
             sink.offsets.forget(partition);
         }
     }
@@ -76,130 +70,79 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<SinkStats, SinkEr
 }
 
 impl Sink {
-    /// Up to `batch_max` records, waiting at most `batch_linger` after the first.
-    async fn collect(&mut self, shutdown: &Shutdown) -> Vec<OwnedMessage> {
-        let mut batch = Vec::new();
-        let mut deadline = Instant::now() + Duration::from_millis(200);
-        while batch.len() < self.config.batch_max {
-            let left = deadline.saturating_duration_since(Instant::now());
-            tokio::select! {
-                received = tokio::time::timeout(left, self.consumer.recv()) => match received {
-                    Ok(Ok(message)) => {
-                        if batch.is_empty() {
-                            deadline = Instant::now() + self.config.batch_linger;
-                        }
-                        batch.push(message.detach());
-                    }
-                    Ok(Err(error)) => tracing::warn!(%error, "consumer error"),
-                    Err(_) => break,
-                },
-                _ = shutdown.triggered() => break,
-            }
-        }
-        batch
-    }
-
     async fn write(&mut self, batch: Vec<OwnedMessage>) -> Result<(), SinkError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut next_offsets: HashMap<i32, i64> = HashMap::new();
+        let fresh = batch::unapplied(&mut self.offsets, &self.client, &batch).await?;
+        self.stats.skipped_replays += fresh.replays;
+        let next_offsets = fresh.next_offsets;
         let mut events: Vec<(AuctionEvent, EventEnvelope)> = Vec::with_capacity(batch.len());
-        for message in &batch {
-            let stored_next = self
-                .offsets
-                .next_offset(&self.client, message.partition())
-                .await?;
-            next_offsets.insert(message.partition(), message.offset() + 1);
-            if message.offset() < stored_next {
-                self.stats.skipped_replays += 1;
-                continue;
-            }
-            match self.decode(message).await {
+        for message in fresh.records {
+            match batch::decode_event(&self.codec, message).await {
                 Ok(decoded) => events.push(decoded),
                 Err(reason) => {
                     self.stats.undecodable += 1;
-                    tracing::warn!(topic = message.topic(), partition = message.partition(),
-                        offset = message.offset(), %reason, "undecodable event skipped");
+                    batch::log_skipped(message, &reason.to_string(), "undecodable event skipped");
                 }
             }
         }
-        let rows = self.reduce(&events).await?;
+        let table = sql::live_table(&self.config.postgres_schema);
+        let rows = reduce_events(&self.client, &table, &events).await?;
         let tx = self.client.transaction().await?;
-        let written = sql::upsert(
-            &tx,
-            &self.config.postgres_schema,
-            &rows.values().collect::<Vec<_>>(),
-        )
-        .await?;
+        let lock = swap_lock_key(&self.config.postgres_schema);
+        tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&lock])
+            .await?;
+        let written = sql::upsert(&tx, &table, &rows.values().collect::<Vec<_>>()).await?;
         self.offsets.save(&tx, &next_offsets).await?;
         tx.commit().await?;
         self.offsets.remember(&next_offsets);
         self.stats.events += events.len() as u64;
         self.stats.rows_written += written;
         self.stats.batches += 1;
-        self.commit_to_kafka(&next_offsets);
+        self.source.commit(&next_offsets);
         Ok(())
     }
+}
 
-    async fn decode(
-        &self,
-        message: &OwnedMessage,
-    ) -> Result<(AuctionEvent, EventEnvelope), String> {
-        let payload = message.payload().ok_or("record has no payload")?;
-        let decoded = self
-            .codec
-            .decode(payload)
-            .await
-            .map_err(|e| e.to_string())?;
-        event_from_avro(&decoded.schema.name, decoded.value).map_err(|e| e.to_string())
-    }
-
-    /// Loads the touched rows once, then folds the batch's events into them in order.
-    async fn reduce(
-        &self,
-        events: &[(AuctionEvent, EventEnvelope)],
-    ) -> Result<HashMap<String, AuctionDetails>, SinkError> {
-        let mut ids: Vec<&str> = events
-            .iter()
-            .map(|(_, e)| e.aggregate_id.as_str())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut rows: HashMap<String, AuctionDetails> =
-            sql::load(&self.client, &self.config.postgres_schema, &ids)
-                .await?
-                .into_iter()
-                .map(|row| (row.auction_id.to_string(), row))
-                .collect();
-        for (event, envelope) in events {
-            let meta = EventMeta {
-                aggregate_id: envelope.aggregate_id.clone(),
-                tenant_id: envelope.tenant_id.clone(),
-                version: envelope.aggregate_version,
-                occurred_at: envelope.occurred_at,
-            };
-            let key = envelope.aggregate_id.as_str();
-            if let Some(updated) = AuctionDetails::reduce(rows.remove(key), &meta, event) {
-                rows.insert(key.to_owned(), updated);
-            }
-        }
-        Ok(rows)
-    }
-
-    fn commit_to_kafka(&self, offsets: &HashMap<i32, i64>) {
-        let mut list = TopicPartitionList::new();
-        for (partition, next) in offsets {
-            if let Err(error) = list.add_partition_offset(
-                &self.config.topics.events,
-                *partition,
-                Offset::Offset(*next),
-            ) {
-                tracing::warn!(%error, "offset list");
-            }
-        }
-        if let Err(error) = self.consumer.commit(&list, CommitMode::Async) {
-            tracing::debug!(%error, "kafka offset commit failed (postgres holds the truth)");
+/// Loads the rows the events touch from `table` once, then folds the events
+/// into them in order with the pure reducer. Used by the live sink and rebuild.
+pub(crate) async fn reduce_events(
+    client: &impl GenericClient,
+    table: &str,
+    events: &[(AuctionEvent, EventEnvelope)],
+) -> Result<HashMap<String, AuctionDetails>, SinkError> {
+    let mut ids: Vec<&str> = events
+        .iter()
+        .map(|(_, e)| e.aggregate_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut rows: HashMap<String, AuctionDetails> = sql::load(client, table, &ids)
+        .await?
+        .into_iter()
+        .map(|row| (row.auction_id.to_string(), row))
+        .collect();
+    for (event, envelope) in events {
+        let meta = EventMeta {
+            aggregate_id: envelope.aggregate_id.clone(),
+            tenant_id: envelope.tenant_id.clone(),
+            version: envelope.aggregate_version,
+            occurred_at: envelope.occurred_at,
+        };
+        let key = envelope.aggregate_id.as_str();
+        if let Some(updated) = AuctionDetails::reduce(rows.remove(key), &meta, event) {
+            rows.insert(key.to_owned(), updated);
         }
     }
+    Ok(rows)
+}
+
+/// Every write to the live table holds this lock shared; a rebuild holds it
+/// exclusively for the instant it swaps the tables, so no batch straddles it.
+pub(crate) fn swap_lock_key(schema: &str) -> i64 {
+    let name = sql::live_table(schema);
+    name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) as i64
 }

@@ -51,9 +51,15 @@ fn from_ts(column: &str) -> String {
     format!("(extract(epoch from {column}) * 1000)::int8")
 }
 
+/// The live table, schema-qualified.
+pub fn live_table(schema: &str) -> String {
+    format!("{schema}.auction_details")
+}
+
+/// Rows of `table` (schema-qualified: the live table or a rebuild's shadow).
 pub async fn load(
     client: &impl GenericClient,
-    schema: &str,
+    table: &str,
     ids: &[&str],
 ) -> Result<Vec<AuctionDetails>, SinkError> {
     if ids.is_empty() {
@@ -63,7 +69,7 @@ pub async fn load(
         "SELECT auction_id, tenant_id, seller_id, title, status, currency, starting_price_minor,
                 reserve_price_minor, min_increment_minor, current_price_minor, bid_count,
                 leading_bidder, winner_id, {}, {}, {}, version
-         FROM {schema}.auction_details WHERE auction_id = ANY($1)",
+         FROM {table} WHERE auction_id = ANY($1)",
         from_ts("end_time"),
         from_ts("created_at"),
         from_ts("updated_at"),
@@ -111,7 +117,7 @@ fn row_to_details(row: &Row) -> Result<AuctionDetails, SinkError> {
 /// guard means a replayed (older) row never overwrites a newer one.
 pub async fn upsert(
     client: &impl GenericClient,
-    schema: &str,
+    table: &str,
     rows: &[&AuctionDetails],
 ) -> Result<u64, SinkError> {
     if rows.is_empty() {
@@ -145,7 +151,7 @@ pub async fn upsert(
     let versions = num(&|r| r.version as i64);
     let ts = |column: &str| TO_TS.replace("{v}", column);
     let sql = format!(
-        "INSERT INTO {schema}.auction_details AS t (auction_id, tenant_id, seller_id, title, status, currency,
+        "INSERT INTO {table} AS t (auction_id, tenant_id, seller_id, title, status, currency,
              starting_price_minor, reserve_price_minor, min_increment_minor, current_price_minor, bid_count,
              leading_bidder, winner_id, end_time, created_at, updated_at, version)
          SELECT id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, {}, {}, {}, v

@@ -34,7 +34,7 @@ pub async fn compare(
     let mut comparison = Comparison::default();
     let mut rows: BTreeMap<String, AuctionDetails> = BTreeMap::new();
     for chunk in ids.chunks(5_000) {
-        for row in sql::load(client, schema, chunk).await? {
+        for row in sql::load(client, &sql::live_table(schema), chunk).await? {
             rows.insert(row.auction_id.to_string(), row);
         }
     }

@@ -1,0 +1,141 @@
+//! What every sink worker shares: a group consumer that hands out batches, the
+//! Postgres-offset filter that makes redelivered records no-ops, event decoding,
+//! and the best-effort Kafka commit that keeps lag tooling honest.
+
+use crate::offsets::OffsetStore;
+use crate::SinkError;
+use gavel_domain::auction::AuctionEvent;
+use gavel_runtime::auction_codec::event_from_avro;
+use gavel_runtime::avro::AvroCodec;
+use gavel_runtime::envelope::EventEnvelope;
+use gavel_runtime::kafka::{self, RevocationLog};
+use gavel_runtime::{Config, RuntimeError, Shutdown};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio_postgres::GenericClient;
+
+/// A subscribed group consumer that yields batches of at most `batch_max`
+/// records, waiting at most `batch_linger` after the first one.
+pub struct BatchSource {
+    consumer: StreamConsumer<RevocationLog>,
+    topic: String,
+    batch_max: usize,
+    batch_linger: Duration,
+}
+
+impl BatchSource {
+    pub fn subscribe(config: &Config, group: &str, topic: &str) -> Result<Self, SinkError> {
+        let consumer: StreamConsumer<RevocationLog> =
+            kafka::consumer_config(config, group).create_with_context(RevocationLog::default())?;
+        consumer.subscribe(&[topic])?;
+        Ok(Self {
+            consumer,
+            topic: topic.to_owned(),
+            batch_max: config.batch_max,
+            batch_linger: config.batch_linger,
+        })
+    }
+
+    /// Up to `batch_max` records, waiting at most `batch_linger` after the first.
+    pub async fn collect(&self, shutdown: &Shutdown) -> Vec<OwnedMessage> {
+        let mut batch = Vec::new();
+        let mut deadline = Instant::now() + Duration::from_millis(200);
+        while batch.len() < self.batch_max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::select! {
+                received = tokio::time::timeout(left, self.consumer.recv()) => match received {
+                    Ok(Ok(message)) => {
+                        if batch.is_empty() {
+                            deadline = Instant::now() + self.batch_linger;
+                        }
+                        batch.push(message.detach());
+                    }
+                    Ok(Err(error)) => tracing::warn!(%error, "consumer error"),
+                    Err(_) => break,
+                },
+                _ = shutdown.triggered() => break,
+            }
+        }
+        batch
+    }
+
+    /// Partitions revoked since the last call: their cached offsets must be
+    /// re-read from Postgres if they come back.
+    pub fn revoked(&self) -> Vec<i32> {
+        self.consumer.context().take()
+    }
+
+    /// Best effort: Postgres holds the truth, Kafka's offsets only feed lag tooling.
+    pub fn commit(&self, offsets: &HashMap<i32, i64>) {
+        let mut list = TopicPartitionList::new();
+        for (partition, next) in offsets {
+            if let Err(error) =
+                list.add_partition_offset(&self.topic, *partition, Offset::Offset(*next))
+            {
+                tracing::warn!(%error, "offset list");
+            }
+        }
+        if let Err(error) = self.consumer.commit(&list, CommitMode::Async) {
+            tracing::debug!(%error, "kafka offset commit failed (postgres holds the truth)");
+        }
+    }
+}
+
+/// The records of a batch that Postgres has not seen yet, and the offsets to
+/// store with their rows.
+pub struct Unapplied<'a> {
+    pub records: Vec<&'a OwnedMessage>,
+    pub next_offsets: HashMap<i32, i64>,
+    /// Records below the stored offset: redelivered after a crash or rebalance.
+    pub replays: u64,
+}
+
+pub async fn unapplied<'a>(
+    offsets: &mut OffsetStore,
+    client: &impl GenericClient,
+    batch: &'a [OwnedMessage],
+) -> Result<Unapplied<'a>, SinkError> {
+    let mut fresh = Unapplied {
+        records: Vec::with_capacity(batch.len()),
+        next_offsets: HashMap::new(),
+        replays: 0,
+    };
+    for message in batch {
+        let stored_next = offsets.next_offset(client, message.partition()).await?;
+        fresh
+            .next_offsets
+            .insert(message.partition(), message.offset() + 1);
+        if message.offset() < stored_next {
+            fresh.replays += 1;
+        } else {
+            fresh.records.push(message);
+        }
+    }
+    Ok(fresh)
+}
+
+/// One event record to its domain event and envelope.
+pub async fn decode_event(
+    codec: &AvroCodec,
+    message: &OwnedMessage,
+) -> Result<(AuctionEvent, EventEnvelope), RuntimeError> {
+    let payload = message
+        .payload()
+        .ok_or_else(|| RuntimeError::Mapping("record has no payload".into()))?;
+    let decoded = codec.decode(payload).await?;
+    event_from_avro(&decoded.schema.name, decoded.value)
+}
+
+/// Logs a skipped record with its coordinates, so it can be found and replayed.
+pub fn log_skipped(message: &OwnedMessage, reason: &str, what: &str) {
+    tracing::warn!(
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        %reason,
+        "{what}"
+    );
+}

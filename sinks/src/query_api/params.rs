@@ -1,0 +1,277 @@
+//! Request inputs, validated: the tenant header, the list query and its cursor.
+//! Every refusal names the parameter and what would have been accepted.
+
+use super::error::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use std::collections::HashSet;
+
+pub const TENANT_HEADER: &str = "x-tenant-id";
+pub const MAX_LIMIT: i64 = 100;
+const DEFAULT_LIMIT: i64 = 20;
+const MAX_TENANT_LEN: usize = 128;
+const MAX_CURSOR_LEN: usize = 1024;
+const STATUSES: [&str; 4] = ["DRAFT", "ACTIVE", "ENDED", "CANCELLED"];
+
+/// The caller's tenant, from `X-Tenant-Id`: every query is scoped to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let raw = parts
+            .headers
+            .get(TENANT_HEADER)
+            .ok_or_else(|| ApiError::bad_request("missing X-Tenant-Id header"))?;
+        let tenant = raw
+            .to_str()
+            .map_err(|_| ApiError::bad_request("X-Tenant-Id must be visible ASCII"))?
+            .trim();
+        if tenant.is_empty() || tenant.len() > MAX_TENANT_LEN {
+            return Err(ApiError::bad_request(format!(
+                "X-Tenant-Id must be 1 to {MAX_TENANT_LEN} characters"
+            )));
+        }
+        Ok(Self(tenant.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    EndTime,
+    CurrentPrice,
+    BidCount,
+}
+
+impl SortKey {
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "end_time" => Some(Self::EndTime),
+            "current_price" => Some(Self::CurrentPrice),
+            "bid_count" => Some(Self::BidCount),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EndTime => "end_time",
+            Self::CurrentPrice => "current_price",
+            Self::BidCount => "bid_count",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+impl Order {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Asc => "asc",
+            Self::Desc => "desc",
+        }
+    }
+}
+
+/// Where the previous page stopped: its last row's sort key and auction id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub key: i64,
+    pub auction_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListParams {
+    pub status: &'static str,
+    pub sort: SortKey,
+    pub order: Order,
+    pub limit: i64,
+    pub after: Option<Cursor>,
+}
+
+impl ListParams {
+    /// From the raw query pairs: unknown or repeated parameters are refused too,
+    /// so a typo (`sort_by=`) is a 400, not a silently different page.
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, String> {
+        let mut seen = HashSet::new();
+        let mut params = Self {
+            status: "ACTIVE",
+            sort: SortKey::EndTime,
+            order: Order::Asc,
+            limit: DEFAULT_LIMIT,
+            after: None,
+        };
+        let mut cursor = None;
+        for (name, value) in pairs {
+            if !seen.insert(name.as_str()) {
+                return Err(format!("parameter {name} is given more than once"));
+            }
+            match name.as_str() {
+                "status" => {
+                    params.status = STATUSES.into_iter().find(|s| *s == value).ok_or_else(|| {
+                        format!(
+                            "status must be one of {}, got {value:?}",
+                            STATUSES.join(", ")
+                        )
+                    })?
+                }
+                "sort" => {
+                    params.sort = SortKey::parse(value).ok_or_else(|| {
+                        format!("sort must be end_time, current_price or bid_count, got {value:?}")
+                    })?
+                }
+                "order" => {
+                    params.order = match value.as_str() {
+                        "asc" => Order::Asc,
+                        "desc" => Order::Desc,
+                        _ => return Err(format!("order must be asc or desc, got {value:?}")),
+                    }
+                }
+                "limit" => {
+                    params.limit = value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|l| (1..=MAX_LIMIT).contains(l))
+                        .ok_or_else(|| {
+                            format!("limit must be an integer from 1 to {MAX_LIMIT}, got {value:?}")
+                        })?
+                }
+                "cursor" => cursor = Some(value.as_str()),
+                other => {
+                    return Err(format!(
+                        "unknown parameter {other:?}; expected status, sort, order, limit or cursor"
+                    ))
+                }
+            }
+        }
+        if let Some(raw) = cursor {
+            params.after = Some(params.decode_cursor(raw)?);
+        }
+        Ok(params)
+    }
+
+    /// Opaque to clients: hex of `v1|status|sort|order|key|auction_id`. The
+    /// listing it came from is inside, so it cannot be replayed on another one.
+    pub fn encode_cursor(&self, cursor: &Cursor) -> String {
+        let plain = format!(
+            "v1|{}|{}|{}|{}|{}",
+            self.status,
+            self.sort.as_str(),
+            self.order.as_str(),
+            cursor.key,
+            cursor.auction_id
+        );
+        plain.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn decode_cursor(&self, raw: &str) -> Result<Cursor, String> {
+        let invalid =
+            || "cursor is not valid: pass next_cursor of a previous page as is".to_owned();
+        if raw.len() > MAX_CURSOR_LEN {
+            return Err(invalid());
+        }
+        let plain =
+            String::from_utf8(hex_decode(raw).ok_or_else(invalid)?).map_err(|_| invalid())?;
+        let mut parts = plain.splitn(6, '|');
+        let mut next = || parts.next().ok_or_else(invalid);
+        let (version, status, sort, order) = (next()?, next()?, next()?, next()?);
+        let key = next()?.parse::<i64>().map_err(|_| invalid())?;
+        let auction_id = next()?;
+        if version != "v1" || auction_id.is_empty() {
+            return Err(invalid());
+        }
+        if status != self.status || sort != self.sort.as_str() || order != self.order.as_str() {
+            return Err(format!(
+                "cursor belongs to status={status}&sort={sort}&order={order}, not to this listing"
+            ));
+        }
+        Ok(Cursor {
+            key,
+            auction_id: auction_id.to_owned(),
+        })
+    }
+}
+
+fn hex_decode(raw: &str) -> Option<Vec<u8>> {
+    if raw.is_empty() {
+        return None;
+    }
+    let digit = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    raw.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [high, low] => Some((digit(*high)? << 4) | digit(*low)?),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(query: &[(&str, &str)]) -> Result<ListParams, String> {
+        let pairs: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ListParams::parse(&pairs)
+    }
+
+    #[test]
+    fn defaults_are_active_by_end_time_ascending_twenty() {
+        let params = parse(&[]).unwrap();
+        assert_eq!(params.status, "ACTIVE");
+        assert_eq!(params.sort, SortKey::EndTime);
+        assert_eq!(params.order, Order::Asc);
+        assert_eq!(params.limit, 20);
+        assert_eq!(params.after, None);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_parameter_named() {
+        for (query, word) in [
+            (vec![("status", "OPEN")], "status"),
+            (vec![("sort", "price")], "sort"),
+            (vec![("order", "up")], "order"),
+            (vec![("limit", "0")], "limit"),
+            (vec![("limit", "101")], "limit"),
+            (vec![("limit", "ten")], "limit"),
+            (vec![("cursor", "zz")], "cursor"),
+            (vec![("page", "2")], "unknown parameter"),
+            (vec![("limit", "5"), ("limit", "6")], "more than once"),
+        ] {
+            let error = parse(&query).unwrap_err();
+            assert!(error.contains(word), "{query:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_round_trips_and_only_fits_its_own_listing() {
+        let params = parse(&[("sort", "bid_count"), ("order", "desc")]).unwrap();
+        let cursor = Cursor {
+            key: 7,
+            auction_id: "lot|7".into(),
+        };
+        let encoded = params.encode_cursor(&cursor);
+        let again = parse(&[
+            ("sort", "bid_count"),
+            ("order", "desc"),
+            ("cursor", &encoded),
+        ])
+        .unwrap();
+        assert_eq!(again.after, Some(cursor));
+        let error = parse(&[("sort", "end_time"), ("cursor", &encoded)]).unwrap_err();
+        assert!(error.contains("not to this listing"), "{error}");
+    }
+}
