@@ -190,6 +190,84 @@ impl TestEnv {
             let _ = registry.delete_subject(subject).await;
         }
     }
+
+    /// The event-store sink as a worker, stopped by `stop`.
+    pub fn start_event_store(&mut self) {
+        let handle = self.spawn_event_store(&self.shutdown.clone());
+        self.workers.push(tokio::spawn(async move {
+            handle.await.expect("event store sink");
+        }));
+    }
+
+    /// An event-store sink with its own shutdown token, so a test can stop or
+    /// abort one instance and start another on the same group; yields its stats.
+    /// Stop it before `stop`, which deletes the topics and the schema.
+    pub fn spawn_event_store(
+        &self,
+        shutdown: &Shutdown,
+    ) -> JoinHandle<gavel_sinks::event_store::EventStoreStats> {
+        let (config, shutdown) = (self.config.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            gavel_sinks::event_store::run(config, shutdown)
+                .await
+                .expect("event store sink")
+        })
+    }
+
+    /// Rows in the event store, of one auction or all (0 before the table exists).
+    pub async fn event_rows(&self, auction: Option<&str>) -> i64 {
+        let sql = format!(
+            "SELECT count(*) FROM {}.events WHERE $1::text IS NULL OR aggregate_id = $1",
+            self.config.postgres_schema
+        );
+        match self.pg().await.query_one(&sql, &[&auction]).await {
+            Ok(row) => row.get(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// Waits until the event store holds exactly `rows` rows (of `auction`, or all).
+    pub async fn wait_for_event_rows(&self, auction: Option<&str>, rows: i64) {
+        let reached = eventually(Duration::from_secs(60), || async {
+            (self.event_rows(auction).await == rows).then_some(())
+        })
+        .await;
+        assert!(
+            reached.is_some(),
+            "{auction:?} never reached {rows} event rows"
+        );
+    }
+
+    /// The next offsets a sink consumer group stored in Postgres, by partition.
+    pub async fn stored_offsets(&self, group: &str) -> Vec<(i32, i64)> {
+        let sql = format!(
+            "SELECT partition, next_offset FROM {}.sink_offsets
+             WHERE consumer_group = $1 ORDER BY partition",
+            self.config.postgres_schema
+        );
+        let rows = self
+            .pg()
+            .await
+            .query(&sql, &[&group])
+            .await
+            .expect("offsets");
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    }
+
+    /// The event ids on the events topic (reading until `count` or 10 s).
+    pub async fn event_ids_on_topic(&self, count: usize) -> std::collections::BTreeSet<String> {
+        let codec = AvroCodec::new(&self.config.registry_url);
+        let mut ids = std::collections::BTreeSet::new();
+        let topic = &self.config.topics.events;
+        for (_, payload) in self.read_topic(topic, count, Duration::from_secs(10)) {
+            let decoded = codec.decode(&payload).await.expect("event decodes");
+            let (_, envelope) =
+                gavel_runtime::auction_codec::event_from_avro(&decoded.schema.name, decoded.value)
+                    .expect("event maps");
+            ids.insert(envelope.event_id);
+        }
+        ids
+    }
 }
 
 pub fn schema_dir() -> std::path::PathBuf {

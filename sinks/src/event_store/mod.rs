@@ -1,0 +1,219 @@
+//! `gavel event-store`: appends every event of `auction.events` exactly once to
+//! the `events` table, hash-chained per aggregate so tampering is detectable.
+//! Each batch: drop what Postgres already has (stored offsets), decode, chain
+//! onto the stored hashes, then one multi-row insert plus the consumed offsets
+//! in one Postgres transaction, then a best-effort Kafka commit.
+
+mod audit;
+mod chain;
+mod instant;
+mod payload;
+mod sql;
+
+pub use audit::{state_as_of, verify, AuditReport};
+pub use instant::parse_instant;
+pub use sql::migrations;
+
+use crate::batch::{self, BatchSource};
+use crate::offsets::OffsetStore;
+use crate::SinkError;
+use chain::NewEvent;
+use gavel_domain::auction::AuctionEvent;
+use gavel_runtime::avro::AvroCodec;
+use gavel_runtime::envelope::EventEnvelope;
+use gavel_runtime::{postgres, Config, RuntimeError, Shutdown};
+use rdkafka::message::{Message, OwnedMessage};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_postgres::Client;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EventStoreStats {
+    /// Rows inserted into `events`.
+    pub appended: u64,
+    /// Events already in the store (redelivered past the offset check).
+    pub duplicates: u64,
+    /// Records below the stored offsets, dropped before decoding.
+    pub skipped_replays: u64,
+    /// Poison records: counted, logged with their coordinates, skipped.
+    pub undecodable: u64,
+    /// Events whose predecessor version is missing: refused, logged as errors.
+    pub gaps: u64,
+    pub batches: u64,
+}
+
+/// The event store's own consumer group (and key of its stored offsets).
+pub fn consumer_group(config: &Config) -> String {
+    format!("{}-event-store", config.sink_group)
+}
+
+struct EventStore {
+    schema: String,
+    topic: String,
+    codec: AvroCodec,
+    client: Client,
+    source: BatchSource,
+    offsets: OffsetStore,
+    stats: EventStoreStats,
+}
+
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<EventStoreStats, SinkError> {
+    let group = consumer_group(&config);
+    let topic = config.topics.events.clone();
+    let mut client = postgres::connect(&config).await?;
+    postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
+    let mut store = EventStore {
+        source: BatchSource::subscribe(&config, &group, &topic)?,
+        offsets: OffsetStore::new(&config.postgres_schema, &group, &topic),
+        codec: AvroCodec::new(&config.registry_url),
+        schema: config.postgres_schema.clone(),
+        topic,
+        client,
+        stats: EventStoreStats::default(),
+    };
+    tracing::info!(topic = %store.topic, schema = %store.schema, %group, "event store sink started");
+    while !shutdown.is_triggered() {
+        let batch = store.source.collect(&shutdown).await;
+        store.write(&batch, &shutdown).await?;
+        for partition in store.source.revoked() {
+            store.offsets.forget(partition);
+        }
+    }
+    tracing::info!(stats = ?store.stats, "event store sink stopped");
+    Ok(store.stats)
+}
+
+impl EventStore {
+    async fn write(
+        &mut self,
+        batch: &[OwnedMessage],
+        shutdown: &Shutdown,
+    ) -> Result<(), SinkError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let fresh = batch::unapplied(&mut self.offsets, &self.client, batch).await?;
+        let Some(events) = self.decode_all(&fresh.records, shutdown).await else {
+            // Shut down while the registry was away: nothing was stored, so the
+            // next run starts from the stored offsets and loses nothing.
+            return Ok(());
+        };
+        let known = sql::known_hashes(&self.client, &self.schema, &events).await?;
+        let chained = chain::chain(events, known);
+        for gap in &chained.gaps {
+            tracing::error!(topic = %self.topic, partition = gap.partition, offset = gap.offset,
+                aggregate_id = %gap.aggregate_id, version = gap.version,
+                "event refused: its previous version is not in the store (gap in the history)");
+        }
+        let tx = self.client.transaction().await?;
+        let appended = sql::append(&tx, &self.schema, &chained.rows).await?;
+        self.offsets.save(&tx, &fresh.next_offsets).await?;
+        tx.commit().await?;
+        self.offsets.remember(&fresh.next_offsets);
+        self.stats.skipped_replays += fresh.replays;
+        self.stats.appended += appended;
+        self.stats.duplicates += chained.duplicates + (chained.rows.len() as u64 - appended);
+        self.stats.gaps += chained.gaps.len() as u64;
+        self.stats.batches += 1;
+        self.source.commit(&fresh.next_offsets);
+        Ok(())
+    }
+
+    /// Poison records are counted and skipped; `None` if shut down meanwhile.
+    async fn decode_all(
+        &mut self,
+        records: &[&OwnedMessage],
+        shutdown: &Shutdown,
+    ) -> Option<Vec<NewEvent>> {
+        let mut events = Vec::with_capacity(records.len());
+        for message in records {
+            match self.decode_patiently(message, shutdown).await? {
+                Ok(event) => events.push(event),
+                Err(reason) => {
+                    self.stats.undecodable += 1;
+                    batch::log_skipped(message, &reason, "undecodable event skipped");
+                }
+            }
+        }
+        Some(events)
+    }
+
+    /// A registry outage is waited out rather than treated as poison: skipping
+    /// a good event would leave a hole no later event of its auction can chain over.
+    async fn decode_patiently(
+        &self,
+        message: &OwnedMessage,
+        shutdown: &Shutdown,
+    ) -> Option<Result<NewEvent, String>> {
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match batch::decode_event(&self.codec, message).await {
+                Ok((event, envelope)) => return Some(to_row(&event, &envelope, message)),
+                Err(error) if is_transient(&error) => {
+                    tracing::warn!(%error, ?pause, "schema registry unavailable, retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.triggered() => return None,
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                Err(error) => return Some(Err(error.to_string())),
+            }
+        }
+    }
+}
+
+/// schema_registry_converter marks network failures and HTTP 502/503 as
+/// retriable; `RuntimeError::Registry` keeps only its message, which says so.
+fn is_transient(error: &RuntimeError) -> bool {
+    matches!(error, RuntimeError::Registry(message) if message.contains("retriable: true"))
+}
+
+/// The row form of a decoded event, or why Postgres cannot hold it.
+fn to_row(
+    event: &AuctionEvent,
+    envelope: &EventEnvelope,
+    message: &OwnedMessage,
+) -> Result<NewEvent, String> {
+    let version = i64::try_from(envelope.aggregate_version)
+        .map_err(|_| format!("aggregate_version {} overflows", envelope.aggregate_version))?;
+    let payload = payload::to_json(event);
+    let meta = json!({
+        "event_id": envelope.event_id,
+        "correlation_id": envelope.correlation_id,
+        "causation_id": envelope.causation_id,
+        "schema_version": envelope.schema_version,
+        "kafka": { "topic": message.topic(), "partition": message.partition(), "offset": message.offset() },
+    });
+    let ids = [
+        envelope.tenant_id.as_str(),
+        envelope.aggregate_id.as_str(),
+        &envelope.event_id,
+    ];
+    // Postgres text and jsonb cannot hold U+0000: refusing the event beats
+    // failing (and retrying) the whole batch forever.
+    if ids.iter().any(|s| s.contains('\0')) || has_nul(&payload) || has_nul(&meta) {
+        return Err("contains U+0000, which postgres cannot store".into());
+    }
+    Ok(NewEvent {
+        tenant_id: envelope.tenant_id.to_string(),
+        aggregate_id: envelope.aggregate_id.to_string(),
+        version,
+        event_id: envelope.event_id.clone(),
+        event_type: event.type_name().to_owned(),
+        payload: payload::canonical(&payload),
+        envelope: payload::canonical(&meta),
+        occurred_at_ms: envelope.occurred_at.millis(),
+        partition: message.partition(),
+        offset: message.offset(),
+    })
+}
+
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
