@@ -1,16 +1,16 @@
 //! `gavel`: one binary, one role per subcommand.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use gavel_domain::auction::AuctionStatus;
-use gavel_producers::loadgen::{generate, LoadSpec};
+use gavel_producers::loadgen::LoadSpec;
 use gavel_runtime::registry::{load_schema_dir, RegistryClient};
-use gavel_runtime::{config, kafka, postgres, telemetry, Config, Shutdown};
-use gavel_sinks::auction_details::verify;
+use gavel_runtime::{config, kafka, telemetry, Config, Shutdown};
 use std::path::PathBuf;
+use std::time::Duration;
 
+mod audit;
 mod bench;
-use std::time::{Duration, Instant};
+mod demo;
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +48,13 @@ enum Command {
     Aggregate,
     /// Run the auction_details sink (events -> Postgres, effectively-once).
     Sink,
+    /// Run the event-store sink (events -> append-only, hash-chained `events` table).
+    EventStore,
+    /// Event-store audit: verify the hash chains, or an auction's state as of a time.
+    Audit {
+        #[command(subcommand)]
+        action: audit::AuditAction,
+    },
     /// Serve the query API (HTTP JSON + SSE live updates) over the read models.
     QueryApi {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -149,6 +156,10 @@ async fn main() -> Result<()> {
         Command::Sink => {
             gavel_sinks::auction_details::run(config, shutdown).await?;
         }
+        Command::EventStore => {
+            gavel_sinks::event_store::run(config, shutdown).await?;
+        }
+        Command::Audit { action } => audit::run(&config, action).await?,
         Command::QueryApi { listen } => {
             gavel_sinks::query_api::run(config, listen, shutdown).await?;
         }
@@ -181,7 +192,7 @@ async fn main() -> Result<()> {
                 duration_ms: duration_secs * 1000,
                 seed,
             };
-            demo_load(&config, &spec, Duration::from_secs(timeout_secs)).await?;
+            demo::demo_load(&config, &spec, Duration::from_secs(timeout_secs)).await?;
         }
         Command::Bench {
             which:
@@ -258,93 +269,5 @@ async fn produce(
         report.sent,
         report.rejected.len()
     );
-    Ok(())
-}
-
-async fn demo_load(config: &Config, spec: &LoadSpec, timeout: Duration) -> Result<()> {
-    let workload = generate(spec, gavel_producers::produce::now());
-    let expected = workload.expected();
-    let started = Instant::now();
-    println!(
-        "sending {} commands for {} auctions ({} bids); the processor's timers end them in {} s ...",
-        workload.setup.len() + workload.bids.len(),
-        spec.auctions,
-        spec.bids,
-        spec.duration_ms / 1000
-    );
-    let sent = gavel_producers::send_workload(config, &workload, false).await?;
-    let client = postgres::connect(config).await?;
-    let comparison = loop {
-        let comparison = verify::compare(&client, &config.postgres_schema, &expected).await?;
-        if comparison.all_match() || started.elapsed() > timeout {
-            break comparison;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    let elapsed = started.elapsed();
-    let events: u64 = expected.values().map(|a| a.version).sum();
-    let accepted_bids: u64 = expected.values().map(|a| u64::from(a.bid_count)).sum();
-    let ended = expected
-        .values()
-        .filter(|a| a.status == AuctionStatus::Ended)
-        .count();
-    let winners = expected.values().filter(|a| a.winner_id.is_some()).count();
-    println!();
-    println!("== Gavel demo: run {} ==", spec.run_id);
-    println!(
-        "commands sent      {:>8}  ({} bids, {} rejected by the rules; auctions ended by timers)",
-        sent.sent,
-        spec.bids,
-        spec.bids as u64 - accepted_bids
-    );
-    println!("events             {:>8}", events);
-    println!(
-        "auctions           {:>8}  ({} ended, {} with a winner, {} cancelled)",
-        expected.len(),
-        ended,
-        winners,
-        expected.len() - ended
-    );
-    println!(
-        "read-model rows    {:>8}  matching the pure-domain replay: {}",
-        comparison.rows.len(),
-        comparison.matching
-    );
-    println!(
-        "setup+bids sent in {:>8.2} s  ({:.0} commands/s acknowledged)",
-        sent.bids_elapsed.as_secs_f64(),
-        (workload.setup.len() + workload.bids.len()) as f64 / sent.bids_elapsed.as_secs_f64()
-    );
-    println!(
-        "elapsed            {:>8.2} s  (includes waiting {} s for the auctions to end)",
-        elapsed.as_secs_f64(),
-        spec.duration_ms / 1000
-    );
-    println!("\nexample rows (auction_details):");
-    for row in comparison.rows.iter().filter(|r| r.bid_count > 0).take(5) {
-        println!(
-            "  {}  {:<34} {:<9} {:>14}  bids {:>3}  winner {:<28} v{}",
-            row.auction_id,
-            row.title,
-            row.status.as_str(),
-            row.current_price.to_string(),
-            row.bid_count,
-            row.winner_id
-                .as_ref()
-                .map_or("-".to_owned(), ToString::to_string),
-            row.version
-        );
-    }
-    if !comparison.all_match() {
-        for diff in comparison.differences.iter().take(10) {
-            eprintln!("  mismatch: {diff}");
-        }
-        bail!(
-            "read model did not catch up within {timeout:?}: {} missing, {} different",
-            comparison.missing,
-            comparison.differences.len()
-        );
-    }
-    println!("\nread model caught up: every row equals the pure-domain replay.");
     Ok(())
 }

@@ -27,7 +27,21 @@ GAVEL_INSTANCE_ID=demo-0 "$GAVEL" aggregate >"$LOGS/aggregate.log" 2>&1 &
 pids+=($!)
 "$GAVEL" sink >"$LOGS/sink.log" 2>&1 &
 pids+=($!)
-echo "[demo] workers started (aggregate pid ${pids[0]}, sink pid ${pids[1]}); logs in $LOGS"
+"$GAVEL" event-store >"$LOGS/event-store.log" 2>&1 &
+pids+=($!)
+API=${GAVEL_QUERY_LISTEN:-127.0.0.1:8080}
+"$GAVEL" query-api --listen "$API" >"$LOGS/query-api.log" 2>&1 &
+pids+=($!)
+echo "[demo] workers started: aggregate, sink, event-store, query-api on $API (pids ${pids[*]}); logs in $LOGS"
 
 "$GAVEL" demo-load "$@"
+
+echo
+echo "[demo] query API: GET /auctions?status=ENDED&sort=current_price&order=desc&limit=3 (tenant demo)"
+curl -fsS -H 'X-Tenant-Id: demo' "http://$API/auctions?status=ENDED&sort=current_price&order=desc&limit=3" |
+  python3 -c 'import json,sys; d=json.load(sys.stdin); [print("  ", i["auction_id"], i["title"], i["current_price"], "winner", i.get("winner_id")) for i in d["items"]]' ||
+  echo "[demo] query API did not answer; see $LOGS/query-api.log"
+echo "[demo] event store audit (hash chains):"
+sleep 1
+"$GAVEL" audit verify 2>/dev/null | sed 's/^/   /' 
 echo "[demo] done in $((SECONDS - t0))s (stack left running: make stack-down stops it)"

@@ -77,8 +77,8 @@ pub struct AvroCodec {
 impl AvroCodec {
     pub fn new(registry_url: &str) -> Self {
         Self {
-            encoder: AvroEncoder::new(SrSettings::new(registry_url.to_owned())),
-            decoder: AvroDecoder::new(SrSettings::new(registry_url.to_owned())),
+            encoder: AvroEncoder::new(settings(registry_url)),
+            decoder: AvroDecoder::new(settings(registry_url)),
             by_id: RwLock::new(HashMap::new()),
         }
     }
@@ -139,6 +139,15 @@ impl AvroCodec {
         }
         Ok(schema)
     }
+}
+
+/// Registry settings with a bounded request time, so a stalled registry fails a
+/// lookup instead of hanging the worker.
+fn settings(registry_url: &str) -> SrSettings {
+    SrSettings::new_builder(registry_url.to_owned())
+        .set_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap_or_else(|_| SrSettings::new(registry_url.to_owned()))
 }
 
 /// Splits a Confluent-framed payload into schema id and Avro body.

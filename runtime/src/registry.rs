@@ -80,9 +80,14 @@ pub struct RegistryClient {
 
 impl RegistryClient {
     pub fn new(base_url: &str) -> Self {
+        // A stalled registry call must fail, not hang the caller forever.
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
         Self {
             base: base_url.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+            http,
         }
     }
 
