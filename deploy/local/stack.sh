@@ -3,7 +3,7 @@
 # Gavel local dev stack without Docker: PostgreSQL 15, Kafka 4.3.1 (single KRaft node) and
 # Apicurio Registry 3.3.3, all bound to 127.0.0.1. See deploy/local/README.md.
 #
-# Usage: deploy/local/stack.sh up|down|status|logs-dir
+# Usage: deploy/local/stack.sh up|down|status|logs-dir|restart-postgres
 #
 # Environment (defaults in parentheses):
 #   GAVEL_STACK_DIR   data, logs, pid files ($HOME/.local/share/gavel/stack, or
@@ -77,8 +77,14 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   logs-dir) echo "$LOG_DIR" ;;
+  # For fault tests: Postgres goes away and comes back with its data.
+  restart-postgres)
+    take_lock
+    pg_down
+    pg_up
+    ;;
   *)
-    echo "usage: $0 up|down|status|logs-dir" >&2
+    echo "usage: $0 up|down|status|logs-dir|restart-postgres" >&2
     exit 2
     ;;
 esac

@@ -16,6 +16,24 @@ pub async fn connect(config: &Config) -> Result<Client> {
     Ok(client)
 }
 
+/// True for errors that a new connection can cure: the connection broke, the
+/// server is shutting down or starting up (SQLSTATE classes 08 and 57P).
+pub fn is_transient(error: &tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || code.starts_with("57P")
+        }
+        // No SQLSTATE: transient only if it was an I/O failure talking to the server.
+        None => {
+            std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+        }
+    }
+}
+
 /// A pool for request-serving roles.
 pub fn pool(config: &Config, size: usize) -> Result<Pool> {
     let mut pool_config = deadpool_postgres::Config::new();

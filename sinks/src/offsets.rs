@@ -60,6 +60,12 @@ impl OffsetStore {
         self.known.remove(&partition);
     }
 
+    /// After a lost connection nobody knows whether the last transaction
+    /// committed: read every offset from Postgres again.
+    pub fn forget_all(&mut self) {
+        self.known.clear();
+    }
+
     /// Records the batch's offsets inside the rows' transaction.
     pub async fn save(
         &mut self,

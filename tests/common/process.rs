@@ -22,9 +22,13 @@ impl Worker {
         let c = &env.config;
         let log_dir = std::env::temp_dir().join("gavel-test-logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
-        let log =
-            std::fs::File::create(log_dir.join(format!("{}-{role}-{instance}.log", c.instance_id)))
-                .expect("log file");
+        // One file per spawn, so a restarted worker does not erase its predecessor's log.
+        let name = format!(
+            "{}-{role}-{instance}-{}.log",
+            c.instance_id,
+            super::unique("")
+        );
+        let log = std::fs::File::create(log_dir.join(name)).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
             .arg(role)
             .env("GAVEL_KAFKA_BOOTSTRAP", &c.kafka_bootstrap)
@@ -133,4 +137,15 @@ pub fn read_all(env: &TestEnv, topic: &str) -> Vec<RawRecord> {
     }
     records.sort_by_key(|r| (r.partition, r.offset));
     records
+}
+
+/// Stops and starts the local stack's Postgres (data kept), for outage tests.
+pub fn restart_postgres() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh");
+    let status = Command::new("bash")
+        .arg(script)
+        .arg("restart-postgres")
+        .status()
+        .expect("run stack.sh");
+    assert!(status.success(), "restarting postgres failed");
 }

@@ -60,7 +60,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<SinkStats, SinkEr
     tracing::info!(topic = %sink.config.topics.events, schema = %sink.config.postgres_schema, "auction_details sink started");
     while !shutdown.is_triggered() {
         let batch = sink.source.collect(&shutdown).await;
-        sink.write(batch).await?;
+        sink.write_surviving_postgres_outages(&batch, &shutdown)
+            .await?;
         for partition in sink.source.revoked() {
             sink.offsets.forget(partition);
         }
@@ -70,11 +71,34 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<SinkStats, SinkEr
 }
 
 impl Sink {
-    async fn write(&mut self, batch: Vec<OwnedMessage>) -> Result<(), SinkError> {
+    /// Writes the batch; if Postgres went away (restart, failover), reconnects
+    /// with backoff and writes the same batch again. The offsets stored with the
+    /// rows tell whether the lost transaction had committed, so nothing is
+    /// applied twice and nothing is lost.
+    async fn write_surviving_postgres_outages(
+        &mut self,
+        batch: &[OwnedMessage],
+        shutdown: &Shutdown,
+    ) -> Result<(), SinkError> {
+        loop {
+            match self.write(batch).await {
+                Err(error) if batch::needs_reconnect(&error, &self.client) => {
+                    tracing::warn!(%error, "postgres unavailable: reconnecting and retrying the batch");
+                    self.client = batch::reconnect(&self.config, shutdown)
+                        .await
+                        .ok_or(error)?;
+                    self.offsets.forget_all();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn write(&mut self, batch: &[OwnedMessage]) -> Result<(), SinkError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let fresh = batch::unapplied(&mut self.offsets, &self.client, &batch).await?;
+        let fresh = batch::unapplied(&mut self.offsets, &self.client, batch).await?;
         self.stats.skipped_replays += fresh.replays;
         let next_offsets = fresh.next_offsets;
         let mut events: Vec<(AuctionEvent, EventEnvelope)> = Vec::with_capacity(batch.len());

@@ -52,6 +52,7 @@ struct EventStore {
     topic: String,
     codec: AvroCodec,
     client: Client,
+    config: Config,
     source: BatchSource,
     offsets: OffsetStore,
     stats: EventStoreStats,
@@ -63,6 +64,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<EventStoreStats, 
     let mut client = postgres::connect(&config).await?;
     postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
     let mut store = EventStore {
+        config: config.clone(),
         source: BatchSource::subscribe(&config, &group, &topic)?,
         offsets: OffsetStore::new(&config.postgres_schema, &group, &topic),
         codec: AvroCodec::new(&config.registry_url),
@@ -74,7 +76,20 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<EventStoreStats, 
     tracing::info!(topic = %store.topic, schema = %store.schema, %group, "event store sink started");
     while !shutdown.is_triggered() {
         let batch = store.source.collect(&shutdown).await;
-        store.write(&batch, &shutdown).await?;
+        // Postgres restarts and failovers: reconnect and write the same batch
+        // again; the offsets stored with the rows tell what already committed.
+        loop {
+            match store.write(&batch, &shutdown).await {
+                Err(error) if batch::needs_reconnect(&error, &store.client) => {
+                    tracing::warn!(%error, "postgres unavailable: reconnecting and retrying the batch");
+                    store.client = batch::reconnect(&store.config, &shutdown)
+                        .await
+                        .ok_or(error)?;
+                    store.offsets.forget_all();
+                }
+                other => break other?,
+            }
+        }
         for partition in store.source.revoked() {
             store.offsets.forget(partition);
         }
