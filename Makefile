@@ -29,4 +29,5 @@ lint:
 	cargo clippy --release --workspace --all-targets -- -D warnings
 
 bench:
-	@bash deploy/local/bench.sh
+	@bash deploy/local/bench.sh aggregate
+	@bash deploy/local/bench.sh sink

@@ -46,7 +46,7 @@ pub async fn aggregate(base: &Config, spec: &AggregateBench) -> Result<()> {
     result
 }
 
-fn private_config(base: &Config) -> Config {
+pub fn private_config(base: &Config) -> Config {
     let id = format!("bench{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
     let mut config = base.clone();
     config.topics.commands = format!("{id}.auction.commands");
@@ -54,6 +54,8 @@ fn private_config(base: &Config) -> Config {
     config.topics.outcomes = format!("{id}.auction.outcomes");
     config.topics.changelog = format!("{id}.auction.state-changelog");
     config.aggregate_group = format!("{id}-aggregate");
+    config.sink_group = format!("{id}-sink");
+    config.postgres_schema = id.clone();
     config.instance_id = id;
     config
 }
@@ -147,7 +149,7 @@ async fn measure(config: &Config, spec: &AggregateBench) -> Result<()> {
 
 /// Polls the processor group's committed offsets until they cover `total`
 /// records; returns when the first and the last commit were seen.
-async fn wait_until_committed(config: &Config, total: i64) -> Result<(Instant, Instant)> {
+pub async fn wait_until_committed(config: &Config, total: i64) -> Result<(Instant, Instant)> {
     let mut client = kafka::client_config(config);
     // read_uncommitted: otherwise librdkafka asks for stable offsets, and under
     // back-to-back transactions the answer keeps waiting for the next commit.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod audit;
 mod bench;
+mod bench_sink;
 mod demo;
 
 #[derive(Parser)]
@@ -90,6 +91,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchWhich {
+    /// Events/s into Postgres by one auction_details sink worker, rebuild rate,
+    /// and a plain COPY of as many rows in the same run.
+    Sink {
+        #[arg(long, default_value_t = 200_000)]
+        commands: usize,
+        #[arg(long, default_value_t = 20_000)]
+        auctions: usize,
+    },
     /// Commands/s through the EOS aggregate processor and changelog restore rate.
     Aggregate {
         #[arg(long, default_value_t = 200_000)]
@@ -210,6 +219,11 @@ async fn main() -> Result<()> {
                 baseline_consume_rps,
             };
             bench::aggregate(&config, &spec).await?;
+        }
+        Command::Bench {
+            which: BenchWhich::Sink { commands, auctions },
+        } => {
+            bench_sink::sink(&config, commands, auctions).await?;
         }
         Command::Config => {
             for (key, default, description) in config::SETTINGS {

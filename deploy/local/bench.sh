@@ -2,14 +2,20 @@
 # Benchmarks with a baseline measured in the same run: Kafka's own
 # ProducerPerformance / ConsumerPerformance give the broker's raw limit on this
 # machine, then `gavel bench aggregate` measures the processor and prints JSON +
-# a summary with absolute figures and ratios. Usage: bench.sh [COMMANDS] [AUCTIONS]
+# a summary with absolute figures and ratios. `bench.sh sink` measures the
+# auction_details sink and rebuild against a plain COPY in the same run.
+# Usage: bench.sh [aggregate|sink] [COMMANDS] [AUCTIONS]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
-COMMANDS=${1:-200000}
-AUCTIONS=${2:-20000}
+MODE=${1:-aggregate}
+COMMANDS=${2:-200000}
+AUCTIONS=${3:-20000}
 bash deploy/local/stack.sh up >/dev/null
 bash deploy/local/build.sh >/dev/null
+if [[ $MODE == sink ]]; then
+  exec target/release/gavel bench sink --commands "$COMMANDS" --auctions "$AUCTIONS"
+fi
 # shellcheck source=lib/common.sh
 . deploy/local/lib/common.sh
 KAFKA_LIBS=$GAVEL_CACHE/kafka-4.3.1/libs

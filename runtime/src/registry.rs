@@ -155,18 +155,22 @@ impl RegistryClient {
         Ok(())
     }
 
+    /// One registry call. Transport failures (a pooled connection the server
+    /// dropped, a stall) are retried: every call here is idempotent.
     async fn call(&self, method: reqwest::Method, path: &str, body: Json) -> Result<Json> {
         let url = format!("{}/{path}", self.base);
-        let response = self
-            .http
-            .request(method, &url)
-            .header("content-type", "application/vnd.schemaregistry.v1+json")
-            .json(&body)
-            .send()
-            .await
-            .map_err(http_error(&url))?;
-        let status = response.status();
-        let text = response.text().await.map_err(http_error(&url))?;
+        let mut attempt = 0;
+        let (status, text) = loop {
+            attempt += 1;
+            match self.send(method.clone(), &url, &body).await {
+                Ok(answer) => break answer,
+                Err(error) if attempt < 4 => {
+                    tracing::warn!(%error, attempt, "registry call failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                }
+                Err(error) => return Err(http_error(&url)(error)),
+            }
+        };
         if !status.is_success() {
             return Err(RuntimeError::Registry(format!(
                 "{path}: HTTP {status}: {}",
@@ -175,6 +179,25 @@ impl RegistryClient {
         }
         serde_json::from_str(&text)
             .map_err(|e| RuntimeError::Registry(format!("{path}: bad JSON {e}: {text}")))
+    }
+}
+
+impl RegistryClient {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: &Json,
+    ) -> reqwest::Result<(reqwest::StatusCode, String)> {
+        let response = self
+            .http
+            .request(method, url)
+            .header("content-type", "application/vnd.schemaregistry.v1+json")
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status();
+        Ok((status, response.text().await?))
     }
 }
 
