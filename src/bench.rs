@@ -6,8 +6,8 @@
 use anyhow::Result;
 use gavel_producers::loadgen::{generate, LoadSpec};
 use gavel_producers::CommandProducer;
-use gavel_runtime::registry::{load_schema_dir, RegistryClient};
-use gavel_runtime::{kafka, Config, Shutdown};
+use gavel_runtime::registry::{load_schema_dir, RegistryClient, SchemaFile};
+use gavel_runtime::{kafka, postgres, Config, Shutdown};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::TopicPartitionList;
 use serde_json::json;
@@ -22,31 +22,54 @@ pub struct AggregateBench {
 }
 
 pub async fn aggregate(base: &Config, spec: &AggregateBench) -> Result<()> {
-    let config = private_config(base);
-    kafka::create_topics(&config, &kafka::auction_topics(&config)).await?;
-    let registry = RegistryClient::new(&config.registry_url);
-    let files = load_schema_dir(Path::new("schemas"), &config.topics)?;
-    for file in &files {
-        registry.register(file).await?;
-    }
-    let result = measure(&config, spec).await;
-    kafka::delete_topics(
-        &config,
-        &[
-            &config.topics.commands,
-            &config.topics.events,
-            &config.topics.outcomes,
-            &config.topics.changelog,
-        ],
-    )
-    .await?;
-    for file in &files {
-        registry.delete_subject(&file.subject()).await?;
-    }
+    let pipeline = PrivatePipeline::create(base).await?;
+    let result = measure(&pipeline.config, spec).await;
+    pipeline.remove().await?;
     result
 }
 
-pub fn private_config(base: &Config) -> Config {
+/// Topics, registry subjects and a Postgres schema of a benchmark's own, so it
+/// never touches the demo's data; removed afterwards.
+pub struct PrivatePipeline {
+    pub config: Config,
+    files: Vec<SchemaFile>,
+}
+
+impl PrivatePipeline {
+    pub async fn create(base: &Config) -> Result<Self> {
+        let config = private_config(base);
+        kafka::create_topics(&config, &kafka::auction_topics(&config)).await?;
+        let files = load_schema_dir(Path::new("schemas"), &config.topics)?;
+        let registry = RegistryClient::new(&config.registry_url);
+        for file in &files {
+            registry.register(file).await?;
+        }
+        Ok(Self { config, files })
+    }
+
+    pub async fn remove(self) -> Result<()> {
+        let t = &self.config.topics;
+        kafka::delete_topics(
+            &self.config,
+            &[&t.commands, &t.events, &t.outcomes, &t.changelog],
+        )
+        .await?;
+        let registry = RegistryClient::new(&self.config.registry_url);
+        for file in &self.files {
+            registry.delete_subject(&file.subject()).await?;
+        }
+        let client = postgres::connect(&self.config).await?;
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                self.config.postgres_schema
+            ))
+            .await?;
+        Ok(())
+    }
+}
+
+fn private_config(base: &Config) -> Config {
     let id = format!("bench{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
     let mut config = base.clone();
     config.topics.commands = format!("{id}.auction.commands");

@@ -2,43 +2,20 @@
 //! the rebuild rate, on a private topic filled by the aggregate processor, next
 //! to a plain `COPY` of as many rows into an unindexed table in the same run.
 
-use crate::bench::{private_config, wait_until_committed};
+use crate::bench::{wait_until_committed, PrivatePipeline};
 use anyhow::Result;
 use bytes::Bytes;
 use futures::SinkExt;
 use gavel_producers::loadgen::{generate, LoadSpec};
 use gavel_producers::CommandProducer;
-use gavel_runtime::registry::{load_schema_dir, RegistryClient};
-use gavel_runtime::{kafka, postgres, Config, Shutdown};
+use gavel_runtime::{postgres, Config, Shutdown};
 use serde_json::json;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub async fn sink(base: &Config, commands: usize, auctions: usize) -> Result<()> {
-    let config = private_config(base);
-    kafka::create_topics(&config, &kafka::auction_topics(&config)).await?;
-    let files = load_schema_dir(Path::new("schemas"), &config.topics)?;
-    let registry = RegistryClient::new(&config.registry_url);
-    for file in &files {
-        registry.register(file).await?;
-    }
-    let result = measure(&config, commands, auctions).await;
-    let t = &config.topics;
-    kafka::delete_topics(
-        &config,
-        &[&t.commands, &t.events, &t.outcomes, &t.changelog],
-    )
-    .await?;
-    for file in &files {
-        registry.delete_subject(&file.subject()).await?;
-    }
-    let client = postgres::connect(&config).await?;
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {} CASCADE",
-            config.postgres_schema
-        ))
-        .await?;
+    let pipeline = PrivatePipeline::create(base).await?;
+    let result = measure(&pipeline.config, commands, auctions).await;
+    pipeline.remove().await?;
     result
 }
 

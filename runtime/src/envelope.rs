@@ -68,7 +68,7 @@ pub struct EventEnvelope {
 }
 
 impl EventEnvelope {
-    /// The envelope of the `index`-th event a command caused, on top of `base_version`.
+    /// The envelope of an event `command` caused, at aggregate `version`.
     pub fn caused_by(
         command: &CommandMeta,
         aggregate_id: &AuctionId,

@@ -65,6 +65,22 @@ pub fn transactional_producer_config(config: &Config, transactional_id: &str) ->
     client
 }
 
+/// A consumer that replays assigned partitions from the start to their end
+/// (end-of-partition events on, committed data only, large fetches, no
+/// commits): state restore and read-model rebuild.
+pub fn replay_config(config: &Config, group_id: &str) -> ClientConfig {
+    let mut client = client_config(config);
+    client
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("fetch.wait.max.ms", "10");
+    client
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
     pub name: String,

@@ -114,9 +114,10 @@ async fn apply_pending(
     Ok(newly)
 }
 
-fn advisory_key(schema: &str) -> i64 {
-    // FNV-1a: stable across processes and releases, unlike std's hasher.
-    schema.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+/// A Postgres advisory-lock key for `name`. FNV-1a: stable across processes
+/// and releases, unlike std's hasher, so every worker derives the same key.
+pub fn advisory_key(name: &str) -> i64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     }) as i64
 }

@@ -184,15 +184,7 @@ pub fn read_changelog(
     partitions: &[Partition],
 ) -> Result<Restored, ProcessorError> {
     let topic = &config.topics.changelog;
-    let mut client = kafka::client_config(config);
-    client
-        .set("group.id", format!("{}-restore", config.aggregate_group))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760")
-        .set("fetch.wait.max.ms", "10");
+    let client = kafka::replay_config(config, &format!("{}-restore", config.aggregate_group));
     let consumer: BaseConsumer<kafka::EofAware> = client.create_with_context(kafka::EofAware)?;
     let mut restored: Restored = HashMap::new();
     let mut assignment = TopicPartitionList::new();

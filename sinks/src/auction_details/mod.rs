@@ -165,8 +165,5 @@ pub(crate) async fn reduce_events(
 /// Every write to the live table holds this lock shared; a rebuild holds it
 /// exclusively for the instant it swaps the tables, so no batch straddles it.
 pub(crate) fn swap_lock_key(schema: &str) -> i64 {
-    let name = sql::live_table(schema);
-    name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    }) as i64
+    postgres::advisory_key(&sql::live_table(schema))
 }

@@ -133,13 +133,7 @@ impl Replay {
     /// end offset now: the first target of the replay.
     fn open(config: &Config) -> Result<(Self, HashMap<i32, i64>), SinkError> {
         let topic = &config.topics.events;
-        let mut client = kafka::client_config(config);
-        client
-            .set("group.id", format!("{}-rebuild", config.sink_group))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .set("isolation.level", "read_committed")
-            .set("fetch.wait.max.ms", "10");
+        let client = kafka::replay_config(config, &format!("{}-rebuild", config.sink_group));
         let consumer: StreamConsumer<EofAware> = client.create_with_context(EofAware)?;
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         let partitions: Vec<i32> = metadata
