@@ -1,7 +1,10 @@
-//! The AuctionDetails read model: one row per auction with price, bids and outcome.
+//! The AuctionDetails read model: one row per auction with price, bids, a
+//! per-bidder summary and the outcome. It is also the projector's state: the
+//! AuctionList and UserBids views are derived from it.
 
 use crate::auction::{AuctionEvent, AuctionStatus};
 use crate::{AuctionId, Money, TenantId, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
 
 /// The envelope fields a reducer needs from each event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +15,16 @@ pub struct EventMeta {
     pub occurred_at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One bidder's part in an auction: the bid history summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BidderSummary {
+    pub user_id: UserId,
+    pub highest_bid: Money,
+    pub bid_count: u32,
+    pub last_bid_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuctionDetails {
     pub auction_id: AuctionId,
     pub tenant_id: TenantId,
@@ -31,6 +43,9 @@ pub struct AuctionDetails {
     pub updated_at: Timestamp,
     /// The version of the last event applied: the row's guard against replays.
     pub version: u64,
+    /// Every bidder once, in the order of their first bid.
+    #[serde(default)]
+    pub bidders: Vec<BidderSummary>,
 }
 
 impl AuctionDetails {
@@ -78,6 +93,7 @@ impl AuctionDetails {
             created_at: meta.occurred_at,
             updated_at: meta.occurred_at,
             version: meta.version,
+            bidders: Vec::new(),
         })
     }
 
@@ -86,11 +102,15 @@ impl AuctionDetails {
             AuctionEvent::Created { .. } => {}
             AuctionEvent::Started { .. } => self.status = AuctionStatus::Active,
             AuctionEvent::BidPlaced {
-                bidder_id, amount, ..
+                bidder_id,
+                amount,
+                placed_at,
+                ..
             } => {
                 self.current_price = *amount;
                 self.leading_bidder = Some(bidder_id.clone());
                 self.bid_count += 1;
+                self.record_bid(bidder_id, *amount, *placed_at);
             }
             AuctionEvent::Cancelled { .. } => self.status = AuctionStatus::Cancelled,
             AuctionEvent::Ended {
@@ -103,6 +123,29 @@ impl AuctionDetails {
                 self.current_price = *final_price;
             }
         }
+    }
+}
+
+impl AuctionDetails {
+    fn record_bid(&mut self, bidder: &UserId, amount: Money, at: Timestamp) {
+        match self.bidders.iter_mut().find(|b| &b.user_id == bidder) {
+            Some(summary) => {
+                // Accepted bids only ever rise, so the latest is the highest.
+                summary.highest_bid = amount;
+                summary.bid_count += 1;
+                summary.last_bid_at = at;
+            }
+            None => self.bidders.push(BidderSummary {
+                user_id: bidder.clone(),
+                highest_bid: amount,
+                bid_count: 1,
+                last_bid_at: at,
+            }),
+        }
+    }
+
+    pub fn bidder(&self, user: &UserId) -> Option<&BidderSummary> {
+        self.bidders.iter().find(|b| &b.user_id == user)
     }
 }
 
@@ -173,6 +216,8 @@ mod tests {
         assert_eq!(row.bid_count, 1);
         assert_eq!(row.version, 4);
         assert_eq!(row.updated_at, Timestamp::from_millis(1_004));
+        let bob = row.bidder(&UserId::new("bob")).unwrap();
+        assert_eq!((bob.highest_bid, bob.bid_count), (eur(1_000), 1));
     }
 
     #[test]

@@ -1,6 +1,16 @@
-//! Pure reducers from auction events to read-model rows. The sinks load a row,
-//! reduce the events of a batch into it and upsert the result.
+//! Pure reducers from auction events to read-model rows. The projector applies
+//! events to an auction's details with `project` and publishes what changed in
+//! each view; the sinks upsert those rows.
 
 mod auction_details;
+mod auction_list;
+mod projection;
+mod user_bids;
 
-pub use auction_details::{AuctionDetails, EventMeta};
+#[cfg(test)]
+mod tests;
+
+pub use auction_details::{AuctionDetails, BidderSummary, EventMeta};
+pub use auction_list::AuctionListItem;
+pub use projection::{project, ListChange, ViewChanges};
+pub use user_bids::{UserBid, UserBidStatus};
