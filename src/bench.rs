@@ -48,12 +48,7 @@ impl PrivatePipeline {
     }
 
     pub async fn remove(self) -> Result<()> {
-        let t = &self.config.topics;
-        kafka::delete_topics(
-            &self.config,
-            &[&t.commands, &t.events, &t.outcomes, &t.changelog],
-        )
-        .await?;
+        kafka::delete_topics(&self.config, &self.config.all_topics()).await?;
         let registry = RegistryClient::new(&self.config.registry_url);
         for file in &self.files {
             registry.delete_subject(&file.subject()).await?;
@@ -71,16 +66,7 @@ impl PrivatePipeline {
 
 fn private_config(base: &Config) -> Config {
     let id = format!("bench{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-    let mut config = base.clone();
-    config.topics.commands = format!("{id}.auction.commands");
-    config.topics.events = format!("{id}.auction.events");
-    config.topics.outcomes = format!("{id}.auction.outcomes");
-    config.topics.changelog = format!("{id}.auction.state-changelog");
-    config.aggregate_group = format!("{id}-aggregate");
-    config.sink_group = format!("{id}-sink");
-    config.postgres_schema = id.clone();
-    config.instance_id = id;
-    config
+    base.isolated(&id)
 }
 
 async fn measure(config: &Config, spec: &AggregateBench) -> Result<()> {
@@ -107,7 +93,13 @@ async fn measure(config: &Config, spec: &AggregateBench) -> Result<()> {
         config.clone(),
         shutdown.clone(),
     ));
-    let waited = wait_until_committed(config, commands.len() as i64).await;
+    let waited = wait_until_committed(
+        config,
+        &config.aggregate_group,
+        &[&config.topics.commands],
+        commands.len() as i64,
+    )
+    .await;
     // Stop the processor whatever happened, or its blocking thread outlives main.
     shutdown.trigger();
     let stats = processed.await??;
@@ -170,19 +162,26 @@ async fn measure(config: &Config, spec: &AggregateBench) -> Result<()> {
     Ok(())
 }
 
-/// Polls the processor group's committed offsets until they cover `total`
-/// records; returns when the first and the last commit were seen.
-pub async fn wait_until_committed(config: &Config, total: i64) -> Result<(Instant, Instant)> {
+/// Waits until `group` has committed `total` offsets summed over every
+/// partition of `topics`; returns when the first and the last commit were seen.
+pub async fn wait_until_committed(
+    config: &Config,
+    group: &str,
+    topics: &[&str],
+    total: i64,
+) -> Result<(Instant, Instant)> {
     let mut client = kafka::client_config(config);
     // read_uncommitted: otherwise librdkafka asks for stable offsets, and under
     // back-to-back transactions the answer keeps waiting for the next commit.
     client
-        .set("group.id", &config.aggregate_group)
+        .set("group.id", group)
         .set("isolation.level", "read_uncommitted");
     let consumer: BaseConsumer = client.create()?;
     let mut list = TopicPartitionList::new();
-    for partition in 0..config.partitions {
-        list.add_partition(&config.topics.commands, partition);
+    for topic in topics {
+        for partition in 0..kafka::partition_count(config, topic)? {
+            list.add_partition(topic, partition);
+        }
     }
     let mut first = None;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -204,7 +203,22 @@ pub async fn wait_until_committed(config: &Config, total: i64) -> Result<(Instan
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    anyhow::bail!("the processor did not commit {total} commands within 600 s")
+    anyhow::bail!("{group} did not commit {total} offsets on {topics:?} within 600 s")
+}
+
+/// The offset sum a consumer commits once it has read a transactionally
+/// written topic to its end: each non-empty partition ends with one commit
+/// marker, which takes an offset but is never delivered.
+pub fn transactional_end(config: &Config, topics: &[&str]) -> Result<i64> {
+    let consumer: BaseConsumer = kafka::client_config(config).create()?;
+    let mut total = 0;
+    for topic in topics {
+        for partition in 0..kafka::partition_count(config, topic)? {
+            let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+            total += (high - 1).max(0);
+        }
+    }
+    Ok(total)
 }
 
 fn rss_mib() -> Option<f64> {

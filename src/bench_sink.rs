@@ -1,16 +1,18 @@
-//! `gavel bench sink`: rows/s the auction_details sink writes to Postgres and
-//! the rebuild rate, on a private topic filled by the aggregate processor, next
-//! to a plain `COPY` of as many rows into an unindexed table in the same run.
+//! `gavel bench sink`: the read side on a private pipeline filled by the
+//! aggregate processor: events/s through the projector, view records/s the
+//! view sink writes to Postgres, the rebuild rate of all views, and a plain
+//! `COPY` of as many rows into an unindexed table in the same run.
 
-use crate::bench::{wait_until_committed, PrivatePipeline};
+use crate::bench::{transactional_end, wait_until_committed, PrivatePipeline};
 use anyhow::Result;
 use bytes::Bytes;
 use futures::SinkExt;
 use gavel_producers::loadgen::{generate, LoadSpec};
 use gavel_producers::CommandProducer;
 use gavel_runtime::{postgres, Config, Shutdown};
+use gavel_sinks::views::View;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub async fn sink(base: &Config, commands: usize, auctions: usize) -> Result<()> {
     let pipeline = PrivatePipeline::create(base).await?;
@@ -21,71 +23,111 @@ pub async fn sink(base: &Config, commands: usize, auctions: usize) -> Result<()>
 
 async fn measure(config: &Config, commands: usize, auctions: usize) -> Result<()> {
     let events = fill_event_topic(config, commands, auctions).await?;
+    let projected = run_projector(config).await?;
     let client = postgres::connect(config).await?;
-    let shutdown = Shutdown::new();
-    let started = Instant::now();
-    let worker = tokio::spawn(gavel_sinks::auction_details::run(
-        config.clone(),
-        shutdown.clone(),
-    ));
-    let sql = format!(
-        "SELECT coalesce(sum(version), 0)::int8 FROM {}.auction_details",
-        config.postgres_schema
-    );
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while Instant::now() < deadline {
-        let applied: i64 = client
-            .query_one(&sql, &[])
-            .await
-            .map(|r| r.get(0))
-            .unwrap_or(0);
-        if applied >= events as i64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let sunk = run_sink(config).await?;
+    let mut rebuilds = Vec::new();
+    for view in View::ALL {
+        rebuilds.push((
+            view,
+            gavel_sinks::views::rebuild::rebuild(config, view).await?,
+        ));
     }
-    let sink_secs = started.elapsed().as_secs_f64();
-    shutdown.trigger();
-    let stats = worker.await??;
-    let rebuild = gavel_sinks::auction_details::rebuild::rebuild(config).await?;
-    let copy_rows_per_s =
-        copy_baseline(&client, &config.postgres_schema, stats.events as usize).await?;
-    let sink_rate = stats.events as f64 / sink_secs;
+    let rebuilt: u64 = rebuilds.iter().map(|(_, r)| r.records).sum();
+    let rebuild_secs: f64 = rebuilds.iter().map(|(_, r)| r.elapsed.as_secs_f64()).sum();
+    let copy_rows_per_s = copy_baseline(
+        &client,
+        &config.postgres_schema,
+        sunk.stats.records as usize,
+    )
+    .await?;
+    let project_rate = events as f64 / projected.secs;
+    let sink_rate = sunk.stats.records as f64 / sunk.secs;
+    let rebuild_rate = rebuilt as f64 / rebuild_secs;
     println!(
         "{}",
         json!({
             "benchmark": "sink",
-            "events": stats.events,
-            "row_writes": stats.rows_written,
-            "batches": stats.batches,
-            "sink_events_per_s": sink_rate,
-            "sink_row_writes_per_s": stats.rows_written as f64 / sink_secs,
-            "rebuild_events": rebuild.events,
-            "rebuild_events_per_s": rebuild.events_per_second(),
+            "events": events,
+            "projector_events_per_s": project_rate,
+            "view_records": projected.view_records,
+            "sink_view_records": sunk.stats.records,
+            "sink_row_writes": sunk.stats.rows_written,
+            "sink_batches": sunk.stats.batches,
+            "sink_records_per_s": sink_rate,
+            "rebuild_records": rebuilt,
+            "rebuild_records_per_s": rebuild_rate,
+            "rebuilds": rebuilds.iter().map(|(v, r)| json!({
+                "view": v.name(), "records": r.records, "seconds": r.elapsed.as_secs_f64(),
+            })).collect::<Vec<_>>(),
             "baseline_copy_rows_per_s": copy_rows_per_s,
             "sink_vs_copy": sink_rate / copy_rows_per_s,
         })
     );
+    println!("{events} events through the read side:");
     println!(
-        "auction_details sink, one worker, {} events ({} row writes in {} batches):",
-        stats.events, stats.rows_written, stats.batches
+        "  {project_rate:>10.0} events/s projector (EOS), {} view records",
+        projected.view_records
     );
     println!(
-        "  {sink_rate:>10.0} events/s applied (each read, reduced and upserted with its offsets)"
+        "  {sink_rate:>10.0} view records/s view sink, one worker ({} row writes in {} batches)",
+        sunk.stats.rows_written, sunk.stats.batches
     );
-    println!(
-        "  {:>10.0} events/s rebuild into a shadow table + swap",
-        rebuild.events_per_second()
-    );
+    println!("  {rebuild_rate:>10.0} records/s rebuild of all three views (shadow tables + swap)");
     println!(
         "  {copy_rows_per_s:>10.0} rows/s plain COPY of {} rows in the same run",
-        stats.events
+        sunk.stats.records
     );
     println!(
         "  ratio: sink = {:.1} % of COPY",
         100.0 * sink_rate / copy_rows_per_s
     );
     Ok(())
+}
+
+struct Projected {
+    secs: f64,
+    view_records: u64,
+}
+
+/// The projector over the whole event topic, from its first commit to its last.
+async fn run_projector(config: &Config) -> Result<Projected> {
+    let end = transactional_end(config, &[&config.topics.events])?;
+    let shutdown = Shutdown::new();
+    let started = Instant::now();
+    let worker = tokio::spawn(gavel_processors::project::run(
+        config.clone(),
+        shutdown.clone(),
+    ));
+    let waited =
+        wait_until_committed(config, &config.project_group, &[&config.topics.events], end).await;
+    let secs = started.elapsed().as_secs_f64();
+    shutdown.trigger();
+    let stats = worker.await??;
+    waited?;
+    Ok(Projected {
+        secs,
+        view_records: stats.view_records,
+    })
+}
+
+struct Sunk {
+    secs: f64,
+    stats: gavel_sinks::views::SinkStats,
+}
+
+async fn run_sink(config: &Config) -> Result<Sunk> {
+    let topics = config.topics.views();
+    let end = transactional_end(config, &topics)?;
+    let shutdown = Shutdown::new();
+    let started = Instant::now();
+    let worker = tokio::spawn(gavel_sinks::views::run(config.clone(), shutdown.clone()));
+    let waited = wait_until_committed(config, &config.sink_group, &topics, end).await;
+    let secs = started.elapsed().as_secs_f64();
+    shutdown.trigger();
+    let stats = worker.await??;
+    waited?;
+    Ok(Sunk { secs, stats })
 }
 
 /// Commands through the aggregate processor; returns the number of events.
@@ -110,7 +152,13 @@ async fn fill_event_topic(config: &Config, commands: usize, auctions: usize) -> 
         config.clone(),
         shutdown.clone(),
     ));
-    let waited = wait_until_committed(config, sent.len() as i64).await;
+    let waited = wait_until_committed(
+        config,
+        &config.aggregate_group,
+        &[&config.topics.commands],
+        sent.len() as i64,
+    )
+    .await;
     shutdown.trigger();
     let stats = processor.await??;
     waited?;
@@ -127,7 +175,7 @@ async fn copy_baseline(client: &tokio_postgres::Client, schema: &str, rows: usiz
     let mut text = String::with_capacity(rows * 160);
     for n in 0..rows {
         text.push_str(&format!(
-            "a-{n}\tt\ts-1\tLot {n}\tACTIVE\tEUR\t1000\t\\N\t100\t{}\t{}\tb-{}\t\\N\t2030-01-01 00:00:00+00\t2026-01-01 00:00:00+00\t2026-01-01 00:00:00+00\t{}\n",
+            "a-{n}\tt\ts-1\tLot {n}\tACTIVE\tEUR\t1000\t\\N\t100\t{}\t{}\tb-{}\t\\N\t2030-01-01 00:00:00+00\t2026-01-01 00:00:00+00\t2026-01-01 00:00:00+00\t{}\t[]\n",
             1000 + n, n % 50, n % 500, n + 1
         ));
     }

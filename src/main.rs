@@ -47,7 +47,9 @@ enum Command {
     },
     /// Run the auction aggregate processor (commands -> events, exactly-once).
     Aggregate,
-    /// Run the auction_details sink (events -> Postgres, effectively-once).
+    /// Run the projector (events -> compacted view.* topics, exactly-once).
+    Project,
+    /// Run the view sink (view.* topics -> Postgres tables, effectively-once).
     Sink,
     /// Run the event-store sink (events -> append-only, hash-chained `events` table).
     EventStore,
@@ -61,7 +63,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
-    /// Rebuild a read model from the event log into a shadow table, then swap it in.
+    /// Rebuild a read model from its view topic (offset 0) into a shadow table, then swap it in.
     Rebuild {
         #[arg(value_enum)]
         view: View,
@@ -114,9 +116,25 @@ enum BenchWhich {
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum View {
     AuctionDetails,
+    AuctionList,
+    UserBids,
+    /// Every view, one after the other.
+    All,
+}
+
+impl View {
+    fn views(self) -> Vec<gavel_sinks::views::View> {
+        use gavel_sinks::views::View as V;
+        match self {
+            Self::AuctionDetails => vec![V::AuctionDetails],
+            Self::AuctionList => vec![V::AuctionList],
+            Self::UserBids => vec![V::UserBids],
+            Self::All => V::ALL.to_vec(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -162,8 +180,11 @@ async fn main() -> Result<()> {
         Command::Aggregate => {
             gavel_processors::aggregate::run(config, shutdown).await?;
         }
+        Command::Project => {
+            gavel_processors::project::run(config, shutdown).await?;
+        }
         Command::Sink => {
-            gavel_sinks::auction_details::run(config, shutdown).await?;
+            gavel_sinks::views::run(config, shutdown).await?;
         }
         Command::EventStore => {
             gavel_sinks::event_store::run(config, shutdown).await?;
@@ -172,18 +193,20 @@ async fn main() -> Result<()> {
         Command::QueryApi { listen } => {
             gavel_sinks::query_api::run(config, listen, shutdown).await?;
         }
-        Command::Rebuild {
-            view: View::AuctionDetails,
-        } => {
-            let report = gavel_sinks::auction_details::rebuild::rebuild(&config).await?;
-            println!(
-                "auction_details rebuilt and swapped in: {} events, {} row writes, {} skipped, {:.1} s, {:.0} events/s",
-                report.events,
-                report.rows,
-                report.skipped,
-                report.elapsed.as_secs_f64(),
-                report.events_per_second()
-            );
+        Command::Rebuild { view } => {
+            for view in view.views() {
+                let report = gavel_sinks::views::rebuild::rebuild(&config, view).await?;
+                println!(
+                    "{} rebuilt from offset 0 of {} and swapped in: {} records, {} row writes, {} skipped, {:.1} s, {:.0} records/s",
+                    view.name(),
+                    view.topic(&config),
+                    report.records,
+                    report.rows,
+                    report.skipped,
+                    report.elapsed.as_secs_f64(),
+                    report.records_per_second()
+                );
+            }
         }
         Command::DemoLoad {
             auctions,

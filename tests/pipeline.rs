@@ -7,7 +7,7 @@ use common::{eventually, TestEnv};
 use gavel_domain::auction::AuctionStatus;
 use gavel_producers::loadgen::{generate, LoadSpec};
 use gavel_runtime::Shutdown;
-use gavel_sinks::auction_details::verify;
+use gavel_sinks::views::verify;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -114,6 +114,13 @@ async fn a_generated_workload_materializes_exactly_as_the_pure_domain_predicts()
         }
     };
     assert_eq!(comparison.matching, 40);
+    common::assert_views_agree(&client, &schema).await;
+    let bidders: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {schema}.user_bids"), &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert!(bidders > 40, "every auction has bidders: {bidders}");
     assert!(expected
         .values()
         .any(|a| a.status == AuctionStatus::Ended && a.winner_id.is_some()));

@@ -1,6 +1,8 @@
-//! The sinks under failure, as real processes: kill -9 again and again while
-//! events flow, and one Postgres restart in the middle. Afterwards the read
-//! model equals the pure replay and the event store holds each event once.
+//! The read side under failure, as real processes: the projector and both
+//! sinks killed with -9 again and again while events flow, and one Postgres
+//! restart in the middle. Afterwards the read models equal the pure replay,
+//! the view topic holds each event's view record exactly once, and the event
+//! store holds each event once.
 //! (Alone in its test binary: restarting Postgres must not hit other tests.)
 
 mod common;
@@ -9,7 +11,7 @@ use common::process::{read_all, restart_postgres, Worker};
 use common::{eventually, TestEnv};
 use gavel_producers::loadgen::{generate, LoadSpec};
 use gavel_producers::CommandProducer;
-use gavel_sinks::auction_details::verify;
+use gavel_sinks::views::verify;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -27,6 +29,7 @@ async fn sinks_killed_repeatedly_and_a_postgres_restart_lose_and_duplicate_nothi
     let expected = workload.expected_before_end();
     let commands: Vec<_> = workload.setup.iter().chain(&workload.bids).collect();
     let _aggregate = Worker::spawn(&env, "aggregate", "sf-aggregate");
+    let mut project = Worker::spawn(&env, "project", "sf-project");
     let mut sink = Worker::spawn(&env, "sink", "sf-sink");
     let mut store = Worker::spawn(&env, "event-store", "sf-store");
     let mut producer = CommandProducer::connect(&env.config)
@@ -40,6 +43,8 @@ async fn sinks_killed_repeatedly_and_a_postgres_restart_lose_and_duplicate_nothi
         producer.flush().await.expect("flush");
         tokio::time::sleep(Duration::from_millis(150)).await;
         if n % 3 == 1 {
+            project.kill_9();
+            project = Worker::spawn(&env, "project", "sf-project");
             sink.kill_9();
             store.kill_9();
             sink = Worker::spawn(&env, "sink", "sf-sink");
@@ -75,8 +80,23 @@ async fn sinks_killed_repeatedly_and_a_postgres_restart_lose_and_duplicate_nothi
     .await;
     let comparison = caught_up.expect("auction_details equals the pure replay after the faults");
     assert_eq!(comparison.matching, 50);
+    common::assert_views_agree(&client, &schema).await;
 
     let events_on_topic = read_all(&env, &env.config.topics.events).len() as i64;
+    let mut details_versions = std::collections::HashSet::new();
+    for record in read_all(&env, &env.config.topics.view_details) {
+        let row: serde_json::Value = serde_json::from_slice(&record.payload).expect("json view");
+        let key = (record.key.clone(), row["version"].as_u64());
+        assert!(
+            details_versions.insert(key.clone()),
+            "view record {key:?} published twice"
+        );
+    }
+    assert_eq!(
+        details_versions.len() as i64,
+        events_on_topic,
+        "one auction_details view record per event, exactly once"
+    );
     let counts = eventually(Duration::from_secs(60), || async {
         let sql = format!("SELECT count(*), count(DISTINCT event_id) FROM {schema}.events");
         let row = client.query_one(&sql, &[]).await.ok()?;
@@ -95,6 +115,7 @@ async fn sinks_killed_repeatedly_and_a_postgres_restart_lose_and_duplicate_nothi
         .expect("verify");
     assert!(audit.intact(), "{:?}", audit.broken);
     // Exit code 0: the sinks that lived through the restart reconnected rather than died.
+    project.stop();
     sink.stop();
     store.stop();
     env.stop().await;

@@ -25,6 +25,8 @@ stop_workers() {
 trap stop_workers EXIT
 GAVEL_INSTANCE_ID=demo-0 "$GAVEL" aggregate >"$LOGS/aggregate.log" 2>&1 &
 pids+=($!)
+GAVEL_INSTANCE_ID=demo-0 "$GAVEL" project >"$LOGS/project.log" 2>&1 &
+pids+=($!)
 "$GAVEL" sink >"$LOGS/sink.log" 2>&1 &
 pids+=($!)
 "$GAVEL" event-store >"$LOGS/event-store.log" 2>&1 &
@@ -32,7 +34,7 @@ pids+=($!)
 API=${GAVEL_QUERY_LISTEN:-127.0.0.1:8080}
 "$GAVEL" query-api --listen "$API" >"$LOGS/query-api.log" 2>&1 &
 pids+=($!)
-echo "[demo] workers started: aggregate, sink, event-store, query-api on $API (pids ${pids[*]}); logs in $LOGS"
+echo "[demo] workers started: aggregate, project, sink, event-store, query-api on $API (pids ${pids[*]}); logs in $LOGS"
 
 "$GAVEL" demo-load "$@"
 

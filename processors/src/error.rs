@@ -9,8 +9,12 @@ pub enum ProcessorError {
     Kafka(#[from] KafkaError),
     #[error("state changelog record for {key} is unreadable: {reason}")]
     Changelog { key: String, reason: String },
+    #[error("view record could not be encoded: {0}")]
+    Encode(String),
     #[error("transaction failed: {0}")]
     Transaction(String),
+    #[error("topics: {0}")]
+    Topology(String),
     #[error("worker thread: {0}")]
     Join(String),
 }
@@ -22,5 +26,10 @@ impl ProcessorError {
             self,
             Self::Kafka(_) | Self::Transaction(_) | Self::Runtime(RuntimeError::Kafka(_))
         )
+    }
+
+    /// The schema registry could not answer: retrying later may succeed.
+    pub fn is_registry(&self) -> bool {
+        matches!(self, Self::Runtime(RuntimeError::Registry(_)))
     }
 }

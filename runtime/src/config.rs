@@ -11,6 +11,17 @@ pub struct Topics {
     pub events: String,
     pub outcomes: String,
     pub changelog: String,
+    /// Compacted view topics the projector writes and the view sink reads.
+    pub view_details: String,
+    pub view_list: String,
+    pub view_user_bids: String,
+}
+
+impl Topics {
+    /// The view topics, in the order the view sink subscribes to them.
+    pub fn views(&self) -> [&str; 3] {
+        [&self.view_details, &self.view_list, &self.view_user_bids]
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +35,7 @@ pub struct Config {
     pub partitions: i32,
     pub replication_factor: i32,
     pub aggregate_group: String,
+    pub project_group: String,
     pub sink_group: String,
     /// Stable per worker replica (the pod name on Kubernetes): the transactional id
     /// derives from it so a restarted replica fences its predecessor at once.
@@ -67,6 +79,21 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "auction.state-changelog",
         "Compacted aggregate state changelog",
     ),
+    (
+        "GAVEL_TOPIC_VIEW_DETAILS",
+        "view.auction_details",
+        "Compacted AuctionDetails view topic",
+    ),
+    (
+        "GAVEL_TOPIC_VIEW_LIST",
+        "view.auction_list",
+        "Compacted AuctionList view topic (tombstones delist)",
+    ),
+    (
+        "GAVEL_TOPIC_VIEW_USER_BIDS",
+        "view.user_bids",
+        "Compacted UserBids view topic",
+    ),
     ("GAVEL_PARTITIONS", "6", "Partitions for created topics"),
     (
         "GAVEL_REPLICATION_FACTOR",
@@ -79,9 +106,14 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "Consumer group of the aggregate processor",
     ),
     (
+        "GAVEL_PROJECT_GROUP",
+        "gavel-project",
+        "Consumer group of the projector",
+    ),
+    (
         "GAVEL_SINK_GROUP",
-        "gavel-sink-auction-details",
-        "Consumer group of the read-model sink",
+        "gavel-sink-views",
+        "Consumer group of the view sink",
     ),
     (
         "GAVEL_INSTANCE_ID",
@@ -132,15 +164,56 @@ impl Config {
                 events: get("GAVEL_TOPIC_EVENTS"),
                 outcomes: get("GAVEL_TOPIC_OUTCOMES"),
                 changelog: get("GAVEL_TOPIC_CHANGELOG"),
+                view_details: get("GAVEL_TOPIC_VIEW_DETAILS"),
+                view_list: get("GAVEL_TOPIC_VIEW_LIST"),
+                view_user_bids: get("GAVEL_TOPIC_VIEW_USER_BIDS"),
             },
             partitions: number(values, "GAVEL_PARTITIONS")?,
             replication_factor: number(values, "GAVEL_REPLICATION_FACTOR")?,
             aggregate_group: get("GAVEL_AGGREGATE_GROUP"),
+            project_group: get("GAVEL_PROJECT_GROUP"),
             sink_group: get("GAVEL_SINK_GROUP"),
             instance_id: get("GAVEL_INSTANCE_ID"),
             batch_max: number(values, "GAVEL_BATCH_MAX")?,
             batch_linger: Duration::from_millis(number(values, "GAVEL_BATCH_LINGER_MS")?),
         })
+    }
+
+    /// A copy whose topics, consumer groups, instance id and Postgres schema
+    /// all start with `id`: a pipeline of its own beside any other on the same
+    /// stack (tests and benchmarks).
+    pub fn isolated(&self, id: &str) -> Self {
+        let t = &self.topics;
+        let mut config = self.clone();
+        config.topics = Topics {
+            commands: format!("{id}.{}", t.commands),
+            events: format!("{id}.{}", t.events),
+            outcomes: format!("{id}.{}", t.outcomes),
+            changelog: format!("{id}.{}", t.changelog),
+            view_details: format!("{id}.{}", t.view_details),
+            view_list: format!("{id}.{}", t.view_list),
+            view_user_bids: format!("{id}.{}", t.view_user_bids),
+        };
+        config.aggregate_group = format!("{id}-aggregate");
+        config.project_group = format!("{id}-project");
+        config.sink_group = format!("{id}-sink");
+        config.instance_id = id.to_owned();
+        config.postgres_schema = id.to_owned();
+        config
+    }
+
+    /// Every topic of the pipeline.
+    pub fn all_topics(&self) -> [&str; 7] {
+        let t = &self.topics;
+        [
+            &t.commands,
+            &t.events,
+            &t.outcomes,
+            &t.changelog,
+            &t.view_details,
+            &t.view_list,
+            &t.view_user_bids,
+        ]
     }
 
     /// The local defaults, untouched by file or environment (for tests).

@@ -97,7 +97,8 @@ const COMPACTED: [(&str, &str); 2] = [
 ];
 
 /// The topics of the auction pipeline, all with the same partition count so a
-/// command's partition, its events' and its state's are the same number.
+/// command's partition, its events', its state's and its views' are the same
+/// number (the projector restores its state from its own view topic).
 pub fn auction_topics(config: &Config) -> Vec<TopicSpec> {
     let t = &config.topics;
     let spec = |name: &str, configs: &[(&'static str, &'static str)]| TopicSpec {
@@ -110,7 +111,28 @@ pub fn auction_topics(config: &Config) -> Vec<TopicSpec> {
         spec(&t.events, &[]),
         spec(&t.outcomes, &[]),
         spec(&t.changelog, &COMPACTED),
+        spec(&t.view_details, &COMPACTED),
+        spec(&t.view_list, &COMPACTED),
+        spec(&t.view_user_bids, &COMPACTED),
     ]
+}
+
+/// How many partitions `topic` has (an error when it does not exist).
+pub fn partition_count(config: &Config, topic: &str) -> Result<i32> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = client_config(config).create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let count = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map_or(0, |t| t.partitions().len() as i32);
+    if count == 0 {
+        return Err(RuntimeError::Admin(format!(
+            "topic {topic} does not exist (run `gavel topics create`)"
+        )));
+    }
+    Ok(count)
 }
 
 fn admin(config: &Config) -> Result<AdminClient<DefaultClientContext>> {

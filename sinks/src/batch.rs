@@ -21,6 +21,7 @@ use tokio_postgres::GenericClient;
 /// records, waiting at most `batch_linger` after the first one.
 pub struct BatchSource {
     consumer: StreamConsumer<RevocationLog>,
+    /// The first subscribed topic: the one `commit` is for.
     topic: String,
     batch_max: usize,
     batch_linger: Duration,
@@ -28,12 +29,16 @@ pub struct BatchSource {
 
 impl BatchSource {
     pub fn subscribe(config: &Config, group: &str, topic: &str) -> Result<Self, SinkError> {
+        Self::subscribe_all(config, group, &[topic])
+    }
+
+    pub fn subscribe_all(config: &Config, group: &str, topics: &[&str]) -> Result<Self, SinkError> {
         let consumer: StreamConsumer<RevocationLog> =
             kafka::consumer_config(config, group).create_with_context(RevocationLog::default())?;
-        consumer.subscribe(&[topic])?;
+        consumer.subscribe(topics)?;
         Ok(Self {
             consumer,
-            topic: topic.to_owned(),
+            topic: topics.first().copied().unwrap_or_default().to_owned(),
             batch_max: config.batch_max,
             batch_linger: config.batch_linger,
         })
@@ -70,10 +75,13 @@ impl BatchSource {
 
     /// Best effort: Postgres holds the truth, Kafka's offsets only feed lag tooling.
     pub fn commit(&self, offsets: &HashMap<i32, i64>) {
+        self.commit_topic(&self.topic, offsets);
+    }
+
+    pub fn commit_topic(&self, topic: &str, offsets: &HashMap<i32, i64>) {
         let mut list = TopicPartitionList::new();
         for (partition, next) in offsets {
-            if let Err(error) =
-                list.add_partition_offset(&self.topic, *partition, Offset::Offset(*next))
+            if let Err(error) = list.add_partition_offset(topic, *partition, Offset::Offset(*next))
             {
                 tracing::warn!(%error, "offset list");
             }

@@ -16,6 +16,8 @@ pub enum SinkError {
         version: i64,
         reason: String,
     },
+    #[error("encoding a row: {0}")]
+    Encode(String),
     #[error("query api: {0}")]
     QueryApi(String),
 }

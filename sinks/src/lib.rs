@@ -1,11 +1,11 @@
 //! Sink workers: materialize Kafka topics into Postgres effectively-once
 //! (rows and consumed offsets commit in one Postgres transaction).
 
-pub mod auction_details;
 mod batch;
 mod error;
 pub mod event_store;
 mod offsets;
 pub mod query_api;
+pub mod views;
 
 pub use error::SinkError;

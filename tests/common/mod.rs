@@ -8,7 +8,6 @@ pub mod process;
 
 use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
 use gavel_runtime::avro::AvroCodec;
-use gavel_runtime::config::Topics;
 use gavel_runtime::registry::{load_schema_dir, RegistryClient};
 use gavel_runtime::{kafka, postgres, Config, Shutdown};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -38,17 +37,8 @@ impl TestEnv {
     pub async fn new(partitions: i32) -> Self {
         gavel_runtime::telemetry::init_tracing();
         let id = unique("t");
-        let mut config = Config::defaults().expect("default config");
-        config.topics = Topics {
-            commands: format!("{id}.auction.commands"),
-            events: format!("{id}.auction.events"),
-            outcomes: format!("{id}.auction.outcomes"),
-            changelog: format!("{id}.auction.state-changelog"),
-        };
+        let mut config = Config::defaults().expect("default config").isolated(&id);
         config.partitions = partitions;
-        config.aggregate_group = format!("{id}-aggregate");
-        config.sink_group = format!("{id}-sink");
-        config.instance_id = id.clone();
         config.postgres_schema = format!("test_{id}");
         config.batch_linger = Duration::from_millis(5);
         require_stack(&config).await;
@@ -74,6 +64,7 @@ impl TestEnv {
     pub async fn with_workers(partitions: i32) -> Self {
         let mut env = Self::new(partitions).await;
         env.start_aggregate();
+        env.start_project();
         env.start_sink();
         env
     }
@@ -87,10 +78,19 @@ impl TestEnv {
         }));
     }
 
+    pub fn start_project(&mut self) {
+        let (config, shutdown) = (self.config.clone(), self.shutdown.clone());
+        self.workers.push(tokio::spawn(async move {
+            gavel_processors::project::run(config, shutdown)
+                .await
+                .expect("projector");
+        }));
+    }
+
     pub fn start_sink(&mut self) {
         let (config, shutdown) = (self.config.clone(), self.shutdown.clone());
         self.workers.push(tokio::spawn(async move {
-            gavel_sinks::auction_details::run(config, shutdown)
+            gavel_sinks::views::run(config, shutdown)
                 .await
                 .expect("sink");
         }));
@@ -171,12 +171,7 @@ impl TestEnv {
         for worker in self.workers.drain(..) {
             worker.await.expect("worker ended cleanly");
         }
-        let t = &self.config.topics;
-        let _ = kafka::delete_topics(
-            &self.config,
-            &[&t.commands, &t.events, &t.outcomes, &t.changelog],
-        )
-        .await;
+        let _ = kafka::delete_topics(&self.config, &self.config.all_topics()).await;
         if let Ok(client) = postgres::connect(&self.config).await {
             let _ = client
                 .batch_execute(&format!(
@@ -306,4 +301,21 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits until auction_list and user_bids agree with auction_details; panics
+/// with the disagreements when they never do.
+pub async fn assert_views_agree(client: &tokio_postgres::Client, schema: &str) {
+    let agreed = eventually(Duration::from_secs(30), || async {
+        let found = gavel_sinks::views::verify::derived_views_disagreements(client, schema)
+            .await
+            .ok()?;
+        found.is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        agreed.is_some(),
+        "auction_list and user_bids agree with auction_details: {:?}",
+        gavel_sinks::views::verify::derived_views_disagreements(client, schema).await
+    );
 }

@@ -19,7 +19,9 @@ pub enum ListChange {
     Unchanged,
     Upsert(AuctionListItem),
     /// The auction left the list; `version` guards the delete against replays.
-    Delete { version: u64 },
+    Delete {
+        version: u64,
+    },
 }
 
 /// Applies `event` to `before`. `None` when it changes nothing: a redelivered
@@ -67,7 +69,9 @@ fn touched_users(
             let displaced = before
                 .and_then(|b| b.leading_bidder.clone())
                 .filter(|leader| leader != bidder_id);
-            std::iter::once(bidder_id.clone()).chain(displaced).collect()
+            std::iter::once(bidder_id.clone())
+                .chain(displaced)
+                .collect()
         }
         AuctionEvent::Ended { .. } | AuctionEvent::Cancelled { .. } => {
             after.bidders.iter().map(|b| b.user_id.clone()).collect()

@@ -105,7 +105,10 @@ fn starting_lists_the_auction() {
 #[test]
 fn a_first_bid_makes_the_bidder_lead() {
     let changes = given_when(&[created(), started()], bid("bob", 1_000)).unwrap();
-    assert_eq!(standings(&changes), [("bob".into(), UserBidStatus::Leading)]);
+    assert_eq!(
+        standings(&changes),
+        [("bob".into(), UserBidStatus::Leading)]
+    );
     assert!(matches!(changes.list, ListChange::Upsert(ref i) if i.bid_count == 1));
 }
 

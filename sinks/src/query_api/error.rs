@@ -56,7 +56,12 @@ impl From<tokio_postgres::Error> for ApiError {
             Some(code) if *code == SqlState::QUERY_CANCELED => {
                 Self::unavailable("database query timed out")
             }
-            Some(_) => Self::internal(error),
+            // The server's message says what failed; Display alone is "db error".
+            Some(_) => Self::internal(
+                error
+                    .as_db_error()
+                    .map_or_else(|| error.to_string(), |db| db.to_string()),
+            ),
             None => {
                 tracing::warn!(%error, "postgres unavailable");
                 Self::unavailable("database unavailable")

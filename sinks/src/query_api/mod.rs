@@ -6,6 +6,7 @@
 //! | `GET /auctions?status=ACTIVE&sort=end_time\|current_price\|bid_count&order=asc\|desc&limit=1..100&cursor=` | `{"items": [...], "next_cursor": "..." \| null}` (keyset pages, ties broken by auction id) |
 //! | `GET /auctions/{id}` | the auction, or 404 (also for another tenant's auction) |
 //! | `GET /auctions/{id}/live` | SSE: `snapshot` (the row), then `BidPlaced`, `AuctionStarted`, `AuctionEnded`, `AuctionCancelled` events with the JSON of each change; `lagged` when the client fell behind and should refetch; a keep-alive comment every 15 s |
+//! | `GET /users/{id}/bids?status=LEADING\|OUTBID\|WON\|LOST\|CANCELLED&limit=1..100&cursor=` | `{"items": [...], "next_cursor": ...}`: the auctions the user bid on, newest bid first, with the user's highest bid and standing |
 //! | `GET /healthz` | 200 `ok` while the process runs |
 //! | `GET /readyz` | 200 `ok` while Postgres answers, else 503 |
 //!
@@ -23,6 +24,7 @@ mod params;
 mod routes;
 mod rows;
 mod stream;
+mod user_bids;
 
 use crate::SinkError;
 use axum::serve::ListenerExt;

@@ -133,15 +133,7 @@ impl ListParams {
                         _ => return Err(format!("order must be asc or desc, got {value:?}")),
                     }
                 }
-                "limit" => {
-                    params.limit = value
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|l| (1..=MAX_LIMIT).contains(l))
-                        .ok_or_else(|| {
-                            format!("limit must be an integer from 1 to {MAX_LIMIT}, got {value:?}")
-                        })?
-                }
+                "limit" => params.limit = parse_limit(value)?,
                 "cursor" => cursor = Some(value.as_str()),
                 other => {
                     return Err(format!(
@@ -198,7 +190,16 @@ impl ListParams {
     }
 }
 
-fn hex_decode(raw: &str) -> Option<Vec<u8>> {
+/// A page size: 1 to `MAX_LIMIT`.
+pub(super) fn parse_limit(value: &str) -> Result<i64, String> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|l| (1..=MAX_LIMIT).contains(l))
+        .ok_or_else(|| format!("limit must be an integer from 1 to {MAX_LIMIT}, got {value:?}"))
+}
+
+pub(super) fn hex_decode(raw: &str) -> Option<Vec<u8>> {
     if raw.is_empty() {
         return None;
     }

@@ -25,6 +25,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/auctions", get(list_auctions))
         .route("/auctions/{id}", get(auction_details))
         .route("/auctions/{id}/live", get(live))
+        .route("/users/{id}/bids", get(user_bids))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -76,6 +77,26 @@ async fn list_auctions(
     let params = ListParams::parse(&pairs).map_err(ApiError::bad_request)?;
     let client = state.client().await?;
     let (items, next_cursor) = rows::list(&**client, &state.schema, &tenant.0, &params).await?;
+    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
+}
+
+/// `GET /users/{id}/bids?status=&limit=&cursor=`
+async fn user_bids(
+    tenant: Tenant,
+    State(state): State<Arc<ApiState>>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path(user) = path.map_err(|e| ApiError::bad_request(format!("user id: {e}")))?;
+    if user.is_empty() || user.len() > 256 {
+        return Err(ApiError::bad_request("user id must be 1 to 256 characters"));
+    }
+    let Query(pairs) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let params =
+        super::user_bids::UserBidsParams::parse(&user, &pairs).map_err(ApiError::bad_request)?;
+    let client = state.client().await?;
+    let (items, next_cursor) =
+        super::user_bids::page(&**client, &state.schema, &tenant.0, &user, &params).await?;
     Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
 }
 

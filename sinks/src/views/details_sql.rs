@@ -4,25 +4,9 @@ use crate::SinkError;
 use gavel_domain::auction::AuctionStatus;
 use gavel_domain::views::AuctionDetails;
 use gavel_domain::{AuctionId, Currency, Money, TenantId, Timestamp, UserId};
-use gavel_runtime::postgres::Migration;
 use tokio_postgres::{GenericClient, Row};
 
-pub fn migrations() -> Vec<Migration> {
-    vec![
-        Migration {
-            version: 1,
-            name: "sink_offsets",
-            sql: crate::offsets::MIGRATION_SQL,
-        },
-        Migration {
-            version: 2,
-            name: "auction_details",
-            sql: AUCTION_DETAILS_SQL,
-        },
-    ]
-}
-
-const AUCTION_DETAILS_SQL: &str = "
+pub const MIGRATION_SQL: &str = "
 CREATE TABLE {schema}.auction_details (
     auction_id text PRIMARY KEY,
     tenant_id text NOT NULL,
@@ -44,17 +28,11 @@ CREATE TABLE {schema}.auction_details (
 );
 CREATE INDEX auction_details_active ON {schema}.auction_details (tenant_id, status, end_time);";
 
-/// Millisecond-exact conversion between epoch millis and timestamptz.
-const TO_TS: &str = "('epoch'::timestamptz + ({v} * interval '1 millisecond'))";
+/// The per-bidder summary, added with the projector.
+pub const BIDDERS_SQL: &str =
+    "ALTER TABLE {schema}.auction_details ADD COLUMN bidders jsonb NOT NULL DEFAULT '[]'";
 
-fn from_ts(column: &str) -> String {
-    format!("(extract(epoch from {column}) * 1000)::int8")
-}
-
-/// The live table, schema-qualified.
-pub fn live_table(schema: &str) -> String {
-    format!("{schema}.auction_details")
-}
+use super::columns::{from_ts, to_ts};
 
 /// Rows of `table` (schema-qualified: the live table or a rebuild's shadow).
 pub async fn load(
@@ -68,7 +46,7 @@ pub async fn load(
     let sql = format!(
         "SELECT auction_id, tenant_id, seller_id, title, status, currency, starting_price_minor,
                 reserve_price_minor, min_increment_minor, current_price_minor, bid_count,
-                leading_bidder, winner_id, {}, {}, {}, version
+                leading_bidder, winner_id, {}, {}, {}, version, bidders::text
          FROM {table} WHERE auction_id = ANY($1)",
         from_ts("end_time"),
         from_ts("created_at"),
@@ -110,6 +88,7 @@ fn row_to_details(row: &Row) -> Result<AuctionDetails, SinkError> {
         created_at: Timestamp::from_millis(row.get(14)),
         updated_at: Timestamp::from_millis(row.get(15)),
         version: u64::try_from(row.get::<_, i64>(16)).map_err(|e| bad(e.to_string()))?,
+        bidders: serde_json::from_str(row.get::<_, &str>(17)).map_err(|e| bad(e.to_string()))?,
     })
 }
 
@@ -149,20 +128,26 @@ pub async fn upsert(
     let created = num(&|r| r.created_at.millis());
     let updated = num(&|r| r.updated_at.millis());
     let versions = num(&|r| r.version as i64);
-    let ts = |column: &str| TO_TS.replace("{v}", column);
+    let bidders = rows
+        .iter()
+        .map(|r| serde_json::to_string(&r.bidders))
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(|e| SinkError::Encode(e.to_string()))?;
+    let ts = to_ts;
     let sql = format!(
         "INSERT INTO {table} AS t (auction_id, tenant_id, seller_id, title, status, currency,
              starting_price_minor, reserve_price_minor, min_increment_minor, current_price_minor, bid_count,
-             leading_bidder, winner_id, end_time, created_at, updated_at, version)
-         SELECT id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, {}, {}, {}, v
+             leading_bidder, winner_id, end_time, created_at, updated_at, version, bidders)
+         SELECT id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, {}, {}, {}, v, b::jsonb
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
                      $8::int8[], $9::int8[], $10::int8[], $11::int4[], $12::text[], $13::text[], $14::int8[],
-                     $15::int8[], $16::int8[], $17::int8[])
-              AS u(id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, et, ca, ua, v)
+                     $15::int8[], $16::int8[], $17::int8[], $18::text[])
+              AS u(id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, et, ca, ua, v, b)
          ON CONFLICT (auction_id) DO UPDATE SET
              status = excluded.status, current_price_minor = excluded.current_price_minor,
              bid_count = excluded.bid_count, leading_bidder = excluded.leading_bidder,
-             winner_id = excluded.winner_id, updated_at = excluded.updated_at, version = excluded.version
+             winner_id = excluded.winner_id, updated_at = excluded.updated_at, version = excluded.version,
+             bidders = excluded.bidders
          WHERE excluded.version > t.version",
         ts("et"),
         ts("ca"),
@@ -189,6 +174,7 @@ pub async fn upsert(
                 &created,
                 &updated,
                 &versions,
+                &bidders,
             ],
         )
         .await?;

@@ -1,0 +1,256 @@
+//! One consumer/producer pair running the projector's read-process-write loop.
+//! Each batch is one Kafka transaction: the view records of every event in it
+//! and the consumed offsets commit together or not at all, so each view record
+//! is published exactly once. Any failure ends the session; the caller starts a
+//! fresh one from the last committed offsets (which also restores the state).
+
+use super::records::{view_headers, view_records};
+use super::state::{Pending, ViewState};
+use super::Stats;
+use crate::txn::{self, TxnProducer, TXN_TIMEOUT};
+use crate::ProcessorError;
+use gavel_domain::auction::AuctionEvent;
+use gavel_domain::views::{project, EventMeta};
+use gavel_runtime::auction_codec::event_from_avro;
+use gavel_runtime::avro::AvroCodec;
+use gavel_runtime::envelope::EventEnvelope;
+use gavel_runtime::kafka::{self, RevocationLog};
+use gavel_runtime::{Config, RuntimeError, Shutdown};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::Producer;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+pub struct Session<'a> {
+    config: &'a Config,
+    codec: &'a AvroCodec,
+    runtime: tokio::runtime::Handle,
+    consumer: BaseConsumer<RevocationLog>,
+    producer: TxnProducer,
+    state: ViewState,
+    stats: &'a mut Stats,
+}
+
+/// What the open transaction holds.
+#[derive(Default)]
+struct Batch {
+    pending: Pending,
+    offsets: HashMap<i32, i64>,
+    records: usize,
+}
+
+impl<'a> Session<'a> {
+    pub fn start(
+        config: &'a Config,
+        codec: &'a AvroCodec,
+        runtime: tokio::runtime::Handle,
+        stats: &'a mut Stats,
+    ) -> Result<Self, ProcessorError> {
+        let transactional_id = format!("{}-{}", config.project_group, config.instance_id);
+        let producer: TxnProducer =
+            kafka::transactional_producer_config(config, &transactional_id).create()?;
+        producer.init_transactions(TXN_TIMEOUT)?;
+        let consumer: BaseConsumer<RevocationLog> =
+            kafka::consumer_config(config, &config.project_group)
+                .create_with_context(RevocationLog::default())?;
+        consumer.subscribe(&[&config.topics.events])?;
+        tracing::info!(%transactional_id, topic = %config.topics.events, "projector session started");
+        Ok(Self {
+            config,
+            codec,
+            runtime,
+            consumer,
+            producer,
+            state: ViewState::default(),
+            stats,
+        })
+    }
+
+    pub fn run(&mut self, shutdown: &Shutdown) -> Result<(), ProcessorError> {
+        while !shutdown.is_triggered() {
+            self.process_batch()?;
+            for partition in self.consumer.context().take() {
+                self.state.release(partition);
+                tracing::info!(partition, "partition revoked: view state released");
+            }
+        }
+        Ok(())
+    }
+
+    fn process_batch(&mut self) -> Result<(), ProcessorError> {
+        let Some(first) = self.poll(Duration::from_millis(100))? else {
+            return Ok(());
+        };
+        self.producer.begin_transaction()?;
+        let mut batch = Batch::default();
+        let result = self
+            .fill(first, &mut batch)
+            .and_then(|()| self.commit(&batch));
+        match result {
+            Ok(()) => {
+                self.state.commit(batch.pending);
+                self.stats.transactions += 1;
+                self.stats.events += batch.records as u64;
+                Ok(())
+            }
+            Err(error) => {
+                txn::abort(&self.producer);
+                Err(error)
+            }
+        }
+    }
+
+    fn poll(&self, timeout: Duration) -> Result<Option<Polled>, ProcessorError> {
+        match self.consumer.poll(timeout) {
+            Some(Ok(message)) => Ok(Some(Polled::from(&message))),
+            Some(Err(error)) => {
+                tracing::warn!(%error, "consumer error");
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn fill(&mut self, first: Polled, batch: &mut Batch) -> Result<(), ProcessorError> {
+        self.process(first, batch)?;
+        let deadline = Instant::now() + self.config.batch_linger;
+        while batch.records < self.config.batch_max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.poll(left)? {
+                Some(message) => self.process(message, batch)?,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&self, batch: &Batch) -> Result<(), ProcessorError> {
+        txn::send_offsets(
+            &self.producer,
+            &self.consumer,
+            &self.config.topics.events,
+            &batch.offsets,
+        )?;
+        txn::await_deliveries(&self.producer)?;
+        self.producer.commit_transaction(TXN_TIMEOUT)?;
+        Ok(())
+    }
+
+    fn process(&mut self, message: Polled, batch: &mut Batch) -> Result<(), ProcessorError> {
+        let partition = message.partition;
+        self.ensure_restored(partition)?;
+        batch.offsets.insert(partition, message.offset + 1);
+        batch.records += 1;
+        match self.decode(&message)? {
+            Ok((event, envelope)) => self.apply(partition, &event, &envelope, batch),
+            Err(reason) => {
+                self.stats.undecodable += 1;
+                tracing::warn!(
+                    topic = %self.config.topics.events,
+                    partition,
+                    offset = message.offset,
+                    %reason,
+                    "undecodable event skipped"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn apply(
+        &mut self,
+        partition: i32,
+        event: &AuctionEvent,
+        envelope: &EventEnvelope,
+        batch: &mut Batch,
+    ) -> Result<(), ProcessorError> {
+        let key = envelope.aggregate_id.as_str();
+        let meta = EventMeta {
+            aggregate_id: envelope.aggregate_id.clone(),
+            tenant_id: envelope.tenant_id.clone(),
+            version: envelope.aggregate_version,
+            occurred_at: envelope.occurred_at,
+        };
+        let before = self.state.get(&batch.pending, partition, key);
+        let Some(changes) = project(before, &meta, event) else {
+            self.stats.unchanged += 1;
+            return Ok(());
+        };
+        let version = changes.details.version.to_string();
+        for record in view_records(&self.config.topics, &changes)? {
+            txn::send(
+                &self.producer,
+                record.topic,
+                partition,
+                &record.key,
+                record.payload.as_deref(),
+                view_headers(envelope, &version),
+            )?;
+            self.stats.view_records += 1;
+        }
+        batch
+            .pending
+            .writes
+            .insert((partition, key.to_owned()), changes.details);
+        Ok(())
+    }
+
+    /// `Err` when the registry cannot be reached (the session restarts and the
+    /// record is read again, keeping the partition's order); `Ok(Err)` for a
+    /// record that will never decode.
+    fn decode(
+        &self,
+        message: &Polled,
+    ) -> Result<Result<(AuctionEvent, EventEnvelope), String>, ProcessorError> {
+        let Some(payload) = message.payload.as_deref() else {
+            return Ok(Err("record has no payload".into()));
+        };
+        let decoded = match self.codec.decode_cached(payload) {
+            Err(RuntimeError::UnknownSchema(id)) => {
+                self.runtime.block_on(self.codec.fetch_schema(id))?;
+                self.codec.decode_cached(payload)
+            }
+            other => other,
+        };
+        Ok(decoded
+            .and_then(|d| event_from_avro(&d.schema.name, d.value))
+            .map_err(|e| e.to_string()))
+    }
+
+    fn ensure_restored(&mut self, partition: i32) -> Result<(), ProcessorError> {
+        if self.state.is_restored(partition) {
+            return Ok(());
+        }
+        let restored = self.state.restore(self.config, &[partition])?;
+        self.stats.restored_records += restored.records;
+        tracing::info!(
+            partition,
+            records = restored.records,
+            running = restored.running,
+            elapsed_ms = restored.elapsed.as_millis() as u64,
+            "view state restored"
+        );
+        Ok(())
+    }
+}
+
+/// The parts of a consumed record the loop needs, detached from the consumer.
+struct Polled {
+    partition: i32,
+    offset: i64,
+    payload: Option<Vec<u8>>,
+}
+
+impl From<&BorrowedMessage<'_>> for Polled {
+    fn from(message: &BorrowedMessage<'_>) -> Self {
+        Self {
+            partition: message.partition(),
+            offset: message.offset(),
+            payload: message.payload().map(<[u8]>::to_vec),
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Transactional producer plumbing shared by the exactly-once processors.
+
+use crate::ProcessorError;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+pub const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub type TxnProducer = ThreadedProducer<DefaultProducerContext>;
+
+/// Sends one record to an explicit partition, waiting while the local queue is
+/// full. `payload: None` is a tombstone.
+pub fn send(
+    producer: &TxnProducer,
+    topic: &str,
+    partition: i32,
+    key: &str,
+    payload: Option<&[u8]>,
+    headers: OwnedHeaders,
+) -> Result<(), ProcessorError> {
+    let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic)
+        .partition(partition)
+        .key(key)
+        .headers(headers);
+    if let Some(payload) = payload {
+        record = record.payload(payload);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                back,
+            )) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((error, _)) => return Err(error.into()),
+        }
+    }
+}
+
+/// Adds the consumed offsets of `topic` to the open transaction.
+pub fn send_offsets<C: ConsumerContext>(
+    producer: &TxnProducer,
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    offsets: &HashMap<i32, i64>,
+) -> Result<(), ProcessorError> {
+    let mut list = TopicPartitionList::new();
+    for (partition, next) in offsets {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+    }
+    let metadata = consumer
+        .group_metadata()
+        .ok_or_else(|| ProcessorError::Transaction("no consumer group metadata".into()))?;
+    producer.send_offsets_to_transaction(&list, &metadata, TXN_TIMEOUT)?;
+    Ok(())
+}
+
+/// Waits until every record of the transaction is acknowledged. rdkafka's
+/// `commit_transaction` flushes by polling in 100 ms steps, which would add
+/// up to 100 ms to every commit; the producer's own thread serves delivery
+/// reports, so a short wait here lets the commit find nothing in flight.
+pub fn await_deliveries(producer: &TxnProducer) -> Result<(), ProcessorError> {
+    let deadline = Instant::now() + TXN_TIMEOUT;
+    while producer.in_flight_count() > 0 {
+        if Instant::now() > deadline {
+            return Err(ProcessorError::Transaction(
+                "records not acknowledged in time".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(250));
+    }
+    Ok(())
+}
+
+/// Aborts after a failed transaction; the session ends either way.
+pub fn abort(producer: &TxnProducer) {
+    if let Err(abort_error) = producer.abort_transaction(TXN_TIMEOUT) {
+        tracing::warn!(%abort_error, "abort failed");
+    }
+}

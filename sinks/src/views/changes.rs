@@ -1,0 +1,98 @@
+//! View records decoded and folded into the latest change per view id, then
+//! written with one statement per table. Records of one key live in one
+//! partition and arrive in offset order, so the last one read is the newest.
+
+use super::{details_sql, list_sql, user_bids_sql, View};
+use crate::SinkError;
+use gavel_domain::views::{AuctionDetails, AuctionListItem, UserBid};
+use gavel_runtime::envelope::{header, header_str};
+use rdkafka::message::{Message, OwnedMessage};
+use std::collections::HashMap;
+use tokio_postgres::GenericClient;
+
+enum Listing {
+    Listed(AuctionListItem),
+    Delisted { version: u64 },
+}
+
+/// The newest change per view id of one batch, per view.
+#[derive(Default)]
+pub struct Changes {
+    details: HashMap<String, AuctionDetails>,
+    list: HashMap<String, Listing>,
+    user_bids: HashMap<String, UserBid>,
+}
+
+impl Changes {
+    /// Adds one record of `view`'s topic; an error says why it cannot be read.
+    pub fn add(&mut self, view: View, message: &OwnedMessage) -> Result<(), String> {
+        let key = message
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .ok_or("record has no UTF-8 key")?
+            .to_owned();
+        let payload = message.payload();
+        match (view, payload) {
+            (View::AuctionDetails, Some(bytes)) => {
+                self.details.insert(key, parse(bytes)?);
+            }
+            (View::AuctionList, Some(bytes)) => {
+                self.list.insert(key, Listing::Listed(parse(bytes)?));
+            }
+            (View::AuctionList, None) => {
+                let version = tombstone_version(message)?;
+                self.list.insert(key, Listing::Delisted { version });
+            }
+            (View::UserBids, Some(bytes)) => {
+                self.user_bids.insert(key, parse(bytes)?);
+            }
+            (View::AuctionDetails | View::UserBids, None) => {
+                return Err("unexpected tombstone: this view never deletes".into())
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the changes of `view` into `table`; returns the rows changed.
+    pub async fn write(
+        &self,
+        client: &impl GenericClient,
+        view: View,
+        table: &str,
+    ) -> Result<u64, SinkError> {
+        match view {
+            View::AuctionDetails => {
+                let rows: Vec<&AuctionDetails> = self.details.values().collect();
+                details_sql::upsert(client, table, &rows).await
+            }
+            View::UserBids => {
+                let rows: Vec<&UserBid> = self.user_bids.values().collect();
+                user_bids_sql::upsert(client, table, &rows).await
+            }
+            View::AuctionList => {
+                let mut listed = Vec::new();
+                let mut delisted = Vec::new();
+                for (key, change) in &self.list {
+                    match change {
+                        Listing::Listed(item) => listed.push(item),
+                        Listing::Delisted { version } => delisted.push((key.as_str(), *version)),
+                    }
+                }
+                Ok(list_sql::upsert(client, table, &listed).await?
+                    + list_sql::delete(client, table, &delisted).await?)
+            }
+        }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("not a view row: {e}"))
+}
+
+fn tombstone_version(message: &OwnedMessage) -> Result<u64, String> {
+    message
+        .headers()
+        .and_then(|h| header_str(h, header::AGGREGATE_VERSION))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| "tombstone without a version header".to_owned())
+}

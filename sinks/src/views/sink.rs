@@ -1,0 +1,149 @@
+//! The live view sink loop.
+
+use super::changes::Changes;
+use super::{migrations, View};
+use crate::batch::{self, BatchSource};
+use crate::offsets::OffsetStore;
+use crate::SinkError;
+use gavel_runtime::{postgres, Config, Shutdown};
+use rdkafka::message::{Message, OwnedMessage};
+use std::collections::HashMap;
+use tokio_postgres::Client;
+
+#[derive(Debug, Default, Clone)]
+pub struct SinkStats {
+    pub records: u64,
+    pub rows_written: u64,
+    pub batches: u64,
+    pub skipped_replays: u64,
+    pub undecodable: u64,
+}
+
+struct Sink {
+    config: Config,
+    client: Client,
+    source: BatchSource,
+    offsets: HashMap<View, OffsetStore>,
+    stats: SinkStats,
+}
+
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<SinkStats, SinkError> {
+    let mut client = postgres::connect(&config).await?;
+    postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
+    let source = BatchSource::subscribe_all(&config, &config.sink_group, &config.topics.views())?;
+    let offsets = View::ALL
+        .into_iter()
+        .map(|view| {
+            let store = OffsetStore::new(
+                &config.postgres_schema,
+                &config.sink_group,
+                view.topic(&config),
+            );
+            (view, store)
+        })
+        .collect();
+    let mut sink = Sink {
+        config,
+        client,
+        source,
+        offsets,
+        stats: SinkStats::default(),
+    };
+    tracing::info!(topics = ?sink.config.topics.views(), schema = %sink.config.postgres_schema, "view sink started");
+    while !shutdown.is_triggered() {
+        let batch = sink.source.collect(&shutdown).await;
+        sink.write_surviving_postgres_outages(&batch, &shutdown)
+            .await?;
+        if !sink.source.revoked().is_empty() {
+            sink.forget_offsets();
+        }
+    }
+    tracing::info!(stats = ?sink.stats, "view sink stopped");
+    Ok(sink.stats)
+}
+
+impl Sink {
+    fn forget_offsets(&mut self) {
+        for store in self.offsets.values_mut() {
+            store.forget_all();
+        }
+    }
+
+    /// Writes the batch; if Postgres went away (restart, failover), reconnects
+    /// with backoff and writes the same batch again. The offsets stored with the
+    /// rows tell whether the lost transaction had committed, so nothing is
+    /// applied twice and nothing is lost.
+    async fn write_surviving_postgres_outages(
+        &mut self,
+        batch: &[OwnedMessage],
+        shutdown: &Shutdown,
+    ) -> Result<(), SinkError> {
+        loop {
+            match self.write(batch).await {
+                Err(error) if batch::needs_reconnect(&error, &self.client) => {
+                    tracing::warn!(%error, "postgres unavailable: reconnecting and retrying the batch");
+                    self.client = batch::reconnect(&self.config, shutdown)
+                        .await
+                        .ok_or(error)?;
+                    self.forget_offsets();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn write(&mut self, batch: &[OwnedMessage]) -> Result<(), SinkError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut changes = Changes::default();
+        let mut next_offsets: HashMap<View, HashMap<i32, i64>> = HashMap::new();
+        for message in batch {
+            let Some(view) = View::of_topic(&self.config, message.topic()) else {
+                continue;
+            };
+            let Some(store) = self.offsets.get_mut(&view) else {
+                continue;
+            };
+            let stored_next = store.next_offset(&self.client, message.partition()).await?;
+            next_offsets
+                .entry(view)
+                .or_default()
+                .insert(message.partition(), message.offset() + 1);
+            if message.offset() < stored_next {
+                self.stats.skipped_replays += 1;
+                continue;
+            }
+            self.stats.records += 1;
+            if let Err(reason) = changes.add(view, message) {
+                self.stats.undecodable += 1;
+                batch::log_skipped(message, &reason, "unreadable view record skipped");
+            }
+        }
+        let tx = self.client.transaction().await?;
+        for view in View::ALL {
+            let Some(offsets) = next_offsets.get(&view) else {
+                continue;
+            };
+            let schema = &self.config.postgres_schema;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock_shared($1)",
+                &[&view.swap_lock_key(schema)],
+            )
+            .await?;
+            self.stats.rows_written += changes.write(&tx, view, &view.table(schema)).await?;
+            if let Some(store) = self.offsets.get_mut(&view) {
+                store.save(&tx, offsets).await?;
+            }
+        }
+        tx.commit().await?;
+        self.stats.batches += 1;
+        for (view, offsets) in &next_offsets {
+            if let Some(store) = self.offsets.get_mut(view) {
+                store.remember(offsets);
+            }
+            self.source.commit_topic(view.topic(&self.config), offsets);
+        }
+        Ok(())
+    }
+}
