@@ -1,0 +1,1 @@
+//! Saga tests: given/when/then per rule, then property tests.
