@@ -118,6 +118,12 @@ impl<D: SagaDefinition> SagaState<D> {
         }
     }
 
+    /// The step, direction and attempt the saga is on (awaiting its reply or its
+    /// backoff); `None` once terminal.
+    pub fn current_attempt(&self) -> Option<AttemptRef<D::Step>> {
+        self.pending.as_ref().map(Pending::attempt)
+    }
+
     pub fn issued(&self, command_id: &CommandId) -> Option<&IssuedCommand<D::Step>> {
         self.issued.iter().find(|c| &c.command_id == command_id)
     }
