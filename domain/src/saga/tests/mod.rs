@@ -5,8 +5,11 @@
 mod engine;
 mod order;
 mod payment;
+mod props;
 mod rejections;
+mod sim;
 mod split;
+mod world;
 
 use super::*;
 use crate::Timestamp;
