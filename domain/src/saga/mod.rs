@@ -13,8 +13,14 @@
 //! failure or exhausted retries compensates the completed steps in reverse order,
 //! each compensation once (retried the same way; if one still fails the saga is
 //! FAILED and needs attention). When the failed step's last attempt timed out its
-//! effect is in doubt, so it is compensated first (participants make a
-//! compensation of an effect they never applied a no-op). No clocks, no I/O.
+//! effect is in doubt, so it is compensated first. No clocks, no I/O.
+//!
+//! What this asks of participants: take one saga's commands in order (its key is the
+//! saga id, so one partition); apply a step at most once per `EffectKey` and answer a
+//! repeat with success; make the compensation of an effect never applied a no-op that
+//! also refuses a forward command with that key arriving later; and report "refused"
+//! only when nothing was applied. Then a definitive failure of the last attempt means
+//! no attempt applied anything, which is why only a timed-out step is in doubt.
 
 mod actions;
 mod decide;
