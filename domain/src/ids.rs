@@ -44,6 +44,9 @@ macro_rules! string_id {
     };
 }
 
+/// Lets other domain modules (the sagas) declare their ids the same way.
+pub(crate) use string_id;
+
 string_id!(
     /// The aggregate id of an auction; also the Kafka key of its commands and events.
     AuctionId

@@ -7,6 +7,7 @@
 pub mod auction;
 pub mod ids;
 pub mod money;
+pub mod saga;
 pub mod time;
 pub mod views;
 

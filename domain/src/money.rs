@@ -109,6 +109,17 @@ impl Money {
             currency: self.currency,
         }
     }
+
+    /// Splits this amount into `share(basis_points)` (rounded down) and the
+    /// remainder; the two always sum to `self`. `basis_points` is clamped to 0..=10 000.
+    pub fn split_share(&self, basis_points: i64) -> (Money, Money) {
+        let share = self.share(basis_points.clamp(0, 10_000));
+        let remainder = Money {
+            minor: self.minor - share.minor,
+            currency: self.currency,
+        };
+        (share, remainder)
+    }
 }
 
 impl fmt::Display for Money {
