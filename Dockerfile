@@ -39,10 +39,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM debian:bookworm-slim
 
 # ca-certificates: the registry client (reqwest + rustls) verifies HTTPS against the
-# system trust store. zlib1g is what the binary links today (librdkafka's libz);
-# libcurl4, libssl3 and libsasl2-2 are the runtime halves of the -dev packages in the
-# builder, kept so that enabling rdkafka's ssl/sasl features needs no image change.
-# The current binary does not use them: Kafka and Postgres connections are plaintext.
+# system trust store, and so will Kafka (SASL_SSL) and Postgres (sslmode=require) TLS.
+# zlib1g is what the binary links today (librdkafka's libz); libcurl4, libssl3 and
+# libsasl2-2 are the runtime halves of the -dev packages in the builder, kept so that
+# enabling rdkafka's ssl/sasl features needs no image change.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -62,6 +62,18 @@ COPY schemas/ /opt/gavel/schemas/
 
 WORKDIR /opt/gavel
 USER 10001:10001
+
+# Every worker serves /metrics, /health and /ready here (the binary's own default is
+# an ephemeral loopback port, right for tests, useless in a container). The HTTP APIs
+# listen on 8080 (`--listen 0.0.0.0:8080`).
+ENV GAVEL_METRICS_ADDR=0.0.0.0:9464
+EXPOSE 9464 8080
+
+# Healthy = the worker's /health answers 200. No curl or wget in the image: bash
+# speaks the one HTTP/1.0 request itself over /dev/tcp. A one-shot command (topics,
+# schemas, audit) serves no /health; compose disables the check for those.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${GAVEL_METRICS_ADDR##*:} && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && read -r -t 4 _ status _ <&3 && [[ $status == 200 ]]"]
 
 # gavel handles SIGTERM itself (finishes in-flight work, then exits), so it can run
 # as PID 1 without an init shim.

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# `make test`: stack up (started when needed), then every test of the workspace
-# against it, in release mode so the demo's build is reused. Prints cargo's
-# per-binary summaries and one total line.
+# `make test`: the deployment files validated offline (and a deliberately broken
+# copy of them rejected), then the stack up (started when needed) and every test of
+# the workspace against it, in release mode so the demo's build is reused. Prints
+# cargo's per-binary summaries and one total line.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 t0=$SECONDS
+bash deploy/validate.sh --with-selftest
 bash deploy/local/stack.sh up
 if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
   export PATH="$HOME/.cargo/bin:$PATH"
