@@ -1,4 +1,4 @@
-//! Poison records never stop a partition, and the registry refuses
+//! Poison records (commands, events, view records) never stop a partition, and the registry refuses
 //! incompatible schema changes with its own message.
 
 mod common;
@@ -31,6 +31,10 @@ async fn poison_commands_and_events_are_skipped_and_the_partition_keeps_moving()
         &[0, 0, 0, 0, 1, 0xff, 0xff],
         OwnedHeaders::new(),
     );
+    // Poison on every view topic too, ahead of the projector's records.
+    for topic in env.config.topics.views() {
+        env.produce_raw(topic, "p-1", b"not json", OwnedHeaders::new());
+    }
     let lines = r#"{"type":"CreateAuction","auction_id":"after-poison","seller_id":"s","title":"Etching","currency":"EUR","starting_price":100,"min_increment":10,"ends_in_secs":60}
 {"type":"StartAuction","auction_id":"after-poison"}"#;
     gavel_producers::produce::run(&env.config, lines.as_bytes(), "t", &Shutdown::new())
@@ -51,6 +55,17 @@ async fn poison_commands_and_events_are_skipped_and_the_partition_keeps_moving()
         version,
         Some(2),
         "commands behind the poison were processed and materialized"
+    );
+    let listed = eventually(TIMEOUT, || async {
+        let sql =
+            format!("SELECT count(*) FROM {schema}.auction_list WHERE auction_id = 'after-poison'");
+        let count: i64 = client.query_one(&sql, &[]).await.ok()?.get(0);
+        (count == 1).then_some(())
+    })
+    .await;
+    assert!(
+        listed.is_some(),
+        "view records behind the poison were applied"
     );
 
     let outcomes = env.outcomes(3, TIMEOUT).await;
