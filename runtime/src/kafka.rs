@@ -97,7 +97,8 @@ const COMPACTED: [(&str, &str); 2] = [
 ];
 
 /// The topics of the auction pipeline, all with the same partition count so a
-/// command's partition, its events' and its state's are the same number.
+/// command's partition, its events' and its state's are the same number; plus
+/// the dead-letter topics of the two consumed ones.
 pub fn auction_topics(config: &Config) -> Vec<TopicSpec> {
     let t = &config.topics;
     let spec = |name: &str, configs: &[(&'static str, &'static str)]| TopicSpec {
@@ -110,6 +111,8 @@ pub fn auction_topics(config: &Config) -> Vec<TopicSpec> {
         spec(&t.events, &[]),
         spec(&t.outcomes, &[]),
         spec(&t.changelog, &COMPACTED),
+        spec(&crate::dlq::topic_for(&t.commands), &[]),
+        spec(&crate::dlq::topic_for(&t.events), &[]),
     ]
 }
 

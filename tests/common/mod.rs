@@ -10,7 +10,7 @@ use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
 use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::config::Topics;
 use gavel_runtime::registry::{load_schema_dir, RegistryClient};
-use gavel_runtime::{kafka, postgres, Config, Shutdown};
+use gavel_runtime::{dlq, kafka, postgres, Config, Shutdown};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -172,9 +172,17 @@ impl TestEnv {
             worker.await.expect("worker ended cleanly");
         }
         let t = &self.config.topics;
+        let (commands_dlq, events_dlq) = (dlq::topic_for(&t.commands), dlq::topic_for(&t.events));
         let _ = kafka::delete_topics(
             &self.config,
-            &[&t.commands, &t.events, &t.outcomes, &t.changelog],
+            &[
+                &t.commands,
+                &t.events,
+                &t.outcomes,
+                &t.changelog,
+                &commands_dlq,
+                &events_dlq,
+            ],
         )
         .await;
         if let Ok(client) = postgres::connect(&self.config).await {
