@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod observe;
 pub mod process;
 
 use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
