@@ -38,7 +38,7 @@ pub async fn serve(config: &Config, worker: &str) -> Result<Observer> {
             tracing::error!(%error, "metrics server stopped");
         }
     });
-    tracing::info!(%addr, worker, "metrics listening on {addr}");
+    tracing::info!(worker, "metrics listening on {addr}");
     Ok(Observer {
         readiness,
         addr,
