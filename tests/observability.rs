@@ -69,7 +69,7 @@ async fn one_in_a_thousand_poison_records_are_dead_lettered_and_nothing_stalls()
             poison_command(&env, slice * 10 + i);
             let events = &env.config.topics.events;
             let key = format!("bad-event-{slice}-{i}");
-            if (slice * POISON / 4 + i) % 2 == 0 {
+            if (slice * POISON / 4 + i).is_multiple_of(2) {
                 env.produce_raw(events, &key, b"not avro", OwnedHeaders::new());
             } else {
                 // A well-framed record whose schema id the registry never issued.
@@ -152,7 +152,7 @@ async fn one_in_a_thousand_poison_records_are_dead_lettered_and_nothing_stalls()
     let lag = measure_group(
         &env.config,
         &env.config.aggregate_group,
-        &[commands.clone()],
+        std::slice::from_ref(commands),
     )
     .expect("lag");
     assert!(lag.iter().all(|p| p.records == 0), "{lag:?}");

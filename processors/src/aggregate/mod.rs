@@ -2,6 +2,7 @@
 //! rules, and write events, outcomes, state changelog and offsets in one Kafka
 //! transaction per batch.
 
+mod emit;
 mod handler;
 mod poison;
 mod punctuator;

@@ -88,6 +88,19 @@ impl Readiness {
             .set(now);
     }
 
+    /// Awaits `work`, beating meanwhile: a long wait on a dependency (a
+    /// reconnect loop) is the loop still turning, not a hung worker.
+    pub async fn beating<F: std::future::Future>(&self, work: F) -> F::Output {
+        tokio::pin!(work);
+        loop {
+            self.beat();
+            tokio::select! {
+                output = &mut work => return output,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    }
+
     pub fn report(&self) -> Report {
         let Ok(state) = self.state.lock() else {
             return Report {

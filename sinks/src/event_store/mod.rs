@@ -110,9 +110,8 @@ pub async fn run_with(
                     store
                         .readiness
                         .set_dependency("postgres", Err(error.to_string()));
-                    store.client = batch::reconnect(&store.config, &shutdown)
-                        .await
-                        .ok_or(error)?;
+                    let reconnect = batch::reconnect(&store.config, &shutdown);
+                    store.client = store.readiness.beating(reconnect).await.ok_or(error)?;
                     store.readiness.set_dependency("postgres", Ok(()));
                     store.offsets.forget_all();
                 }
@@ -221,7 +220,18 @@ impl EventStore {
             .dead_letters
             .with_label_values(&[class.as_str()])
             .inc();
-        batch::log_skipped(message, reason, "undecodable event dead-lettered");
+        let header = |key| {
+            message
+                .headers()
+                .and_then(|h| header_str(h, key))
+                .unwrap_or("")
+        };
+        tracing::warn!(topic = message.topic(), partition = message.partition(),
+            offset = message.offset(), class = class.as_str(), %reason,
+            aggregate_id = header(header::AGGREGATE_ID),
+            correlation_id = header(header::CORRELATION_ID),
+            causation_id = header(header::CAUSATION_ID),
+            traceparent = header(header::TRACEPARENT), "undecodable event dead-lettered");
         self.dead_letters
             .send(&DeadLetter::of(message, class, reason))
             .await?;
@@ -255,6 +265,7 @@ impl EventStore {
                             .inc();
                         self.readiness
                             .set_dependency("schema-registry", Err(error.to_string()));
+                        self.readiness.beat();
                         tokio::select! {
                             _ = tokio::time::sleep(pause) => {}
                             _ = shutdown.triggered() => return None,
