@@ -132,7 +132,10 @@ impl<'a> DeadLetter<'a> {
 
     /// The original headers (minus earlier `gavel-dlq-*` ones) plus ours.
     pub fn headers(&self, worker: &str) -> OwnedHeaders {
-        let mut out = copy_headers(self.headers, |key| !key.starts_with(header::PREFIX));
+        // A replayed record that fails again keeps saying where it was replayed from.
+        let mut out = copy_headers(self.headers, |key| {
+            !key.starts_with(header::PREFIX) || key == header::REPLAY_OF
+        });
         let partition = self.partition.to_string();
         let offset = self.offset.to_string();
         let timestamp = self.timestamp.map(|t| t.to_string()).unwrap_or_default();
