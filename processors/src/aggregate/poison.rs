@@ -15,7 +15,6 @@ use gavel_runtime::envelope::{header, CommandMeta};
 use gavel_runtime::observe::metrics;
 use gavel_runtime::RuntimeError;
 use rdkafka::consumer::Consumer;
-use rdkafka::producer::BaseRecord;
 use rdkafka::Offset;
 use std::time::Duration;
 
@@ -71,6 +70,7 @@ impl Session<'_> {
             .registry_pause
             .map_or(FIRST_PAUSE, |p| (p * 2).min(MAX_PAUSE));
         self.registry_pause = Some(pause);
+        self.held_at = Some((message.partition, message.offset));
         metrics::aggregate()
             .retries
             .with_label_values(&["registry-unavailable"])
@@ -124,14 +124,6 @@ impl Session<'_> {
 
     fn send_dead_letter(&self, letter: &DeadLetter<'_>) -> Result<(), ProcessorError> {
         let topic = letter.dlq_topic();
-        let mut record: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(&topic).headers(letter.headers(&self.worker));
-        if let Some(key) = letter.key {
-            record = record.key(key);
-        }
-        if let Some(payload) = letter.payload {
-            record = record.payload(payload);
-        }
-        self.send_record(record)
+        self.send_record(letter.record(&topic, &self.worker))
     }
 }

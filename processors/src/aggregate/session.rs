@@ -41,6 +41,9 @@ pub struct Session<'a> {
     pub(super) worker: String,
     /// Set while the registry is away: how long to wait before reading again.
     pub(super) registry_pause: Option<Duration>,
+    /// The (partition, offset) held back for the registry: only decoding that
+    /// very record proves the registry back (others may decode from the cache).
+    pub(super) held_at: Option<(i32, i64)>,
 }
 
 /// What became of one consumed record.
@@ -91,6 +94,7 @@ impl<'a> Session<'a> {
             readiness,
             worker: format!("aggregate/{}", config.instance_id),
             registry_pause: None,
+            held_at: None,
         })
     }
 
@@ -103,6 +107,12 @@ impl<'a> Session<'a> {
             self.fire_due_timers()?;
             self.pause_for_registry(shutdown);
             for partition in self.consumer.context().take() {
+                if self.held_at.is_some_and(|(held, _)| held == partition) {
+                    // Its next owner waits for the registry now.
+                    self.held_at = None;
+                    self.registry_pause = None;
+                    self.readiness.set_dependency("schema-registry", Ok(()));
+                }
                 self.store.release(partition);
                 self.positions.remove(&partition);
                 self.stream_time.remove(&partition);
@@ -316,7 +326,9 @@ impl<'a> Session<'a> {
             self.hold_back(&message, reason)?;
             return Ok(Step::HeldBack);
         }
-        if self.registry_pause.take().is_some() {
+        if self.held_at == Some((partition, message.offset)) {
+            self.held_at = None;
+            self.registry_pause = None;
             self.readiness.set_dependency("schema-registry", Ok(()));
         }
         batch.offsets.insert(partition, message.offset + 1);

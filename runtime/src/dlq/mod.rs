@@ -12,7 +12,7 @@ pub use replay::{replay, ReplayReport};
 use crate::kafka::{self, TopicSpec};
 use crate::{Config, Result, RuntimeError};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord};
 use std::time::Duration;
 
 pub const SUFFIX: &str = ".dlq";
@@ -157,6 +157,22 @@ impl<'a> DeadLetter<'a> {
             });
         }
         out
+    }
+}
+
+impl DeadLetter<'_> {
+    /// The letter as a record for a producer of the caller's own, such as a
+    /// transactional one, so the letter commits with the consumed offset.
+    /// `dlq_topic` is [`DeadLetter::dlq_topic`], kept by the caller for the borrow.
+    pub fn record<'r>(&'r self, dlq_topic: &'r str, worker: &str) -> BaseRecord<'r, [u8], [u8]> {
+        let mut record = BaseRecord::to(dlq_topic).headers(self.headers(worker));
+        if let Some(key) = self.key {
+            record = record.key(key);
+        }
+        if let Some(payload) = self.payload {
+            record = record.payload(payload);
+        }
+        record
     }
 }
 
