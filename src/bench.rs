@@ -48,7 +48,7 @@ impl PrivatePipeline {
     }
 
     pub async fn remove(self) -> Result<()> {
-        kafka::delete_topics(&self.config, &self.config.all_topics()).await?;
+        kafka::delete_auction_topics(&self.config).await?;
         let registry = RegistryClient::new(&self.config.registry_url);
         for file in &self.files {
             registry.delete_subject(&file.subject()).await?;

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use gavel_producers::loadgen::LoadSpec;
 use gavel_runtime::registry::{load_schema_dir, RegistryClient};
-use gavel_runtime::{config, kafka, telemetry, Config, Shutdown};
+use gavel_runtime::{config, kafka, observe, telemetry, Config, Shutdown};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ mod audit;
 mod bench;
 mod bench_sink;
 mod demo;
+mod dlq_cmd;
+mod status;
 
 #[derive(Parser)]
 #[command(
@@ -82,6 +84,19 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Dead-letter topics: list, show, replay.
+    Dlq {
+        #[command(subcommand)]
+        action: dlq_cmd::DlqAction,
+    },
+    /// Consumer lag per group and topic, DLQ sizes, worker readiness.
+    Status {
+        /// Worker probe address host:port (repeatable; default GAVEL_STATUS_WORKERS).
+        #[arg(long = "worker")]
+        workers: Vec<String>,
+    },
+    /// Serve every pipeline group's consumer lag on /metrics (GAVEL_METRICS_ADDR).
+    LagExporter,
     /// Print every setting with its default.
     Config,
     /// Benchmarks that print figures (JSON + summary); see deploy/local/bench.sh.
@@ -178,19 +193,35 @@ async fn main() -> Result<()> {
         } => register_schemas(&config, &dir).await?,
         Command::Produce { file, tenant } => produce(&config, file, &tenant, &shutdown).await?,
         Command::Aggregate => {
-            gavel_processors::aggregate::run(config, shutdown).await?;
+            let mut obs = observe::serve(&config, "aggregate").await?;
+            obs.watch_lag(&config.aggregate_group, &[&config.topics.commands]);
+            let readiness = obs.readiness.clone();
+            gavel_processors::aggregate::run_with(config, shutdown, readiness).await?;
         }
         Command::Project => {
-            gavel_processors::project::run(config, shutdown).await?;
+            let mut obs = observe::serve(&config, "project").await?;
+            obs.watch_lag(&config.project_group, &[&config.topics.events]);
+            let readiness = obs.readiness.clone();
+            gavel_processors::project::run_with(config, shutdown, readiness).await?;
         }
         Command::Sink => {
-            gavel_sinks::views::run(config, shutdown).await?;
+            let mut obs = observe::serve(&config, "sink").await?;
+            obs.watch_lag(&config.sink_group, &config.topics.views());
+            let readiness = obs.readiness.clone();
+            gavel_sinks::views::run_with(config, shutdown, readiness).await?;
         }
         Command::EventStore => {
-            gavel_sinks::event_store::run(config, shutdown).await?;
+            let mut obs = observe::serve(&config, "event-store").await?;
+            let group = gavel_sinks::event_store::consumer_group(&config);
+            obs.watch_lag(&group, &[&config.topics.events]);
+            let readiness = obs.readiness.clone();
+            gavel_sinks::event_store::run_with(config, shutdown, readiness).await?;
         }
         Command::Audit { action } => audit::run(&config, action).await?,
         Command::QueryApi { listen } => {
+            // Metrics on their own port; the API keeps its /healthz and /readyz.
+            let obs = observe::serve(&config, "query-api").await?;
+            obs.readiness.set_started();
             gavel_sinks::query_api::run(config, listen, shutdown).await?;
         }
         Command::Rebuild { view } => {
@@ -248,6 +279,9 @@ async fn main() -> Result<()> {
         } => {
             bench_sink::sink(&config, commands, auctions).await?;
         }
+        Command::Dlq { action } => dlq_cmd::run(&config, action).await?,
+        Command::Status { workers } => status::status(&config, workers).await?,
+        Command::LagExporter => status::lag_exporter(&config, &shutdown).await?,
         Command::Config => {
             for (key, default, description) in config::SETTINGS {
                 println!("{key:<28} {default:<45} {description}");

@@ -3,7 +3,7 @@
 # Gavel local dev stack without Docker: PostgreSQL 15, Kafka 4.3.1 (single KRaft node) and
 # Apicurio Registry 3.3.3, all bound to 127.0.0.1. See deploy/local/README.md.
 #
-# Usage: deploy/local/stack.sh up|down|status|logs-dir|restart-postgres
+# Usage: deploy/local/stack.sh up|down|status|logs-dir|restart-postgres|stop-registry|start-registry
 #
 # Environment (defaults in parentheses):
 #   GAVEL_STACK_DIR   data, logs, pid files ($HOME/.local/share/gavel/stack, or
@@ -83,8 +83,18 @@ case ${1:-} in
     pg_down
     pg_up
     ;;
+  # For fault tests: the schema registry goes away, then comes back (its
+  # schemas live in Postgres, so ids are unchanged).
+  stop-registry)
+    take_lock
+    registry_down
+    ;;
+  start-registry)
+    take_lock
+    registry_up
+    ;;
   *)
-    echo "usage: $0 up|down|status|logs-dir|restart-postgres" >&2
+    echo "usage: $0 up|down|status|logs-dir|restart-postgres|stop-registry|start-registry" >&2
     exit 2
     ;;
 esac

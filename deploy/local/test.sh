@@ -12,6 +12,8 @@ bash deploy/local/stack.sh up
 if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
+# Alert rules first: seconds, and no Kafka needed.
+bash deploy/observability/check-rules.sh
 LOG=$(bash deploy/local/stack.sh logs-dir)/cargo-test.log
 set +e
 cargo test --release --locked --workspace 2>&1 | tee "$LOG"

@@ -30,6 +30,9 @@ impl ProcessorError {
 
     /// The schema registry could not answer: retrying later may succeed.
     pub fn is_registry(&self) -> bool {
-        matches!(self, Self::Runtime(RuntimeError::Registry(_)))
+        matches!(
+            self,
+            Self::Runtime(RuntimeError::Registry(_) | RuntimeError::RegistryUnavailable(_))
+        )
     }
 }

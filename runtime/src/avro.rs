@@ -121,7 +121,18 @@ impl AvroCodec {
     }
 
     pub async fn fetch_schema(&self, id: u32) -> Result<Arc<CachedSchema>> {
-        let registered = self.decoder.get_schema(id).await?;
+        let registered = match self.decoder.get_schema(id).await {
+            Ok(registered) => registered,
+            Err(error) => {
+                let error = RuntimeError::from(error);
+                if error.is_transient() {
+                    // The converter caches non-retriable answers such as a
+                    // 500; an outage must not be remembered past its end.
+                    self.decoder.remove_errors_from_cache();
+                }
+                return Err(error);
+            }
+        };
         self.remember(&registered)
     }
 

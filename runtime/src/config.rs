@@ -42,6 +42,12 @@ pub struct Config {
     pub instance_id: String,
     pub batch_max: usize,
     pub batch_linger: Duration,
+    /// Where a worker serves /metrics, /health and /ready (port 0: ephemeral).
+    pub metrics_addr: String,
+    /// Worker probe addresses (host:port) `gavel status` asks for readiness.
+    pub status_workers: Vec<String>,
+    /// Extra `group=topic` pairs the lag exporter and `gavel status` watch.
+    pub lag_watch: Vec<(String, String)>,
 }
 
 /// Every setting: (environment key, default, description). The README's config
@@ -130,6 +136,21 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "20",
         "How long a batch waits to fill",
     ),
+    (
+        "GAVEL_METRICS_ADDR",
+        "127.0.0.1:0",
+        "Worker /metrics, /health, /ready (port 0: ephemeral, logged; deploy 0.0.0.0:9464)",
+    ),
+    (
+        "GAVEL_STATUS_WORKERS",
+        "",
+        "Comma-separated host:port of worker probes for `gavel status`",
+    ),
+    (
+        "GAVEL_LAG_WATCH",
+        "",
+        "Extra comma-separated group=topic pairs for the lag exporter and status",
+    ),
 ];
 
 impl Config {
@@ -176,6 +197,9 @@ impl Config {
             instance_id: get("GAVEL_INSTANCE_ID"),
             batch_max: number(values, "GAVEL_BATCH_MAX")?,
             batch_linger: Duration::from_millis(number(values, "GAVEL_BATCH_LINGER_MS")?),
+            metrics_addr: get("GAVEL_METRICS_ADDR"),
+            status_workers: list(&get("GAVEL_STATUS_WORKERS")),
+            lag_watch: pairs(&get("GAVEL_LAG_WATCH"))?,
         })
     }
 
@@ -200,20 +224,6 @@ impl Config {
         config.instance_id = id.to_owned();
         config.postgres_schema = id.to_owned();
         config
-    }
-
-    /// Every topic of the pipeline.
-    pub fn all_topics(&self) -> [&str; 7] {
-        let t = &self.topics;
-        [
-            &t.commands,
-            &t.events,
-            &t.outcomes,
-            &t.changelog,
-            &t.view_details,
-            &t.view_list,
-            &t.view_user_bids,
-        ]
     }
 
     /// The local defaults, untouched by file or environment (for tests).
@@ -254,6 +264,28 @@ fn number<T: std::str::FromStr>(values: &HashMap<String, String>, key: &str) -> 
     let raw = values.get(key).map(String::as_str).unwrap_or_default();
     raw.parse()
         .map_err(|_| RuntimeError::Config(format!("{key} must be a number, got {raw:?}")))
+}
+
+fn list(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn pairs(raw: &str) -> Result<Vec<(String, String)>> {
+    list(raw)
+        .into_iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((group, topic)) if !group.is_empty() && !topic.is_empty() => {
+                Ok((group.to_owned(), topic.to_owned()))
+            }
+            _ => Err(RuntimeError::Config(format!(
+                "GAVEL_LAG_WATCH entries are group=topic, got {pair:?}"
+            ))),
+        })
+        .collect()
 }
 
 /// A Postgres schema name goes into SQL text, so only plain identifiers pass.

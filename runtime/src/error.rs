@@ -14,6 +14,9 @@ pub enum RuntimeError {
     Admin(String),
     #[error("schema registry: {0}")]
     Registry(String),
+    /// Connection refused, timeout, HTTP 5xx: worth waiting for, never poison.
+    #[error("schema registry unavailable: {0}")]
+    RegistryUnavailable(String),
     #[error("avro: {0}")]
     Avro(String),
     #[error("record does not match its schema: {0}")]
@@ -36,6 +39,28 @@ impl From<apache_avro::Error> for RuntimeError {
 
 impl From<schema_registry_converter::error::SRCError> for RuntimeError {
     fn from(value: schema_registry_converter::error::SRCError) -> Self {
-        Self::Registry(value.to_string())
+        // The converter marks transport failures and 502/503 retriable; other
+        // 5xx answers (500, 504) are the registry's trouble too, not the record's.
+        let server_side = value
+            .cause
+            .as_deref()
+            .into_iter()
+            .chain([value.error.as_str()])
+            .any(|text| text.contains("failed with status 5"));
+        if value.retriable || server_side {
+            Self::RegistryUnavailable(value.to_string())
+        } else {
+            Self::Registry(value.to_string())
+        }
+    }
+}
+
+impl RuntimeError {
+    /// Failures that pass when a dependency comes back: retry, do not dead-letter.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::RegistryUnavailable(_) | Self::Kafka(_) | Self::Postgres(_) | Self::Pool(_)
+        )
     }
 }

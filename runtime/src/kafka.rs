@@ -98,7 +98,8 @@ const COMPACTED: [(&str, &str); 2] = [
 
 /// The topics of the auction pipeline, all with the same partition count so a
 /// command's partition, its events', its state's and its views' are the same
-/// number (the projector restores its state from its own view topic).
+/// number (the projector restores its state from its own view topic); plus the
+/// dead-letter topics of the consumed ones.
 pub fn auction_topics(config: &Config) -> Vec<TopicSpec> {
     let t = &config.topics;
     let spec = |name: &str, configs: &[(&'static str, &'static str)]| TopicSpec {
@@ -106,7 +107,7 @@ pub fn auction_topics(config: &Config) -> Vec<TopicSpec> {
         partitions: config.partitions,
         configs: configs.to_vec(),
     };
-    vec![
+    let mut topics = vec![
         spec(&t.commands, &BROKER_TIME),
         spec(&t.events, &[]),
         spec(&t.outcomes, &[]),
@@ -114,7 +115,31 @@ pub fn auction_topics(config: &Config) -> Vec<TopicSpec> {
         spec(&t.view_details, &COMPACTED),
         spec(&t.view_list, &COMPACTED),
         spec(&t.view_user_bids, &COMPACTED),
-    ]
+    ];
+    let consumed = [
+        &t.commands,
+        &t.events,
+        &t.view_details,
+        &t.view_list,
+        &t.view_user_bids,
+    ];
+    let dead_letters = consumed
+        .into_iter()
+        .map(|topic| spec(&crate::dlq::topic_for(topic), &[]));
+    topics.extend(dead_letters);
+    topics
+}
+
+/// The names of every topic `auction_topics` creates.
+pub fn auction_topic_names(config: &Config) -> Vec<String> {
+    auction_topics(config).into_iter().map(|s| s.name).collect()
+}
+
+/// Deletes every topic `auction_topics` creates (tests and benchmarks).
+pub async fn delete_auction_topics(config: &Config) -> Result<()> {
+    let names = auction_topic_names(config);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    delete_topics(config, &names).await
 }
 
 /// How many partitions `topic` has (an error when it does not exist).

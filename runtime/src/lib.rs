@@ -5,9 +5,11 @@
 pub mod auction_codec;
 pub mod avro;
 pub mod config;
+pub mod dlq;
 pub mod envelope;
 pub mod error;
 pub mod kafka;
+pub mod observe;
 pub mod postgres;
 pub mod registry;
 pub mod shutdown;

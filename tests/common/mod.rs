@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod observe;
 pub mod process;
 
 use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
@@ -171,7 +172,7 @@ impl TestEnv {
         for worker in self.workers.drain(..) {
             worker.await.expect("worker ended cleanly");
         }
-        let _ = kafka::delete_topics(&self.config, &self.config.all_topics()).await;
+        let _ = kafka::delete_auction_topics(&self.config).await;
         if let Ok(client) = postgres::connect(&self.config).await {
             let _ = client
                 .batch_execute(&format!(

@@ -2,7 +2,9 @@
 //! rules, and write events, outcomes, state changelog and offsets in one Kafka
 //! transaction per batch.
 
+mod emit;
 mod handler;
+mod poison;
 mod punctuator;
 mod record;
 mod session;
@@ -16,7 +18,8 @@ pub use stored::StoredAggregate;
 
 use crate::ProcessorError;
 use gavel_runtime::avro::AvroCodec;
-use gavel_runtime::{Config, Shutdown};
+use gavel_runtime::observe::Readiness;
+use gavel_runtime::{dlq, Config, Shutdown};
 use std::time::Duration;
 
 /// Counters of one processor run, logged at shutdown.
@@ -33,9 +36,20 @@ pub struct Stats {
     pub sessions: u64,
 }
 
-/// Runs until `shutdown`; a failed session (aborted transaction, fenced
-/// producer) is replaced by a fresh one that resumes from committed offsets.
+/// [`run_with`] without probes (tests, benchmarks, the demo).
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<Stats, ProcessorError> {
+    run_with(config, shutdown, Readiness::new("aggregate")).await
+}
+
+/// Runs until `shutdown`, reporting restores and registry outages to
+/// `readiness`; a failed session (aborted transaction, fenced producer) is
+/// replaced by a fresh one that resumes from committed offsets.
+pub async fn run_with(
+    config: Config,
+    shutdown: Shutdown,
+    readiness: Readiness,
+) -> Result<Stats, ProcessorError> {
+    dlq::ensure_topics(&config, &[&config.topics.commands]).await?;
     let codec = AvroCodec::new(&config.registry_url);
     let writers = writers::Writers::load(&codec, &config).await?;
     let runtime = tokio::runtime::Handle::current();
@@ -43,9 +57,15 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<Stats, ProcessorE
         let mut stats = Stats::default();
         while !shutdown.is_triggered() {
             stats.sessions += 1;
-            let outcome =
-                session::Session::start(&config, &codec, &writers, runtime.clone(), &mut stats)
-                    .and_then(|mut session| session.run(&shutdown));
+            let outcome = session::Session::start(
+                &config,
+                &codec,
+                &writers,
+                runtime.clone(),
+                &mut stats,
+                readiness.clone(),
+            )
+            .and_then(|mut session| session.run(&shutdown));
             match outcome {
                 Ok(()) => break,
                 Err(error) if error.is_recoverable() => {

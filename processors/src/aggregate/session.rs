@@ -3,23 +3,19 @@
 //! offsets commit together or not at all. Any transaction failure ends the
 //! session; the caller starts a fresh one from the last committed offsets.
 
-use super::handler::{handle, malformed_outcome, Decision};
+use super::poison::Decoded;
 use super::record::{wall_clock, BorrowedMessageOwned};
 use super::store::{Pending, StateStore};
 use super::writers::Writers;
 use crate::ProcessorError;
-use gavel_domain::TenantId;
 use gavel_domain::Timestamp;
-use gavel_runtime::auction_codec::{
-    command_from_avro, event_to_avro, outcome_to_avro, CommandOutcome,
-};
 use gavel_runtime::avro::AvroCodec;
-use gavel_runtime::envelope::{header, CommandMeta};
+use gavel_runtime::envelope::header;
 use gavel_runtime::kafka::{self, RevocationLog};
-use gavel_runtime::{Config, RuntimeError, Shutdown};
+use gavel_runtime::observe::{metrics, Readiness};
+use gavel_runtime::{Config, Shutdown};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -28,10 +24,10 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Session<'a> {
     pub(super) config: &'a Config,
-    codec: &'a AvroCodec,
-    writers: &'a Writers,
-    runtime: tokio::runtime::Handle,
-    consumer: BaseConsumer<RevocationLog>,
+    pub(super) codec: &'a AvroCodec,
+    pub(super) writers: &'a Writers,
+    pub(super) runtime: tokio::runtime::Handle,
+    pub(super) consumer: BaseConsumer<RevocationLog>,
     pub(super) producer: ThreadedProducer<DefaultProducerContext>,
     pub(super) store: StateStore,
     pub(super) stats: &'a mut super::Stats,
@@ -40,6 +36,22 @@ pub struct Session<'a> {
     pub(super) positions: HashMap<i32, i64>,
     /// Broker append time of the last command consumed per partition.
     pub(super) stream_time: HashMap<i32, Timestamp>,
+    pub(super) readiness: Readiness,
+    /// `aggregate/<instance id>`, named in the dead letters this session writes.
+    pub(super) worker: String,
+    /// Set while the registry is away: how long to wait before reading again.
+    pub(super) registry_pause: Option<Duration>,
+    /// The (partition, offset) held back for the registry: only decoding that
+    /// very record proves the registry back (others may decode from the cache).
+    pub(super) held_at: Option<(i32, i64)>,
+}
+
+/// What became of one consumed record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    Done,
+    /// Not processed: the partition was rewound to it (registry unavailable).
+    HeldBack,
 }
 
 /// Records of the open transaction.
@@ -57,6 +69,7 @@ impl<'a> Session<'a> {
         writers: &'a Writers,
         runtime: tokio::runtime::Handle,
         stats: &'a mut super::Stats,
+        readiness: Readiness,
     ) -> Result<Self, ProcessorError> {
         let transactional_id = format!("{}-{}", config.aggregate_group, config.instance_id);
         let producer: ThreadedProducer<DefaultProducerContext> =
@@ -78,15 +91,28 @@ impl<'a> Session<'a> {
             stats,
             positions: HashMap::new(),
             stream_time: HashMap::new(),
+            readiness,
+            worker: format!("aggregate/{}", config.instance_id),
+            registry_pause: None,
+            held_at: None,
         })
     }
 
     pub fn run(&mut self, shutdown: &Shutdown) -> Result<(), ProcessorError> {
+        self.readiness.set_started();
         while !shutdown.is_triggered() {
+            self.readiness.beat();
             self.process_batch()?;
             self.restore_assigned()?;
             self.fire_due_timers()?;
+            self.pause_for_registry(shutdown);
             for partition in self.consumer.context().take() {
+                if self.held_at.is_some_and(|(held, _)| held == partition) {
+                    // Its next owner waits for the registry now.
+                    self.held_at = None;
+                    self.registry_pause = None;
+                    self.readiness.set_dependency("schema-registry", Ok(()));
+                }
                 self.store.release(partition);
                 self.positions.remove(&partition);
                 self.stream_time.remove(&partition);
@@ -100,9 +126,27 @@ impl<'a> Session<'a> {
         let Some(first) = self.poll(Duration::from_millis(100)) else {
             return Ok(());
         };
+        let started = Instant::now();
         let batch = self.in_transaction(|session, batch| session.fill(first, batch))?;
         self.stats.commands += batch.records as u64;
+        let stage = metrics::aggregate();
+        stage.consumed.inc_by(batch.records as u64);
+        stage.batch_records.observe(batch.records as f64);
+        stage.batch_seconds.observe(started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// After a batch cut short by a registry outage: wait before reading the
+    /// held-back record again (short steps, so SIGTERM is not kept waiting).
+    fn pause_for_registry(&mut self, shutdown: &Shutdown) {
+        let Some(pause) = self.registry_pause else {
+            return;
+        };
+        let until = Instant::now() + pause;
+        while Instant::now() < until && !shutdown.is_triggered() {
+            self.readiness.beat();
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Runs `work` inside one transaction and commits it with the batch's
@@ -117,12 +161,19 @@ impl<'a> Session<'a> {
         match result {
             Ok(()) => {
                 self.stats.transactions += 1;
+                metrics::aggregate()
+                    .transactions
+                    .with_label_values(&["commit"])
+                    .inc();
                 self.positions
                     .extend(batch.offsets.iter().map(|(p, o)| (*p, *o)));
                 self.store.commit(std::mem::take(&mut batch.pending));
                 Ok(batch)
             }
             Err(error) => {
+                let stage = metrics::aggregate();
+                stage.transactions.with_label_values(&["abort"]).inc();
+                stage.errors.with_label_values(&["transaction"]).inc();
                 if let Err(abort_error) = self.producer.abort_transaction(TXN_TIMEOUT) {
                     tracing::warn!(%abort_error, "abort failed");
                 }
@@ -136,16 +187,22 @@ impl<'a> Session<'a> {
         first: BorrowedMessageOwned,
         batch: &mut Batch,
     ) -> Result<(), ProcessorError> {
-        self.process(first, batch)?;
+        if self.process(first, batch)? == Step::HeldBack {
+            return Ok(());
+        }
         let deadline = Instant::now() + self.config.batch_linger;
         while batch.records < self.config.batch_max {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            match self.poll(left) {
-                Some(message) => self.process(message, batch)?,
-                None => break,
+            let Some(message) = self.poll(left) else {
+                break;
+            };
+            // A held-back record ends the batch: what came before commits,
+            // and polling on could hand out records behind it.
+            if self.process(message, batch)? == Step::HeldBack {
+                break;
             }
         }
         Ok(())
@@ -235,7 +292,14 @@ impl<'a> Session<'a> {
         if partitions.is_empty() {
             return Ok(());
         }
-        let stats = self.store.restore(self.config, partitions)?;
+        let stage = metrics::aggregate();
+        stage.restoring_partitions.add(partitions.len() as i64);
+        self.readiness.set_restoring(true);
+        let restored = self.store.restore(self.config, partitions);
+        stage.restoring_partitions.sub(partitions.len() as i64);
+        self.readiness.set_restoring(false);
+        let stats = restored?;
+        stage.restored_records.inc_by(stats.records);
         self.stats.restored_records += stats.records;
         for partition in partitions {
             self.remember_committed_position(*partition)?;
@@ -254,35 +318,41 @@ impl<'a> Session<'a> {
         &mut self,
         message: BorrowedMessageOwned,
         batch: &mut Batch,
-    ) -> Result<(), ProcessorError> {
+    ) -> Result<Step, ProcessorError> {
         let partition = message.partition;
         self.ensure_restored(partition)?;
+        let decoded = self.decode(&message);
+        if let Decoded::Unavailable(reason) = decoded {
+            self.hold_back(&message, reason)?;
+            return Ok(Step::HeldBack);
+        }
+        if self.held_at == Some((partition, message.offset)) {
+            self.held_at = None;
+            self.registry_pause = None;
+            self.readiness.set_dependency("schema-registry", Ok(()));
+        }
         batch.offsets.insert(partition, message.offset + 1);
         batch.records += 1;
         let now = message.timestamp.unwrap_or_else(wall_clock);
         self.stream_time.insert(partition, now);
-        match self.decode(&message) {
-            Ok((command, meta)) => self.decide(partition, &command, &meta, now, batch),
-            Err(reason) => self.reject_malformed(&message, reason, now),
-        }
-    }
-
-    fn decode(
-        &self,
-        message: &BorrowedMessageOwned,
-    ) -> Result<(gavel_domain::auction::AuctionCommand, CommandMeta), String> {
-        let payload = message.payload.as_deref().ok_or("record has no payload")?;
-        let decoded = match self.codec.decode_cached(payload) {
-            Err(RuntimeError::UnknownSchema(id)) => {
-                self.runtime
-                    .block_on(self.codec.fetch_schema(id))
-                    .map_err(|e| e.to_string())?;
-                self.codec.decode_cached(payload)
+        // Per record at debug level: an info span would cost its formatting on
+        // every command of the hot path; warnings carry the same fields inline.
+        let span = tracing::debug_span!("command", topic = %self.config.topics.commands,
+            partition, offset = message.offset, aggregate_id = message.key().unwrap_or(""),
+            correlation_id = message.header(header::CORRELATION_ID).unwrap_or(""),
+            causation_id = message.header(header::COMMAND_ID).unwrap_or(""),
+            traceparent = message.header(header::TRACEPARENT).unwrap_or(""));
+        let _entered = span.enter();
+        match decoded {
+            Decoded::Command(command, meta) => {
+                self.decide(partition, &command, &meta, now, batch)?
             }
-            other => other,
+            Decoded::Poison(class, reason) => {
+                self.reject_malformed(&message, class, reason, now)?
+            }
+            Decoded::Unavailable(_) => {}
         }
-        .map_err(|e| e.to_string())?;
-        command_from_avro(&decoded.schema.name, decoded.value).map_err(|e| e.to_string())
+        Ok(Step::Done)
     }
 
     /// True when the last command consumed from `partition` was appended at or after `at`.
@@ -324,128 +394,5 @@ impl<'a> Session<'a> {
         };
         self.positions.insert(partition, offset);
         Ok(())
-    }
-
-    pub(super) fn decide(
-        &mut self,
-        partition: i32,
-        command: &gavel_domain::auction::AuctionCommand,
-        meta: &CommandMeta,
-        now: Timestamp,
-        batch: &mut Batch,
-    ) -> Result<(), ProcessorError> {
-        let key = command.auction_id().as_str();
-        let stored = self.store.checkout(&mut batch.pending, partition, key);
-        match handle(stored, command, meta, now) {
-            Decision::Duplicate(outcome) => {
-                self.stats.duplicates += 1;
-                self.send_outcome(partition, &outcome)
-            }
-            Decision::Decided { events, outcome } => {
-                for (event, envelope) in &events {
-                    let record = gavel_runtime::auction_codec::event_record_name(event);
-                    let bytes = self
-                        .writers
-                        .event(record)?
-                        .encode(&event_to_avro(event, envelope))?;
-                    self.send(
-                        &self.config.topics.events,
-                        partition,
-                        key,
-                        &bytes,
-                        envelope.headers(event.type_name()),
-                    )?;
-                }
-                self.stats.events += events.len() as u64;
-                if !outcome.accepted {
-                    self.stats.rejections += 1;
-                }
-                self.send_outcome(partition, &outcome)
-            }
-        }
-    }
-
-    fn reject_malformed(
-        &mut self,
-        message: &BorrowedMessageOwned,
-        reason: String,
-        now: Timestamp,
-    ) -> Result<(), ProcessorError> {
-        self.stats.malformed += 1;
-        tracing::warn!(partition = message.partition, offset = message.offset, %reason, "undecodable command skipped");
-        let Some(command_id) = message.header(header::COMMAND_ID) else {
-            return Ok(());
-        };
-        let meta = CommandMeta {
-            command_id: command_id.to_owned(),
-            correlation_id: message
-                .header(header::CORRELATION_ID)
-                .unwrap_or(command_id)
-                .to_owned(),
-            tenant_id: TenantId::new(message.header(header::TENANT_ID).unwrap_or("")),
-            expected_version: None,
-        };
-        let key = message.key.as_deref().unwrap_or("").to_owned();
-        let outcome = malformed_outcome(&meta, &key, reason, now);
-        self.send_outcome(message.partition, &outcome)
-    }
-
-    fn send_outcome(&self, partition: i32, outcome: &CommandOutcome) -> Result<(), ProcessorError> {
-        let bytes = self.writers.outcome.encode(&outcome_to_avro(outcome))?;
-        let headers = OwnedHeaders::new().insert(rdkafka::message::Header {
-            key: header::COMMAND_ID,
-            value: Some(outcome.command_id.as_bytes()),
-        });
-        self.send(
-            &self.config.topics.outcomes,
-            partition,
-            &outcome.aggregate_id,
-            &bytes,
-            headers,
-        )
-    }
-
-    /// One changelog record per aggregate touched in this batch: its latest state.
-    fn write_changelog(&self, batch: &Batch) -> Result<(), ProcessorError> {
-        for ((partition, key), state) in &batch.pending.writes {
-            self.send(
-                &self.config.topics.changelog,
-                *partition,
-                key,
-                &state.to_bytes(),
-                OwnedHeaders::new(),
-            )?;
-        }
-        Ok(())
-    }
-
-    fn send(
-        &self,
-        topic: &str,
-        partition: i32,
-        key: &str,
-        payload: &[u8],
-        headers: OwnedHeaders,
-    ) -> Result<(), ProcessorError> {
-        let mut record = BaseRecord::to(topic)
-            .partition(partition)
-            .key(key)
-            .payload(payload)
-            .headers(headers);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((error, _)) => return Err(error.into()),
-            }
-        }
     }
 }

@@ -11,6 +11,8 @@ mod state;
 
 use crate::ProcessorError;
 use gavel_runtime::avro::AvroCodec;
+use gavel_runtime::dlq;
+use gavel_runtime::observe::Readiness;
 use gavel_runtime::{Config, Shutdown};
 use std::time::Duration;
 
@@ -31,15 +33,31 @@ pub struct Stats {
 /// producer, registry unreachable) is replaced by a fresh one that resumes
 /// from the committed offsets.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<Stats, ProcessorError> {
+    run_with(config, shutdown, Readiness::new("project")).await
+}
+
+/// `run`, reporting restores and registry outages to `readiness`.
+pub async fn run_with(
+    config: Config,
+    shutdown: Shutdown,
+    readiness: Readiness,
+) -> Result<Stats, ProcessorError> {
     check_co_partitioned(&config)?;
+    dlq::ensure_topics(&config, &[&config.topics.events]).await?;
     let codec = AvroCodec::new(&config.registry_url);
     let runtime = tokio::runtime::Handle::current();
     let worker = tokio::task::spawn_blocking(move || {
         let mut stats = Stats::default();
         while !shutdown.is_triggered() {
             stats.sessions += 1;
-            let outcome = session::Session::start(&config, &codec, runtime.clone(), &mut stats)
-                .and_then(|mut session| session.run(&shutdown));
+            let outcome = session::Session::start(
+                &config,
+                &codec,
+                runtime.clone(),
+                &mut stats,
+                readiness.clone(),
+            )
+            .and_then(|mut session| session.run(&shutdown));
             match outcome {
                 Ok(()) => break,
                 Err(error) if error.is_recoverable() || error.is_registry() => {

@@ -13,11 +13,13 @@ use gavel_domain::auction::AuctionEvent;
 use gavel_domain::views::{project, EventMeta};
 use gavel_runtime::auction_codec::event_from_avro;
 use gavel_runtime::avro::AvroCodec;
+use gavel_runtime::dlq::{DeadLetter, ErrorClass};
 use gavel_runtime::envelope::EventEnvelope;
 use gavel_runtime::kafka::{self, RevocationLog};
+use gavel_runtime::observe::{metrics, Readiness};
 use gavel_runtime::{Config, RuntimeError, Shutdown};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::Producer;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -30,6 +32,8 @@ pub struct Session<'a> {
     producer: TxnProducer,
     state: ViewState,
     stats: &'a mut Stats,
+    readiness: Readiness,
+    worker: String,
 }
 
 /// What the open transaction holds.
@@ -46,6 +50,7 @@ impl<'a> Session<'a> {
         codec: &'a AvroCodec,
         runtime: tokio::runtime::Handle,
         stats: &'a mut Stats,
+        readiness: Readiness,
     ) -> Result<Self, ProcessorError> {
         let transactional_id = format!("{}-{}", config.project_group, config.instance_id);
         let producer: TxnProducer =
@@ -64,11 +69,15 @@ impl<'a> Session<'a> {
             producer,
             state: ViewState::default(),
             stats,
+            readiness,
+            worker: format!("project/{}", config.instance_id),
         })
     }
 
     pub fn run(&mut self, shutdown: &Shutdown) -> Result<(), ProcessorError> {
+        self.readiness.set_started();
         while !shutdown.is_triggered() {
+            self.readiness.beat();
             self.process_batch()?;
             for partition in self.consumer.context().take() {
                 self.state.release(partition);
@@ -82,28 +91,36 @@ impl<'a> Session<'a> {
         let Some(first) = self.poll(Duration::from_millis(100))? else {
             return Ok(());
         };
+        let started = Instant::now();
         self.producer.begin_transaction()?;
         let mut batch = Batch::default();
         let result = self
             .fill(first, &mut batch)
             .and_then(|()| self.commit(&batch));
+        let stage = metrics::project();
         match result {
             Ok(()) => {
                 self.state.commit(batch.pending);
                 self.stats.transactions += 1;
                 self.stats.events += batch.records as u64;
+                stage.transactions.with_label_values(&["commit"]).inc();
+                stage.consumed.inc_by(batch.records as u64);
+                stage.batch_records.observe(batch.records as f64);
+                stage.batch_seconds.observe(started.elapsed().as_secs_f64());
                 Ok(())
             }
             Err(error) => {
+                stage.transactions.with_label_values(&["abort"]).inc();
+                stage.errors.with_label_values(&["transaction"]).inc();
                 txn::abort(&self.producer);
                 Err(error)
             }
         }
     }
 
-    fn poll(&self, timeout: Duration) -> Result<Option<Polled>, ProcessorError> {
+    fn poll(&self, timeout: Duration) -> Result<Option<OwnedMessage>, ProcessorError> {
         match self.consumer.poll(timeout) {
-            Some(Ok(message)) => Ok(Some(Polled::from(&message))),
+            Some(Ok(message)) => Ok(Some(message.detach())),
             Some(Err(error)) => {
                 tracing::warn!(%error, "consumer error");
                 Ok(None)
@@ -112,7 +129,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn fill(&mut self, first: Polled, batch: &mut Batch) -> Result<(), ProcessorError> {
+    fn fill(&mut self, first: OwnedMessage, batch: &mut Batch) -> Result<(), ProcessorError> {
         self.process(first, batch)?;
         let deadline = Instant::now() + self.config.batch_linger;
         while batch.records < self.config.batch_max {
@@ -140,25 +157,43 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn process(&mut self, message: Polled, batch: &mut Batch) -> Result<(), ProcessorError> {
-        let partition = message.partition;
+    fn process(&mut self, message: OwnedMessage, batch: &mut Batch) -> Result<(), ProcessorError> {
+        let partition = message.partition();
         self.ensure_restored(partition)?;
-        batch.offsets.insert(partition, message.offset + 1);
+        batch.offsets.insert(partition, message.offset() + 1);
         batch.records += 1;
         match self.decode(&message)? {
             Ok((event, envelope)) => self.apply(partition, &event, &envelope, batch),
-            Err(reason) => {
-                self.stats.undecodable += 1;
-                tracing::warn!(
-                    topic = %self.config.topics.events,
-                    partition,
-                    offset = message.offset,
-                    %reason,
-                    "undecodable event skipped"
-                );
-                Ok(())
-            }
+            Err((class, reason)) => self.dead_letter(&message, class, &reason),
         }
+    }
+
+    /// An event that will never decode goes to the event topic's DLQ inside
+    /// this transaction, so it is dead-lettered exactly once with the offset.
+    fn dead_letter(
+        &mut self,
+        message: &OwnedMessage,
+        class: ErrorClass,
+        reason: &str,
+    ) -> Result<(), ProcessorError> {
+        self.stats.undecodable += 1;
+        let stage = metrics::project();
+        stage
+            .dead_letters
+            .with_label_values(&[class.as_str()])
+            .inc();
+        tracing::warn!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            %reason,
+            "undecodable event dead-lettered"
+        );
+        let letter = DeadLetter::of(message, class, reason);
+        let topic = letter.dlq_topic();
+        self.producer
+            .send(letter.record(&topic, &self.worker))
+            .map_err(|(error, _)| ProcessorError::Kafka(error))
     }
 
     fn apply(
@@ -180,6 +215,7 @@ impl<'a> Session<'a> {
             self.stats.unchanged += 1;
             return Ok(());
         };
+        let stage = metrics::project();
         let version = changes.details.version.to_string();
         for record in view_records(&self.config.topics, &changes)? {
             txn::send(
@@ -191,6 +227,7 @@ impl<'a> Session<'a> {
                 view_headers(envelope, &version),
             )?;
             self.stats.view_records += 1;
+            stage.produced.inc();
         }
         batch
             .pending
@@ -201,32 +238,51 @@ impl<'a> Session<'a> {
 
     /// `Err` when the registry cannot be reached (the session restarts and the
     /// record is read again, keeping the partition's order); `Ok(Err)` for a
-    /// record that will never decode.
-    fn decode(
-        &self,
-        message: &Polled,
-    ) -> Result<Result<(AuctionEvent, EventEnvelope), String>, ProcessorError> {
-        let Some(payload) = message.payload.as_deref() else {
-            return Ok(Err("record has no payload".into()));
+    /// record that will never decode, with its dead-letter class.
+    fn decode(&self, message: &OwnedMessage) -> Result<Decoded, ProcessorError> {
+        let Some(payload) = message.payload() else {
+            return Ok(Err((
+                ErrorClass::Undecodable,
+                "record has no payload".into(),
+            )));
         };
         let decoded = match self.codec.decode_cached(payload) {
-            Err(RuntimeError::UnknownSchema(id)) => {
-                self.runtime.block_on(self.codec.fetch_schema(id))?;
-                self.codec.decode_cached(payload)
-            }
+            Err(RuntimeError::UnknownSchema(id)) => self
+                .runtime
+                .block_on(self.codec.fetch_schema(id))
+                .and_then(|_| self.codec.decode_cached(payload)),
             other => other,
         };
-        Ok(decoded
-            .and_then(|d| event_from_avro(&d.schema.name, d.value))
-            .map_err(|e| e.to_string()))
+        match decoded.and_then(|d| event_from_avro(&d.schema.name, d.value)) {
+            Ok(event) => {
+                self.readiness.set_dependency("schema-registry", Ok(()));
+                Ok(Ok(event))
+            }
+            Err(error) => match ErrorClass::of(&error) {
+                Some(class) => Ok(Err((class, error.to_string()))),
+                None => {
+                    self.readiness
+                        .set_dependency("schema-registry", Err(error.to_string()));
+                    metrics::project()
+                        .retries
+                        .with_label_values(&["registry-unavailable"])
+                        .inc();
+                    Err(error.into())
+                }
+            },
+        }
     }
 
     fn ensure_restored(&mut self, partition: i32) -> Result<(), ProcessorError> {
         if self.state.is_restored(partition) {
             return Ok(());
         }
-        let restored = self.state.restore(self.config, &[partition])?;
+        self.readiness.set_restoring(true);
+        let restored = self.state.restore(self.config, &[partition]);
+        self.readiness.set_restoring(false);
+        let restored = restored?;
         self.stats.restored_records += restored.records;
+        metrics::project().restored_records.inc_by(restored.records);
         tracing::info!(
             partition,
             records = restored.records,
@@ -238,19 +294,4 @@ impl<'a> Session<'a> {
     }
 }
 
-/// The parts of a consumed record the loop needs, detached from the consumer.
-struct Polled {
-    partition: i32,
-    offset: i64,
-    payload: Option<Vec<u8>>,
-}
-
-impl From<&BorrowedMessage<'_>> for Polled {
-    fn from(message: &BorrowedMessage<'_>) -> Self {
-        Self {
-            partition: message.partition(),
-            offset: message.offset(),
-            payload: message.payload().map(<[u8]>::to_vec),
-        }
-    }
-}
+type Decoded = Result<(AuctionEvent, EventEnvelope), (ErrorClass, String)>;

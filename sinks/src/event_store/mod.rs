@@ -20,8 +20,10 @@ use crate::SinkError;
 use chain::NewEvent;
 use gavel_domain::auction::AuctionEvent;
 use gavel_runtime::avro::AvroCodec;
-use gavel_runtime::envelope::EventEnvelope;
-use gavel_runtime::{postgres, Config, RuntimeError, Shutdown};
+use gavel_runtime::dlq::{self, DeadLetter, DeadLetters, ErrorClass};
+use gavel_runtime::envelope::{header, header_str, EventEnvelope};
+use gavel_runtime::observe::{metrics, Readiness};
+use gavel_runtime::{postgres, Config, Shutdown};
 use rdkafka::message::{Message, OwnedMessage};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -35,7 +37,7 @@ pub struct EventStoreStats {
     pub duplicates: u64,
     /// Records below the stored offsets, dropped before decoding.
     pub skipped_replays: u64,
-    /// Poison records: counted, logged with their coordinates, skipped.
+    /// Poison records: sent to the event topic's DLQ, logged, skipped.
     pub undecodable: u64,
     /// Events whose predecessor version is missing: refused, logged as errors.
     pub gaps: u64,
@@ -56,11 +58,24 @@ struct EventStore {
     source: BatchSource,
     offsets: OffsetStore,
     stats: EventStoreStats,
+    dead_letters: DeadLetters,
+    readiness: Readiness,
 }
 
+/// [`run_with`] without probes (tests, the demo).
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<EventStoreStats, SinkError> {
+    run_with(config, shutdown, Readiness::new("event-store")).await
+}
+
+/// Runs until `shutdown`, reporting Postgres and registry outages to `readiness`.
+pub async fn run_with(
+    config: Config,
+    shutdown: Shutdown,
+    readiness: Readiness,
+) -> Result<EventStoreStats, SinkError> {
     let group = consumer_group(&config);
     let topic = config.topics.events.clone();
+    dlq::ensure_topics(&config, &[&topic]).await?;
     let mut client = postgres::connect(&config).await?;
     postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
     let mut store = EventStore {
@@ -69,26 +84,45 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<EventStoreStats, 
         offsets: OffsetStore::new(&config.postgres_schema, &group, &topic),
         codec: AvroCodec::new(&config.registry_url),
         schema: config.postgres_schema.clone(),
+        dead_letters: DeadLetters::new(&config, &format!("event-store/{}", config.instance_id))?,
+        readiness,
         topic,
         client,
         stats: EventStoreStats::default(),
     };
     tracing::info!(topic = %store.topic, schema = %store.schema, %group, "event store sink started");
+    store.readiness.set_started();
     while !shutdown.is_triggered() {
+        store.readiness.beat();
         let batch = store.source.collect(&shutdown).await;
+        let started = std::time::Instant::now();
         // Postgres restarts and failovers: reconnect and write the same batch
         // again; the offsets stored with the rows tell what already committed.
         loop {
             match store.write(&batch, &shutdown).await {
                 Err(error) if batch::needs_reconnect(&error, &store.client) => {
                     tracing::warn!(%error, "postgres unavailable: reconnecting and retrying the batch");
-                    store.client = batch::reconnect(&store.config, &shutdown)
-                        .await
-                        .ok_or(error)?;
+                    let stage = metrics::event_store();
+                    stage
+                        .retries
+                        .with_label_values(&["postgres-unavailable"])
+                        .inc();
+                    store
+                        .readiness
+                        .set_dependency("postgres", Err(error.to_string()));
+                    let reconnect = batch::reconnect(&store.config, &shutdown);
+                    store.client = store.readiness.beating(reconnect).await.ok_or(error)?;
+                    store.readiness.set_dependency("postgres", Ok(()));
                     store.offsets.forget_all();
                 }
                 other => break other?,
             }
+        }
+        if !batch.is_empty() {
+            let stage = metrics::event_store();
+            stage.consumed.inc_by(batch.len() as u64);
+            stage.batch_records.observe(batch.len() as f64);
+            stage.batch_seconds.observe(started.elapsed().as_secs_f64());
         }
         for partition in store.source.revoked() {
             store.offsets.forget(partition);
@@ -108,7 +142,7 @@ impl EventStore {
             return Ok(());
         }
         let fresh = batch::unapplied(&mut self.offsets, &self.client, batch).await?;
-        let Some(events) = self.decode_all(&fresh.records, shutdown).await else {
+        let Some(events) = self.decode_all(&fresh.records, shutdown).await? else {
             // Shut down while the registry was away: nothing was stored, so the
             // next run starts from the stored offsets and loses nothing.
             return Ok(());
@@ -124,6 +158,9 @@ impl EventStore {
         let appended = sql::append(&tx, &self.schema, &chained.rows).await?;
         self.offsets.save(&tx, &fresh.next_offsets).await?;
         tx.commit().await?;
+        let stage = metrics::event_store();
+        stage.transactions.with_label_values(&["commit"]).inc();
+        stage.produced.inc_by(appended);
         self.offsets.remember(&fresh.next_offsets);
         self.stats.skipped_replays += fresh.replays;
         self.stats.appended += appended;
@@ -134,23 +171,71 @@ impl EventStore {
         Ok(())
     }
 
-    /// Poison records are counted and skipped; `None` if shut down meanwhile.
+    /// Poison records go to the DLQ (acknowledged before the batch's offsets
+    /// commit, so none is lost); `None` if shut down meanwhile.
     async fn decode_all(
         &mut self,
         records: &[&OwnedMessage],
         shutdown: &Shutdown,
-    ) -> Option<Vec<NewEvent>> {
+    ) -> Result<Option<Vec<NewEvent>>, SinkError> {
         let mut events = Vec::with_capacity(records.len());
         for message in records {
-            match self.decode_patiently(message, shutdown).await? {
+            let traceparent = message
+                .headers()
+                .and_then(|h| header_str(h, header::TRACEPARENT));
+            // Debug level: an info span per event would cost its formatting on the hot path.
+            let span = tracing::debug_span!(
+                "event",
+                topic = message.topic(),
+                partition = message.partition(),
+                offset = message.offset(),
+                traceparent = traceparent.unwrap_or("")
+            );
+            let decoding = self.decode_patiently(message, shutdown);
+            let Some(decoded) = tracing::Instrument::instrument(decoding, span.clone()).await
+            else {
+                return Ok(None);
+            };
+            match decoded {
                 Ok(event) => events.push(event),
-                Err(reason) => {
-                    self.stats.undecodable += 1;
-                    batch::log_skipped(message, &reason, "undecodable event skipped");
+                Err((class, reason)) => {
+                    let sending = self.dead_letter(message, class, &reason);
+                    tracing::Instrument::instrument(sending, span).await?;
                 }
             }
         }
-        Some(events)
+        Ok(Some(events))
+    }
+
+    async fn dead_letter(
+        &mut self,
+        message: &OwnedMessage,
+        class: ErrorClass,
+        reason: &str,
+    ) -> Result<(), SinkError> {
+        self.stats.undecodable += 1;
+        let stage = metrics::event_store();
+        stage.errors.with_label_values(&[class.as_str()]).inc();
+        stage
+            .dead_letters
+            .with_label_values(&[class.as_str()])
+            .inc();
+        let header = |key| {
+            message
+                .headers()
+                .and_then(|h| header_str(h, key))
+                .unwrap_or("")
+        };
+        tracing::warn!(topic = message.topic(), partition = message.partition(),
+            offset = message.offset(), class = class.as_str(), %reason,
+            aggregate_id = header(header::AGGREGATE_ID),
+            correlation_id = header(header::CORRELATION_ID),
+            causation_id = header(header::CAUSATION_ID),
+            traceparent = header(header::TRACEPARENT), "undecodable event dead-lettered");
+        self.dead_letters
+            .send(&DeadLetter::of(message, class, reason))
+            .await?;
+        Ok(())
     }
 
     /// A registry outage is waited out rather than treated as poison: skipping
@@ -159,29 +244,38 @@ impl EventStore {
         &self,
         message: &OwnedMessage,
         shutdown: &Shutdown,
-    ) -> Option<Result<NewEvent, String>> {
+    ) -> Option<Result<NewEvent, (ErrorClass, String)>> {
         let mut pause = Duration::from_millis(250);
         loop {
             match batch::decode_event(&self.codec, message).await {
-                Ok((event, envelope)) => return Some(to_row(&event, &envelope, message)),
-                Err(error) if is_transient(&error) => {
-                    tracing::warn!(%error, ?pause, "schema registry unavailable, retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = shutdown.triggered() => return None,
-                    }
-                    pause = (pause * 2).min(Duration::from_secs(10));
+                Ok((event, envelope)) => {
+                    self.readiness.set_dependency("schema-registry", Ok(()));
+                    return Some(
+                        to_row(&event, &envelope, message).map_err(|r| (ErrorClass::Invalid, r)),
+                    );
                 }
-                Err(error) => return Some(Err(error.to_string())),
+                Err(error) => match ErrorClass::of(&error) {
+                    Some(class) => return Some(Err((class, error.to_string()))),
+                    None => {
+                        tracing::warn!(%error, ?pause, partition = message.partition(),
+                            offset = message.offset(), "schema registry unavailable, retrying");
+                        metrics::event_store()
+                            .retries
+                            .with_label_values(&["registry-unavailable"])
+                            .inc();
+                        self.readiness
+                            .set_dependency("schema-registry", Err(error.to_string()));
+                        self.readiness.beat();
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = shutdown.triggered() => return None,
+                        }
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
+                },
             }
         }
     }
-}
-
-/// schema_registry_converter marks network failures and HTTP 502/503 as
-/// retriable; `RuntimeError::Registry` keeps only its message, which says so.
-fn is_transient(error: &RuntimeError) -> bool {
-    matches!(error, RuntimeError::Registry(message) if message.contains("retriable: true"))
 }
 
 /// The row form of a decoded event, or why Postgres cannot hold it.

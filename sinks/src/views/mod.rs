@@ -13,7 +13,7 @@ mod sink;
 mod user_bids_sql;
 pub mod verify;
 
-pub use sink::{run, SinkStats};
+pub use sink::{run, run_with, SinkStats};
 
 use gavel_runtime::postgres::{self, Migration};
 use gavel_runtime::Config;

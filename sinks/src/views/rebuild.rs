@@ -160,12 +160,12 @@ impl Replay {
         let (ready, later): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.held).into_iter().partition(below);
         self.held = later;
+        for message in &ready {
+            self.position
+                .insert(message.partition(), message.offset() + 1);
+        }
         let mut pending = ready;
         loop {
-            for message in &pending {
-                self.position
-                    .insert(message.partition(), message.offset() + 1);
-            }
             let done = self.reached(targets);
             if done || pending.len() >= BATCH {
                 self.apply(client, table, &pending).await?;
@@ -179,6 +179,8 @@ impl Replay {
                 Ok(Ok(message)) => {
                     let message = message.detach();
                     if below(&message) {
+                        self.position
+                            .insert(message.partition(), message.offset() + 1);
                         pending.push(message);
                     } else {
                         // Everything before it has been read: its partition is

@@ -5,9 +5,12 @@ use super::{migrations, View};
 use crate::batch::{self, BatchSource};
 use crate::offsets::OffsetStore;
 use crate::SinkError;
+use gavel_runtime::dlq::{self, DeadLetter, DeadLetters, ErrorClass};
+use gavel_runtime::observe::{metrics, Readiness};
 use gavel_runtime::{postgres, Config, Shutdown};
 use rdkafka::message::{Message, OwnedMessage};
 use std::collections::HashMap;
+use std::time::Instant;
 use tokio_postgres::Client;
 
 #[derive(Debug, Default, Clone)]
@@ -24,10 +27,23 @@ struct Sink {
     client: Client,
     source: BatchSource,
     offsets: HashMap<View, OffsetStore>,
+    dead_letters: DeadLetters,
+    readiness: Readiness,
     stats: SinkStats,
 }
 
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<SinkStats, SinkError> {
+    run_with(config, shutdown, Readiness::new("sink")).await
+}
+
+/// `run`, reporting Postgres outages to `readiness`.
+pub async fn run_with(
+    config: Config,
+    shutdown: Shutdown,
+    readiness: Readiness,
+) -> Result<SinkStats, SinkError> {
+    dlq::ensure_topics(&config, &config.topics.views()).await?;
+    let dead_letters = DeadLetters::new(&config, &format!("sink/{}", config.instance_id))?;
     let mut client = postgres::connect(&config).await?;
     postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
     let source = BatchSource::subscribe_all(&config, &config.sink_group, &config.topics.views())?;
@@ -47,10 +63,14 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<SinkStats, SinkEr
         client,
         source,
         offsets,
+        dead_letters,
+        readiness,
         stats: SinkStats::default(),
     };
+    sink.readiness.set_started();
     tracing::info!(topics = ?sink.config.topics.views(), schema = %sink.config.postgres_schema, "view sink started");
     while !shutdown.is_triggered() {
+        sink.readiness.beat();
         let batch = sink.source.collect(&shutdown).await;
         sink.write_surviving_postgres_outages(&batch, &shutdown)
             .await?;
@@ -82,9 +102,11 @@ impl Sink {
             match self.write(batch).await {
                 Err(error) if batch::needs_reconnect(&error, &self.client) => {
                     tracing::warn!(%error, "postgres unavailable: reconnecting and retrying the batch");
-                    self.client = batch::reconnect(&self.config, shutdown)
-                        .await
-                        .ok_or(error)?;
+                    self.readiness
+                        .set_dependency("postgres", Err(error.to_string()));
+                    let reconnect = batch::reconnect(&self.config, shutdown);
+                    self.client = self.readiness.beating(reconnect).await.ok_or(error)?;
+                    self.readiness.set_dependency("postgres", Ok(()));
                     self.forget_offsets();
                 }
                 other => return other,
@@ -96,7 +118,10 @@ impl Sink {
         if batch.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
+        let stage = metrics::sink();
         let mut changes = Changes::default();
+        let mut unreadable = Vec::new();
         let mut next_offsets: HashMap<View, HashMap<i32, i64>> = HashMap::new();
         for message in batch {
             let Some(view) = View::of_topic(&self.config, message.topic()) else {
@@ -117,8 +142,16 @@ impl Sink {
             self.stats.records += 1;
             if let Err(reason) = changes.add(view, message) {
                 self.stats.undecodable += 1;
-                batch::log_skipped(message, &reason, "unreadable view record skipped");
+                batch::log_skipped(message, &reason, "unreadable view record dead-lettered");
+                unreadable.push((message, reason));
             }
+        }
+        // Acknowledged before the rows and offsets commit: a crash in between
+        // repeats a letter (same original coordinates), never loses one.
+        for (message, reason) in &unreadable {
+            let letter = DeadLetter::of(message, ErrorClass::Undecodable, reason);
+            self.dead_letters.send(&letter).await?;
+            stage.dead_letters.with_label_values(&["undecodable"]).inc();
         }
         let tx = self.client.transaction().await?;
         for view in View::ALL {
@@ -138,6 +171,9 @@ impl Sink {
         }
         tx.commit().await?;
         self.stats.batches += 1;
+        stage.consumed.inc_by(batch.len() as u64);
+        stage.batch_records.observe(batch.len() as f64);
+        stage.batch_seconds.observe(started.elapsed().as_secs_f64());
         for (view, offsets) in &next_offsets {
             if let Some(store) = self.offsets.get_mut(view) {
                 store.remember(offsets);

@@ -1,0 +1,293 @@
+//! Dead letters: a record a stage cannot process goes to `<topic>.dlq` with
+//! its key, payload and headers untouched, plus `gavel-dlq-*` headers saying
+//! why, where it came from, how often it failed and which worker gave up.
+//! The partition moves on; the DLQ is inspected and replayed with `gavel dlq`.
+
+mod inspect;
+mod replay;
+
+pub use inspect::{list, show, DlqRecord, DlqSummary};
+pub use replay::{replay, ReplayReport};
+
+use crate::kafka::{self, TopicSpec};
+use crate::{Config, Result, RuntimeError};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord};
+use std::time::Duration;
+
+pub const SUFFIX: &str = ".dlq";
+
+pub mod header {
+    pub const ERROR_CLASS: &str = "gavel-dlq-error-class";
+    pub const ERROR_MESSAGE: &str = "gavel-dlq-error-message";
+    pub const ORIGINAL_TOPIC: &str = "gavel-dlq-original-topic";
+    pub const ORIGINAL_PARTITION: &str = "gavel-dlq-original-partition";
+    pub const ORIGINAL_OFFSET: &str = "gavel-dlq-original-offset";
+    pub const ORIGINAL_TIMESTAMP: &str = "gavel-dlq-original-timestamp";
+    pub const ATTEMPT: &str = "gavel-dlq-attempt";
+    pub const WORKER: &str = "gavel-dlq-worker";
+    /// On a replayed record: the DLQ coordinates it was replayed from.
+    pub const REPLAY_OF: &str = "gavel-dlq-replay-of";
+    pub const PREFIX: &str = "gavel-dlq-";
+}
+
+/// Why a record was dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Not Avro in the Confluent wire format, or a body its schema cannot read.
+    Undecodable,
+    /// The registry answered that the schema id does not exist.
+    UnknownSchema,
+    /// Decodes, but the domain cannot hold it (unknown record, bad field).
+    Invalid,
+    /// A transient failure that outlived its retry budget.
+    TransientExhausted,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Undecodable => "undecodable",
+            Self::UnknownSchema => "unknown-schema",
+            Self::Invalid => "invalid",
+            Self::TransientExhausted => "transient-exhausted",
+        }
+    }
+
+    /// The class of a decode failure; `None` for transient ones, which are
+    /// retried in place and never dead-lettered.
+    pub fn of(error: &RuntimeError) -> Option<Self> {
+        match error {
+            e if e.is_transient() => None,
+            RuntimeError::Registry(_) | RuntimeError::UnknownSchema(_) => Some(Self::UnknownSchema),
+            RuntimeError::Mapping(_) => Some(Self::Invalid),
+            _ => Some(Self::Undecodable),
+        }
+    }
+}
+
+/// The DLQ of `topic`.
+pub fn topic_for(topic: &str) -> String {
+    format!("{topic}{SUFFIX}")
+}
+
+/// DLQ topics: as many partitions as their source, plain retention.
+pub fn topic_specs(config: &Config, sources: &[&str]) -> Vec<TopicSpec> {
+    sources
+        .iter()
+        .map(|source| TopicSpec {
+            name: topic_for(source),
+            partitions: config.partitions,
+            configs: Vec::new(),
+        })
+        .collect()
+}
+
+/// Creates the DLQ of each source if missing (workers call it at start, so a
+/// deployment that predates the DLQs still has somewhere to put poison).
+pub async fn ensure_topics(config: &Config, sources: &[&str]) -> Result<()> {
+    kafka::create_topics(config, &topic_specs(config, sources)).await?;
+    Ok(())
+}
+
+/// One record that cannot be processed, and why.
+pub struct DeadLetter<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    pub headers: Option<&'a OwnedHeaders>,
+    pub class: ErrorClass,
+    pub reason: &'a str,
+}
+
+impl<'a> DeadLetter<'a> {
+    pub fn of(message: &'a OwnedMessage, class: ErrorClass, reason: &'a str) -> Self {
+        Self {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp: message.timestamp().to_millis(),
+            key: message.key(),
+            payload: message.payload(),
+            headers: message.headers(),
+            class,
+            reason,
+        }
+    }
+
+    pub fn dlq_topic(&self) -> String {
+        topic_for(self.topic)
+    }
+
+    /// 1 for a first failure; a replayed record that fails again counts on.
+    pub fn attempt(&self) -> u32 {
+        self.headers
+            .and_then(|h| crate::envelope::header_str(h, header::ATTEMPT))
+            .and_then(|a| a.parse::<u32>().ok())
+            .map_or(1, |a| a + 1)
+    }
+
+    /// The original headers (minus earlier `gavel-dlq-*` ones) plus ours.
+    pub fn headers(&self, worker: &str) -> OwnedHeaders {
+        // A replayed record that fails again keeps saying where it was replayed from.
+        let mut out = copy_headers(self.headers, |key| {
+            !key.starts_with(header::PREFIX) || key == header::REPLAY_OF
+        });
+        let partition = self.partition.to_string();
+        let offset = self.offset.to_string();
+        let timestamp = self.timestamp.map(|t| t.to_string()).unwrap_or_default();
+        let attempt = self.attempt().to_string();
+        let reason = truncate(self.reason, 2000);
+        for (key, value) in [
+            (header::ERROR_CLASS, self.class.as_str()),
+            (header::ERROR_MESSAGE, reason),
+            (header::ORIGINAL_TOPIC, self.topic),
+            (header::ORIGINAL_PARTITION, &partition),
+            (header::ORIGINAL_OFFSET, &offset),
+            (header::ORIGINAL_TIMESTAMP, &timestamp),
+            (header::ATTEMPT, &attempt),
+            (header::WORKER, worker),
+        ] {
+            out = out.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        out
+    }
+}
+
+impl DeadLetter<'_> {
+    /// The letter as a record for a producer of the caller's own, such as a
+    /// transactional one, so the letter commits with the consumed offset.
+    /// `dlq_topic` is [`DeadLetter::dlq_topic`], kept by the caller for the borrow.
+    pub fn record<'r>(&'r self, dlq_topic: &'r str, worker: &str) -> BaseRecord<'r, [u8], [u8]> {
+        let mut record = BaseRecord::to(dlq_topic).headers(self.headers(worker));
+        if let Some(key) = self.key {
+            record = record.key(key);
+        }
+        if let Some(payload) = self.payload {
+            record = record.payload(payload);
+        }
+        record
+    }
+}
+
+/// Copies the headers whose key passes `keep`.
+pub fn copy_headers(headers: Option<&OwnedHeaders>, keep: impl Fn(&str) -> bool) -> OwnedHeaders {
+    let mut out = OwnedHeaders::new();
+    if let Some(headers) = headers {
+        for h in headers.iter().filter(|h| keep(h.key)) {
+            out = out.insert(Header {
+                key: h.key,
+                value: h.value,
+            });
+        }
+    }
+    out
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// An idempotent producer of dead letters for stages that commit to Postgres
+/// (the aggregate processor writes its own inside its Kafka transaction).
+/// Sent and acknowledged before the batch's offsets commit: a crash in between
+/// repeats the letter, which its original coordinates identify.
+pub struct DeadLetters {
+    producer: FutureProducer,
+    worker: String,
+}
+
+impl DeadLetters {
+    pub fn new(config: &Config, worker: &str) -> Result<Self> {
+        Ok(Self {
+            producer: kafka::producer_config(config).create()?,
+            worker: worker.to_owned(),
+        })
+    }
+
+    pub async fn send(&self, letter: &DeadLetter<'_>) -> Result<()> {
+        let topic = letter.dlq_topic();
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&topic).headers(letter.headers(&self.worker));
+        if let Some(key) = letter.key {
+            record = record.key(key);
+        }
+        if let Some(payload) = letter.payload {
+            record = record.payload(payload);
+        }
+        self.producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(error, _)| RuntimeError::Kafka(error))?;
+        tracing::warn!(
+            topic = letter.topic,
+            partition = letter.partition,
+            offset = letter.offset,
+            class = letter.class.as_str(),
+            reason = letter.reason,
+            dlq = %topic,
+            "record dead-lettered"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_keep_the_originals_and_say_why() {
+        let original = OwnedHeaders::new()
+            .insert(Header {
+                key: "command_id",
+                value: Some("c1".as_bytes()),
+            })
+            .insert(Header {
+                key: header::ATTEMPT,
+                value: Some("2".as_bytes()),
+            });
+        let letter = DeadLetter {
+            topic: "auction.commands",
+            partition: 3,
+            offset: 42,
+            timestamp: Some(1000),
+            key: Some(b"lot-1"),
+            payload: Some(b"junk"),
+            headers: Some(&original),
+            class: ErrorClass::Undecodable,
+            reason: "not Confluent wire format",
+        };
+        let headers = letter.headers("aggregate/local-0");
+        let get = |k| crate::envelope::header_str(&headers, k).map(str::to_owned);
+        assert_eq!(get("command_id").as_deref(), Some("c1"));
+        assert_eq!(get(header::ATTEMPT).as_deref(), Some("3"));
+        assert_eq!(get(header::ORIGINAL_OFFSET).as_deref(), Some("42"));
+        assert_eq!(get(header::ERROR_CLASS).as_deref(), Some("undecodable"));
+        assert_eq!(headers.count(), 9);
+        assert_eq!(letter.dlq_topic(), "auction.commands.dlq");
+    }
+
+    #[test]
+    fn transient_failures_are_never_dead_lettered() {
+        let outage = RuntimeError::RegistryUnavailable("connection refused".into());
+        assert_eq!(ErrorClass::of(&outage), None);
+        let missing = RuntimeError::Registry("404 Not Found".into());
+        assert_eq!(ErrorClass::of(&missing), Some(ErrorClass::UnknownSchema));
+        let junk = RuntimeError::Avro("not Confluent wire format".into());
+        assert_eq!(ErrorClass::of(&junk), Some(ErrorClass::Undecodable));
+    }
+}

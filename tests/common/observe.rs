@@ -1,0 +1,94 @@
+//! Probing workers from outside: scrape /metrics and /ready over real HTTP,
+//! workers as processes with a known metrics address, stack faults.
+
+use super::process::Worker;
+use super::TestEnv;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// A loopback address with a port free right now.
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    addr.to_string()
+}
+
+/// `gavel <role>` with this test's topics and groups, serving probes on `metrics_addr`.
+pub fn spawn_observed(env: &TestEnv, role: &str, instance: &str, metrics_addr: &str) -> Worker {
+    let c = &env.config;
+    let log_dir = std::env::temp_dir().join("gavel-test-logs");
+    std::fs::create_dir_all(&log_dir).expect("log dir");
+    let name = format!(
+        "{}-{role}-{instance}-{}.log",
+        c.instance_id,
+        super::unique("")
+    );
+    let log = std::fs::File::create(log_dir.join(name)).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
+        .arg(role)
+        .env("GAVEL_KAFKA_BOOTSTRAP", &c.kafka_bootstrap)
+        .env("GAVEL_REGISTRY_URL", &c.registry_url)
+        .env("GAVEL_POSTGRES_URL", &c.postgres_url)
+        .env("GAVEL_POSTGRES_SCHEMA", &c.postgres_schema)
+        .env("GAVEL_TOPIC_COMMANDS", &c.topics.commands)
+        .env("GAVEL_TOPIC_EVENTS", &c.topics.events)
+        .env("GAVEL_TOPIC_OUTCOMES", &c.topics.outcomes)
+        .env("GAVEL_TOPIC_CHANGELOG", &c.topics.changelog)
+        .env("GAVEL_AGGREGATE_GROUP", &c.aggregate_group)
+        .env("GAVEL_SINK_GROUP", &c.sink_group)
+        .env("GAVEL_INSTANCE_ID", instance)
+        .env("GAVEL_BATCH_LINGER_MS", "5")
+        .env("GAVEL_METRICS_ADDR", metrics_addr)
+        .env("GAVEL_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn gavel");
+    Worker {
+        child,
+        name: format!("{role}/{instance}"),
+    }
+}
+
+/// GET `http://addr/path`: status and body, or `None` when nothing answers.
+pub async fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .ok()?;
+    let response = client
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
+/// The samples of metric `name` whose labels include every `label="value"` given.
+pub fn samples(text: &str, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            let matches = metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            matches.then(|| value.parse().ok()).flatten()
+        })
+        .collect()
+}
+
+/// `deploy/local/stack.sh <action>`: stop-registry, start-registry, ...
+pub fn stack(action: &str) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh");
+    let status = Command::new("bash")
+        .arg(script)
+        .arg(action)
+        .status()
+        .expect("run stack.sh");
+    assert!(status.success(), "stack.sh {action} failed");
+}
