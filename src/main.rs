@@ -63,6 +63,11 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// Serve the command API (authenticated HTTP commands, answered with their outcome).
+    CommandApi {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+    },
     /// Rebuild a read model from its view topic (offset 0) into a shadow table, then swap it in.
     Rebuild {
         #[arg(value_enum)]
@@ -192,6 +197,9 @@ async fn main() -> Result<()> {
         Command::Audit { action } => audit::run(&config, action).await?,
         Command::QueryApi { listen } => {
             gavel_sinks::query_api::run(config, listen, shutdown).await?;
+        }
+        Command::CommandApi { listen } => {
+            gavel_producers::command_api::run(config, listen, shutdown).await?;
         }
         Command::Rebuild { view } => {
             for view in view.views() {
