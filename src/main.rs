@@ -64,7 +64,8 @@ enum Command {
         listen: std::net::SocketAddr,
     },
     /// Serve the command API (authenticated HTTP commands, answered with their outcome).
-    CommandApi {
+    #[command(name = "command-api")]
+    HttpCommands {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: std::net::SocketAddr,
     },
@@ -198,7 +199,7 @@ async fn main() -> Result<()> {
         Command::QueryApi { listen } => {
             gavel_sinks::query_api::run(config, listen, shutdown).await?;
         }
-        Command::CommandApi { listen } => {
+        Command::HttpCommands { listen } => {
             gavel_producers::command_api::run(config, listen, shutdown).await?;
         }
         Command::Rebuild { view } => {

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+#[derive(Debug)]
 pub struct Fields {
     object: Map<String, Value>,
     errors: BTreeMap<String, String>,
