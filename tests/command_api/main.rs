@@ -2,148 +2,16 @@
 //! port, commands through Kafka to the aggregate processor, answers from the
 //! outcome topic.
 
+#[path = "../common/mod.rs"]
 mod common;
 
+mod client;
+
+use client::{record_count, token, token_with, Api, SECRET};
 use common::{eventually, TestEnv};
-use gavel_producers::ProducerError;
-use gavel_runtime::config::Secret;
-use gavel_runtime::{kafka, Config, Shutdown};
-use jsonwebtoken::{encode, EncodingKey, Header};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-
-const SECRET: &str = "command-api-test-key";
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    shutdown: Shutdown,
-    task: JoinHandle<Result<(), ProducerError>>,
-}
-
-struct Reply {
-    status: u16,
-    body: Value,
-    location: Option<String>,
-}
-
-impl Api {
-    async fn start(env: &TestEnv, command_timeout: Duration) -> Self {
-        let mut config = env.config.clone();
-        config.jwt_secret = Secret::new(SECRET);
-        config.command_timeout = command_timeout;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let shutdown = Shutdown::new();
-        let task = tokio::spawn(gavel_producers::command_api::serve(
-            config,
-            listener,
-            shutdown.clone(),
-        ));
-        let http = reqwest::Client::new();
-        let up = eventually(Duration::from_secs(30), || async {
-            let response = http.get(format!("{base}/healthz")).send().await.ok()?;
-            response.status().is_success().then_some(())
-        })
-        .await;
-        assert!(up.is_some(), "command api answers /healthz");
-        Self {
-            base,
-            http,
-            shutdown,
-            task,
-        }
-    }
-
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        token: Option<&str>,
-        key: Option<&str>,
-    ) -> Reply {
-        let mut request = request;
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().expect("location is text").to_owned());
-        let body = response.json().await.expect("JSON body");
-        Reply {
-            status,
-            body,
-            location,
-        }
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, key: Option<&str>, body: &str) -> Reply {
-        let request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        self.send(request, token, key).await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Reply {
-        let request = self.http.get(format!("{}{path}", self.base));
-        self.send(request, Some(token), None).await
-    }
-
-    async fn stop(self) {
-        self.shutdown.trigger();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("command api stops within 10 s")
-            .expect("command api task")
-            .expect("command api ended without error");
-    }
-}
-
-fn epoch_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// An HS256 token for `user` in `tenant`, expiring `ttl_secs` from now.
-fn token_with(secret: &str, user: &str, tenant: &str, ttl_secs: i64) -> String {
-    let claims = json!({"sub": user, "tenant": tenant, "exp": epoch_secs() + ttl_secs});
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("token")
-}
-
-fn token(user: &str, tenant: &str) -> String {
-    token_with(SECRET, user, tenant, 600)
-}
-
-/// Records on a topic that is not written transactionally (the command topic):
-/// the sum of its partitions' high watermarks.
-fn record_count(config: &Config, topic: &str) -> i64 {
-    let consumer: BaseConsumer = kafka::client_config(config).create().expect("consumer");
-    (0..config.partitions)
-        .map(|p| {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .expect("watermarks");
-            high - low
-        })
-        .sum()
-}
+use std::time::Duration;
 
 fn create_body(id: &str) -> String {
     json!({"auction_id": id, "title": "Bronze Hare", "currency": "EUR",
@@ -391,5 +259,27 @@ async fn an_undecided_command_gets_202_and_its_outcome_can_be_polled() {
     assert_eq!(decided.body["new_version"], 1);
     assert_eq!(decided.body["aggregate_id"], "slow-1");
     api.stop().await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_drains_a_request_in_flight() {
+    // No aggregate: the request is still waiting for its outcome when the
+    // server is told to stop; it must get its 202, not a dropped connection.
+    let env = TestEnv::new(3).await;
+    let api = Api::start(&env, Duration::from_secs(2)).await;
+    let request = api
+        .http
+        .post(format!("{}/auctions", api.base))
+        .bearer_auth(token("sam", "t1"))
+        .body(create_body("drain-1"));
+    let in_flight = tokio::spawn(async move { request.send().await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    api.stop().await;
+    let response = in_flight
+        .await
+        .expect("task")
+        .expect("answered, not dropped");
+    assert_eq!(response.status().as_u16(), 202);
     env.stop().await;
 }
