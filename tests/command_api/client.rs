@@ -101,6 +101,19 @@ impl Api {
         self.send(request, Some(token), None).await
     }
 
+    /// A 202's final answer, polled from its Location; any other reply as is.
+    pub async fn settle(&self, reply: Reply, token: &str) -> Reply {
+        let Some(location) = reply.location.clone().filter(|_| reply.status == 202) else {
+            return reply;
+        };
+        eventually(Duration::from_secs(60), || async {
+            let polled = self.get(&location, token).await;
+            (polled.status != 404).then_some(polled)
+        })
+        .await
+        .expect("the outcome arrives")
+    }
+
     pub async fn stop(self) {
         self.shutdown.trigger();
         tokio::time::timeout(Duration::from_secs(10), self.task)
