@@ -8,7 +8,7 @@ mod common;
 mod client;
 
 use client::{record_count, token, token_with, Api, SECRET};
-use common::{eventually, TestEnv};
+use common::TestEnv;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
