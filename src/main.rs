@@ -65,6 +65,12 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// Serve the command API (authenticated HTTP commands, answered with their outcome).
+    #[command(name = "command-api")]
+    HttpCommands {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+    },
     /// Rebuild a read model from its view topic (offset 0) into a shadow table, then swap it in.
     Rebuild {
         #[arg(value_enum)]
@@ -223,6 +229,12 @@ async fn main() -> Result<()> {
             let obs = observe::serve(&config, "query-api").await?;
             obs.readiness.set_started();
             gavel_sinks::query_api::run(config, listen, shutdown).await?;
+        }
+        Command::HttpCommands { listen } => {
+            // Metrics and probes on their own port, like the query API.
+            let obs = observe::serve(&config, "command-api").await?;
+            obs.readiness.set_started();
+            gavel_producers::command_api::run(config, listen, shutdown).await?;
         }
         Command::Rebuild { view } => {
             for view in view.views() {

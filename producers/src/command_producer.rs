@@ -28,14 +28,7 @@ pub struct CommandProducer {
 
 impl CommandProducer {
     pub async fn connect(config: &Config) -> Result<Self, ProducerError> {
-        let codec = AvroCodec::new(&config.registry_url);
-        let mut writers = HashMap::new();
-        for record in COMMAND_RECORDS {
-            writers.insert(
-                record.to_owned(),
-                codec.writer_for(&config.topics.commands, record).await?,
-            );
-        }
+        let writers = command_writers(config).await?;
         Ok(Self {
             topic: Arc::from(config.topics.commands.as_str()),
             producer: kafka::producer_config(config).create()?,
@@ -115,6 +108,21 @@ impl CommandProducer {
             None => Ok(()),
         }
     }
+}
+
+/// The registered writer schema of every command record, by full record name.
+pub(crate) async fn command_writers(
+    config: &Config,
+) -> Result<HashMap<String, Arc<CachedSchema>>, ProducerError> {
+    let codec = AvroCodec::new(&config.registry_url);
+    let mut writers = HashMap::new();
+    for record in COMMAND_RECORDS {
+        writers.insert(
+            record.to_owned(),
+            codec.writer_for(&config.topics.commands, record).await?,
+        );
+    }
+    Ok(writers)
 }
 
 fn is_queue_full(error: &rdkafka::error::KafkaError) -> bool {

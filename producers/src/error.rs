@@ -6,6 +6,8 @@ pub enum ProducerError {
     Runtime(#[from] RuntimeError),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("command api: {0}")]
+    CommandApi(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("{failed} of {sent} commands were not acknowledged by Kafka; first error: {first}")]

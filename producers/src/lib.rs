@@ -1,5 +1,7 @@
-//! Command producers: JSON lines in, Avro commands out; and the demo load generator.
+//! Command producers: the authenticated HTTP command API, JSON lines in / Avro
+//! commands out, and the demo load generator.
 
+pub mod command_api;
 mod command_producer;
 mod error;
 pub mod json_command;

@@ -48,7 +48,36 @@ pub struct Config {
     pub status_workers: Vec<String>,
     /// Extra `group=topic` pairs the lag exporter and `gavel status` watch.
     pub lag_watch: Vec<(String, String)>,
+    /// HS256 key the command API checks bearer tokens with.
+    pub jwt_secret: Secret,
+    /// How long the command API waits for an outcome before answering 202.
+    pub command_timeout: Duration,
 }
+
+/// A credential: compared and cloned like a string, never printed by `{:?}`
+/// (a `Config` may end up in a log line).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// The built-in JWT key: fine on a laptop, refused nowhere, warned about by the
+/// command API so a deployment that forgot its Secret is visible in the log.
+pub const LOCAL_JWT_SECRET: &str = "local-development-only";
 
 /// Every setting: (environment key, default, description). The README's config
 /// reference is generated from this table (`gavel config`).
@@ -151,6 +180,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "",
         "Extra comma-separated group=topic pairs for the lag exporter and status",
     ),
+    (
+        "GAVEL_JWT_SECRET",
+        LOCAL_JWT_SECRET,
+        "HS256 key of the command API's bearer tokens (local default; set it in deployments)",
+    ),
+    (
+        "GAVEL_COMMAND_TIMEOUT_MS",
+        "2000",
+        "How long the command API waits for an outcome before answering 202",
+    ),
 ];
 
 impl Config {
@@ -200,6 +239,8 @@ impl Config {
             metrics_addr: get("GAVEL_METRICS_ADDR"),
             status_workers: list(&get("GAVEL_STATUS_WORKERS")),
             lag_watch: pairs(&get("GAVEL_LAG_WATCH"))?,
+            jwt_secret: Secret::new(get("GAVEL_JWT_SECRET")),
+            command_timeout: Duration::from_millis(number(values, "GAVEL_COMMAND_TIMEOUT_MS")?),
         })
     }
 

@@ -1,0 +1,73 @@
+//! How an outcome becomes an HTTP answer.
+//!
+//! | outcome | status |
+//! |---|---|
+//! | accepted | 201 (create) / 200, `{"command_id", "aggregate_id", "new_version"}` |
+//! | `AUCTION_NOT_FOUND`, `TENANT_MISMATCH` | 404 (both read "not found": another tenant's auction is not confirmed to exist) |
+//! | `INVALID_AUCTION`, `INVALID_MONEY`, `MALFORMED_COMMAND` | 422: the command itself is wrong |
+//! | any other rejection (`BID_TOO_LOW`, `INVALID_STATUS`, `VERSION_CONFLICT`, ...) | 409: valid, but the auction's state refuses it |
+//! | no outcome within `GAVEL_COMMAND_TIMEOUT_MS` | 202 with `Location: /commands/{id}` |
+//!
+//! Rejections carry `{"error": reason, "rejection_code", "command_id", "aggregate_id"}`.
+
+use super::error::ApiError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gavel_runtime::auction_codec::CommandOutcome;
+use serde_json::json;
+
+const NOT_FOUND: &str = "AUCTION_NOT_FOUND";
+
+pub fn outcome_status(outcome: &CommandOutcome, success: StatusCode) -> StatusCode {
+    if outcome.accepted {
+        return success;
+    }
+    match outcome.rejection_code.as_deref() {
+        Some(NOT_FOUND | "TENANT_MISMATCH") => StatusCode::NOT_FOUND,
+        Some("INVALID_AUCTION" | "INVALID_MONEY" | "MALFORMED_COMMAND") => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        _ => StatusCode::CONFLICT,
+    }
+}
+
+pub fn answer(outcome: &CommandOutcome, status: StatusCode) -> Response {
+    if outcome.accepted {
+        let body = json!({
+            "command_id": outcome.command_id,
+            "aggregate_id": outcome.aggregate_id,
+            "new_version": outcome.new_version,
+        });
+        return (status, Json(body)).into_response();
+    }
+    let (code, reason) = match outcome.rejection_code.as_deref() {
+        Some("TENANT_MISMATCH") => (NOT_FOUND, "no such auction"),
+        code => (
+            code.unwrap_or("REJECTED"),
+            outcome.reason.as_deref().unwrap_or("rejected"),
+        ),
+    };
+    ApiError::new(status, reason)
+        .with("rejection_code", code)
+        .with("command_id", outcome.command_id.clone())
+        .with("aggregate_id", outcome.aggregate_id.clone())
+        .into_response()
+}
+
+/// The command is in the log but undecided yet: poll its location.
+pub fn accepted_later(command_id: &str, aggregate_id: &str) -> Response {
+    let location = format!("/commands/{command_id}");
+    let body = json!({
+        "command_id": command_id,
+        "aggregate_id": aggregate_id,
+        "status": "pending",
+        "location": location,
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    // Command ids are UUIDs, so the header value is always valid.
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
