@@ -52,7 +52,7 @@ expect_rejected() {
 }
 
 expect_rejected "a wrong field type" k8s "schema: spec.replicas: 'two' is not of type 'integer'" \
-  deploy/k8s/base/workers/saga.yaml "replicas: 2" "replicas: two"
+  deploy/k8s/base/workers/query-api.yaml "replicas: 2" "replicas: two"
 expect_rejected "a misspelt field" k8s "'terminationGracePeriod' was unexpected" \
   deploy/k8s/base/patches/worker.yaml "terminationGracePeriodSeconds: 30" "terminationGracePeriod: 30"
 expect_rejected "a missing container image" k8s "container gavel: no image" \
@@ -78,8 +78,8 @@ expect_rejected "an unknown compose condition" compose "condition value must be 
 expect_rejected "a compose worker not hardened" compose "service sink: read_only must be true" \
   docker-compose.yml "    command: [sink]" "    command: [sink]
     read_only: false"
-expect_rejected "a role missing from compose" compose "\`gavel outbox-relay\` is not deployed" \
-  docker-compose.yml "command: [outbox-relay]" "command: [outbox-relays]"
+expect_rejected "a role missing from compose" compose "\`gavel lag-exporter\` is not deployed" \
+  docker-compose.yml "command: [lag-exporter]" "command: [lag-exporters]"
 
 if ((failed)); then
   echo "broken-manifest check: FAILED ($failed of $((passed + failed)) broken files were not rejected as expected)"

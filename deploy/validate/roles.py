@@ -24,13 +24,25 @@ def read_roles(path):
 
 
 def subcommands(main_rs):
-    """The kebab-case names of `enum Command`'s variants (clap's default naming)."""
+    """The subcommand names of `enum Command`: clap's kebab-case default, or the
+    name a `#[command(name = ...)]` attribute gives."""
     text = open(main_rs).read()
     block = re.search(r"enum Command \{(.*?)\n\}", text, re.S)
     if not block:
         raise SystemExit(f"{main_rs}: no `enum Command {{ ... }}` found")
-    names = re.findall(r"^    ([A-Z][A-Za-z0-9]*)\b", block.group(1), re.M)
-    return [re.sub(r"(?<!^)([A-Z])", r"-\1", n).lower() for n in names]
+    names, renamed = [], None
+    for line in block.group(1).splitlines():
+        # `#[command(name = "...")]` above a variant overrides clap's default name.
+        override = re.match(r'^    #\[command\(name = "([a-z0-9-]+)"\)\]', line)
+        if override:
+            renamed = override.group(1)
+            continue
+        variant = re.match(r"^    ([A-Z][A-Za-z0-9]*)\b", line)
+        if variant:
+            default = re.sub(r"(?<!^)([A-Z])", r"-\1", variant.group(1)).lower()
+            names.append(renamed or default)
+            renamed = None
+    return names
 
 
 def check_subcommands(roles, main_rs, err):
