@@ -3,105 +3,16 @@
 
 mod common;
 
+use common::api::{bid, create_and_start, produce, Api};
 use common::{eventually, TestEnv};
 use gavel_producers::json_command::parse_line;
 use gavel_producers::produce::now;
 use gavel_producers::CommandProducer;
-use gavel_runtime::Shutdown;
-use gavel_sinks::SinkError;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    shutdown: Shutdown,
-    task: JoinHandle<Result<(), SinkError>>,
-}
-
-impl Api {
-    async fn start(env: &TestEnv) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let shutdown = Shutdown::new();
-        let task = tokio::spawn(gavel_sinks::query_api::serve(
-            env.config.clone(),
-            listener,
-            shutdown.clone(),
-        ));
-        let api = Self {
-            base,
-            http: reqwest::Client::new(),
-            shutdown,
-            task,
-        };
-        let (status, _) = api.get_text("/healthz").await;
-        assert_eq!(status, 200);
-        api
-    }
-
-    async fn get_text(&self, path: &str) -> (u16, String) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (status, response.text().await.expect("body"))
-    }
-
-    async fn get(&self, path: &str, tenant: Option<&str>) -> (u16, Value) {
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        if let Some(tenant) = tenant {
-            request = request.header("X-Tenant-Id", tenant);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("JSON body"))
-    }
-
-    /// Stops the server: it must return within a few seconds, live streams too.
-    async fn stop(self) {
-        self.shutdown.trigger();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("query api stops within 10 s")
-            .expect("query api task")
-            .expect("query api ended without error");
-    }
-}
-
-async fn produce(env: &TestEnv, tenant: &str, lines: &str) {
-    let report =
-        gavel_producers::produce::run(&env.config, lines.as_bytes(), tenant, &Shutdown::new())
-            .await
-            .expect("produce runs");
-    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-}
-
-fn create_and_start(id: &str, end_time: i64, starting_price: i64, start: bool) -> String {
-    let mut lines = format!(
-        r#"{{"type":"CreateAuction","auction_id":"{id}","seller_id":"sam","title":"Lot {id}","currency":"EUR","starting_price":{starting_price},"min_increment":100,"end_time":{end_time}}}"#
-    );
-    if start {
-        lines.push_str(&format!(
-            "\n{{\"type\":\"StartAuction\",\"auction_id\":\"{id}\"}}"
-        ));
-    }
-    lines + "\n"
-}
-
-fn bid(id: &str, bidder: &str, amount: i64) -> String {
-    format!(
-        r#"{{"type":"PlaceBid","auction_id":"{id}","bidder_id":"{bidder}","amount":{amount},"currency":"EUR"}}"#
-    )
-}
 
 fn sort_key(item: &Value, sort: &str) -> i64 {
     match sort {
@@ -264,81 +175,6 @@ async fn listings_page_through_every_auction_once_in_order_and_bad_queries_get_4
     assert_eq!((status, body["error"].is_string()), (404, true));
     assert_eq!(api.get_text("/readyz").await, (200, "ok".to_owned()));
 
-    api.stop().await;
-    env.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_users_bids_show_each_auction_once_with_the_highest_bid_and_standing() {
-    let env = TestEnv::with_workers(3).await;
-    let far = now().millis() + 600_000;
-    let soon = now().millis() + 3_000;
-    let mut lines = create_and_start("ub-1", far, 1_000, true);
-    for (bidder, amount) in [("ann", 1_000), ("bob", 1_100), ("ann", 1_200)] {
-        lines += &bid("ub-1", bidder, amount);
-        lines.push('\n');
-    }
-    lines += &create_and_start("ub-2", soon, 500, true);
-    lines += &bid("ub-2", "bob", 500);
-    lines.push('\n');
-    produce(&env, "t-a", &lines).await;
-    let other = create_and_start("ub-3", far, 700, true) + &bid("ub-3", "ann", 700) + "\n";
-    produce(&env, "t-b", &other).await;
-
-    let api = Api::start(&env).await;
-    let bob = eventually(TIMEOUT, || async {
-        let (status, body) = api.get("/users/bob/bids", Some("t-a")).await;
-        let items = body["items"].as_array()?.clone();
-        let settled = items.iter().any(|i| i["status"] == "WON");
-        (status == 200 && items.len() == 2 && settled).then_some(items)
-    })
-    .await
-    .expect("bob's two bids, the second auction won after its end");
-    assert_eq!(
-        (bob[0]["auction_id"].as_str(), bob[0]["status"].as_str()),
-        (Some("ub-2"), Some("WON")),
-        "newest bid first"
-    );
-    assert_eq!(
-        (bob[1]["auction_id"].as_str(), bob[1]["status"].as_str()),
-        (Some("ub-1"), Some("OUTBID"))
-    );
-    let (status, ann) = api.get("/users/ann/bids", Some("t-a")).await;
-    assert_eq!(status, 200, "{ann}");
-    let items = ann["items"].as_array().expect("items");
-    assert_eq!(items.len(), 1, "ann's bid in tenant t-b stays there: {ann}");
-    assert_eq!(items[0]["status"], "LEADING");
-    assert_eq!(items[0]["bid_count"], 2);
-    assert_eq!(items[0]["highest_bid"]["amount_minor"], 1_200);
-    let (_, ann_b) = api.get("/users/ann/bids", Some("t-b")).await;
-    assert_eq!(ann_b["items"][0]["auction_id"], "ub-3");
-
-    let (_, won) = api.get("/users/bob/bids?status=WON", Some("t-a")).await;
-    assert_eq!(won["items"].as_array().map(Vec::len), Some(1));
-    let (_, first) = api.get("/users/bob/bids?limit=1", Some("t-a")).await;
-    let cursor = first["next_cursor"].as_str().expect("a second page");
-    let (_, second) = api
-        .get(
-            &format!("/users/bob/bids?limit=1&cursor={cursor}"),
-            Some("t-a"),
-        )
-        .await;
-    assert_eq!(second["items"][0]["auction_id"], "ub-1");
-    assert!(second["next_cursor"].is_null());
-    for (query, word) in [
-        ("status=WINNING", "status"),
-        ("limit=0", "limit"),
-        ("sort=price", "unknown parameter"),
-        (&format!("status=WON&cursor={cursor}") as &str, "cursor"),
-    ] {
-        let (status, body) = api
-            .get(&format!("/users/bob/bids?{query}"), Some("t-a"))
-            .await;
-        assert_eq!(status, 400, "{query}: {body}");
-        let reason = body["error"].as_str().expect("error reason");
-        assert!(reason.contains(word), "{query}: {reason}");
-    }
-    assert_eq!(api.get("/users/bob/bids", None).await.0, 400);
     api.stop().await;
     env.stop().await;
 }

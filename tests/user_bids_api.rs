@@ -1,0 +1,87 @@
+//! A user's bids through the query API: each auction once, newest bid first,
+//! with the highest own bid and the standing, tenant-scoped and paginated.
+//! (In its own test binary: see the closing note of the session that moved it.)
+
+mod common;
+
+use common::api::{bid, create_and_start, produce, Api};
+use common::{eventually, TestEnv};
+use gavel_producers::produce::now;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_users_bids_show_each_auction_once_with_the_highest_bid_and_standing() {
+    let env = TestEnv::with_workers(3).await;
+    let far = now().millis() + 600_000;
+    let soon = now().millis() + 3_000;
+    let mut lines = create_and_start("ub-1", far, 1_000, true);
+    for (bidder, amount) in [("ann", 1_000), ("bob", 1_100), ("ann", 1_200)] {
+        lines += &bid("ub-1", bidder, amount);
+        lines.push('\n');
+    }
+    lines += &create_and_start("ub-2", soon, 500, true);
+    lines += &bid("ub-2", "bob", 500);
+    lines.push('\n');
+    produce(&env, "t-a", &lines).await;
+    let other = create_and_start("ub-3", far, 700, true) + &bid("ub-3", "ann", 700) + "\n";
+    produce(&env, "t-b", &other).await;
+
+    let api = Api::start(&env).await;
+    let bob = eventually(TIMEOUT, || async {
+        let (status, body) = api.get("/users/bob/bids", Some("t-a")).await;
+        let items = body["items"].as_array()?.clone();
+        let settled = items.iter().any(|i| i["status"] == "WON");
+        (status == 200 && items.len() == 2 && settled).then_some(items)
+    })
+    .await
+    .expect("bob's two bids, the second auction won after its end");
+    assert_eq!(
+        (bob[0]["auction_id"].as_str(), bob[0]["status"].as_str()),
+        (Some("ub-2"), Some("WON")),
+        "newest bid first"
+    );
+    assert_eq!(
+        (bob[1]["auction_id"].as_str(), bob[1]["status"].as_str()),
+        (Some("ub-1"), Some("OUTBID"))
+    );
+    let (status, ann) = api.get("/users/ann/bids", Some("t-a")).await;
+    assert_eq!(status, 200, "{ann}");
+    let items = ann["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "ann's bid in tenant t-b stays there: {ann}");
+    assert_eq!(items[0]["status"], "LEADING");
+    assert_eq!(items[0]["bid_count"], 2);
+    assert_eq!(items[0]["highest_bid"]["amount_minor"], 1_200);
+    let (_, ann_b) = api.get("/users/ann/bids", Some("t-b")).await;
+    assert_eq!(ann_b["items"][0]["auction_id"], "ub-3");
+
+    let (_, won) = api.get("/users/bob/bids?status=WON", Some("t-a")).await;
+    assert_eq!(won["items"].as_array().map(Vec::len), Some(1));
+    let (_, first) = api.get("/users/bob/bids?limit=1", Some("t-a")).await;
+    let cursor = first["next_cursor"].as_str().expect("a second page");
+    let (_, second) = api
+        .get(
+            &format!("/users/bob/bids?limit=1&cursor={cursor}"),
+            Some("t-a"),
+        )
+        .await;
+    assert_eq!(second["items"][0]["auction_id"], "ub-1");
+    assert!(second["next_cursor"].is_null());
+    for (query, word) in [
+        ("status=WINNING", "status"),
+        ("limit=0", "limit"),
+        ("sort=price", "unknown parameter"),
+        (&format!("status=WON&cursor={cursor}") as &str, "cursor"),
+    ] {
+        let (status, body) = api
+            .get(&format!("/users/bob/bids?{query}"), Some("t-a"))
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        let reason = body["error"].as_str().expect("error reason");
+        assert!(reason.contains(word), "{query}: {reason}");
+    }
+    assert_eq!(api.get("/users/bob/bids", None).await.0, 400);
+    api.stop().await;
+    env.stop().await;
+}
