@@ -2,7 +2,7 @@
 
 use crate::ProcessorError;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::message::OwnedHeaders;
+use rdkafka::message::{OwnedHeaders, ToBytes};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -30,6 +30,14 @@ pub fn send(
     if let Some(payload) = payload {
         record = record.payload(payload);
     }
+    send_record(producer, record)
+}
+
+/// Sends any record into the open transaction, waiting while the local queue is full.
+pub fn send_record<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(
+    producer: &TxnProducer,
+    mut record: BaseRecord<'_, K, P>,
+) -> Result<(), ProcessorError> {
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),

@@ -10,7 +10,6 @@ use gavel_runtime::envelope::{header, CommandMeta};
 use gavel_runtime::observe::metrics;
 use rdkafka::message::{OwnedHeaders, ToBytes};
 use rdkafka::producer::BaseRecord;
-use std::time::Duration;
 
 impl Session<'_> {
     pub(super) fn decide(
@@ -107,22 +106,8 @@ impl Session<'_> {
     /// Sends into the open transaction, waiting while the local queue is full.
     pub(super) fn send_record<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(
         &self,
-        mut record: BaseRecord<'_, K, P>,
+        record: BaseRecord<'_, K, P>,
     ) -> Result<(), ProcessorError> {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((error, _)) => return Err(error.into()),
-            }
-        }
+        crate::txn::send_record(&self.producer, record)
     }
 }

@@ -227,7 +227,7 @@ impl<'a> Session<'a> {
         self.producer
             .send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
         let offsets_sent = started.elapsed();
-        self.await_deliveries()?;
+        crate::txn::await_deliveries(&self.producer)?;
         self.producer.commit_transaction(TXN_TIMEOUT)?;
         tracing::debug!(
             records = batch.records,
@@ -237,23 +237,6 @@ impl<'a> Session<'a> {
             commit_ms = (started.elapsed() - offsets_sent).as_millis() as u64,
             "transaction committed"
         );
-        Ok(())
-    }
-
-    /// Waits until every record of the transaction is acknowledged. rdkafka's
-    /// `commit_transaction` flushes by polling in 100 ms steps, which would add
-    /// up to 100 ms to every commit; the producer's own thread serves delivery
-    /// reports, so a short wait here lets the commit find nothing in flight.
-    fn await_deliveries(&self) -> Result<(), ProcessorError> {
-        let deadline = Instant::now() + TXN_TIMEOUT;
-        while self.producer.in_flight_count() > 0 {
-            if Instant::now() > deadline {
-                return Err(ProcessorError::Transaction(
-                    "records not acknowledged in time".into(),
-                ));
-            }
-            std::thread::sleep(Duration::from_micros(250));
-        }
         Ok(())
     }
 

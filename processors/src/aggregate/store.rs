@@ -8,14 +8,11 @@
 //! restart restores them and fires the overdue ones.
 
 use super::stored::StoredAggregate;
+use crate::restore::read_to_end;
 use crate::ProcessorError;
 use gavel_domain::auction::AuctionStatus;
 use gavel_domain::Timestamp;
-use gavel_runtime::{kafka, Config};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use gavel_runtime::Config;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
@@ -183,45 +180,31 @@ pub fn read_changelog(
     config: &Config,
     partitions: &[Partition],
 ) -> Result<Restored, ProcessorError> {
-    let topic = &config.topics.changelog;
-    let client = kafka::replay_config(config, &format!("{}-restore", config.aggregate_group));
-    let consumer: BaseConsumer<kafka::EofAware> = client.create_with_context(kafka::EofAware)?;
-    let mut restored: Restored = HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    for partition in partitions {
-        restored.insert(*partition, (HashMap::new(), 0));
-        let (low, high) = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10))?;
-        if high > low {
-            assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
-        }
-    }
-    let mut open = assignment.count();
-    consumer.assign(&assignment)?;
-    while open > 0 {
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(message)) => {
-                let Some((state, records)) = restored.get_mut(&message.partition()) else {
-                    continue;
-                };
-                *records += 1;
-                apply_changelog_record(state, message.key(), message.payload())?;
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => open -= 1,
-            Some(Err(error)) => return Err(error.into()),
-            None => {}
-        }
-    }
-    Ok(restored)
+    let mut states: HashMap<Partition, HashMap<String, StoredAggregate>> =
+        partitions.iter().map(|p| (*p, HashMap::new())).collect();
+    let counts = read_to_end(
+        config,
+        &format!("{}-restore", config.aggregate_group),
+        &config.topics.changelog,
+        partitions,
+        |partition, key, payload| {
+            apply_changelog_record(states.entry(partition).or_default(), key, payload)
+        },
+    )?;
+    Ok(states
+        .into_iter()
+        .map(|(partition, state)| {
+            let records = counts.get(&partition).copied().unwrap_or(0);
+            (partition, (state, records))
+        })
+        .collect())
 }
 
 fn apply_changelog_record(
     state: &mut HashMap<String, StoredAggregate>,
-    key: Option<&[u8]>,
+    key: &str,
     payload: Option<&[u8]>,
 ) -> Result<(), ProcessorError> {
-    let Some(key) = key.and_then(|k| std::str::from_utf8(k).ok()) else {
-        return Ok(());
-    };
     match payload {
         None => {
             state.remove(key);

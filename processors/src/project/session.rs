@@ -191,9 +191,7 @@ impl<'a> Session<'a> {
         );
         let letter = DeadLetter::of(message, class, reason);
         let topic = letter.dlq_topic();
-        self.producer
-            .send(letter.record(&topic, &self.worker))
-            .map_err(|(error, _)| ProcessorError::Kafka(error))
+        txn::send_record(&self.producer, letter.record(&topic, &self.worker))
     }
 
     fn apply(
