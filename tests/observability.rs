@@ -7,7 +7,7 @@ mod common;
 
 use common::observe::{free_addr, get, samples, spawn_observed};
 use common::process::read_all;
-use common::{eventually, TestEnv};
+use common::{eventually, TestEnv, TriggerOnDrop};
 use gavel_runtime::dlq::{self, header};
 use gavel_runtime::observe::measure_group;
 use gavel_runtime::Shutdown;
@@ -163,6 +163,7 @@ async fn one_in_a_thousand_poison_records_are_dead_lettered_and_nothing_stalls()
 async fn replaying_a_dlq_twice_sends_each_letter_once() {
     let env = TestEnv::new(2).await;
     let shutdown = Shutdown::new();
+    let _stop_on_panic = TriggerOnDrop(shutdown.clone());
     let aggregate = {
         let (config, shutdown) = (env.config.clone(), shutdown.clone());
         tokio::spawn(async move { gavel_processors::aggregate::run(config, shutdown).await })

@@ -6,7 +6,7 @@
 mod common;
 
 use common::observe::{get, stack};
-use common::{eventually, TestEnv};
+use common::{eventually, TestEnv, TriggerOnDrop};
 use gavel_producers::json_command::parse_line;
 use gavel_producers::produce::now;
 use gavel_producers::CommandProducer;
@@ -44,6 +44,7 @@ async fn ready(obs: &Observer) -> (u16, String) {
 async fn records_wait_for_the_registry_and_flow_again_when_it_returns() {
     let env = TestEnv::new(2).await;
     let shutdown = Shutdown::new();
+    let _stop_on_panic = TriggerOnDrop(shutdown.clone());
     let aggregate_obs = observe::serve(&env.config, "aggregate")
         .await
         .expect("serve");

@@ -16,7 +16,7 @@ fi
 bash deploy/observability/check-rules.sh
 LOG=$(bash deploy/local/stack.sh logs-dir)/cargo-test.log
 set +e
-cargo test --release --locked --workspace 2>&1 | tee "$LOG"
+cargo test --release --locked --workspace --no-fail-fast 2>&1 | tee "$LOG"
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '[0-9]+ passed' "$LOG" | awk '{s+=$1} END {print s+0}')

@@ -13,7 +13,7 @@ pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
     pub shutdown: Shutdown,
-    task: JoinHandle<Result<(), SinkError>>,
+    task: Option<JoinHandle<Result<(), SinkError>>>,
 }
 
 impl Api {
@@ -35,7 +35,7 @@ impl Api {
                 .build()
                 .expect("http client"),
             shutdown,
-            task,
+            task: Some(task),
         };
         let (status, _) = api.get_text("/healthz").await;
         assert_eq!(status, 200);
@@ -64,13 +64,21 @@ impl Api {
     }
 
     /// Stops the server: it must return within a few seconds, live streams too.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.shutdown.trigger();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
+        let task = self.task.take().expect("stopped once");
+        tokio::time::timeout(Duration::from_secs(10), task)
             .await
             .expect("query api stops within 10 s")
             .expect("query api task")
             .expect("query api ended without error");
+    }
+}
+
+/// Stops the server of a test that panicked before `stop`.
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
     }
 }
 

@@ -25,6 +25,53 @@ pub struct TestEnv {
     shutdown: Shutdown,
     workers: Vec<JoinHandle<()>>,
     subjects: Vec<String>,
+    _watchdog: Watchdog,
+}
+
+/// Trips a shutdown token when dropped: a test that panics before it stops
+/// its blocking workers (aggregate, projector) would otherwise hang the
+/// runtime's shutdown forever instead of reporting the panic.
+pub struct TriggerOnDrop(pub Shutdown);
+
+impl Drop for TriggerOnDrop {
+    fn drop(&mut self) {
+        self.0.trigger();
+    }
+}
+
+/// Ends the whole test process when one test runs longer than
+/// GAVEL_TEST_TIMEOUT_SECS (default 600): a hang fails fast with the test's
+/// id instead of eating the CI budget.
+struct Watchdog {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Watchdog {
+    fn start(id: &str) -> Self {
+        let limit = std::env::var("GAVEL_TEST_TIMEOUT_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(600u64);
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, id) = (done.clone(), id.to_owned());
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                if started.elapsed() > Duration::from_secs(limit) {
+                    eprintln!("test {id} still running after {limit} s: aborting this test binary");
+                    std::process::exit(124);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        Self { done }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -59,6 +106,7 @@ impl TestEnv {
             shutdown: Shutdown::new(),
             workers: Vec::new(),
             subjects,
+            _watchdog: Watchdog::start(&id),
         }
     }
 
@@ -264,6 +312,16 @@ impl TestEnv {
             ids.insert(envelope.event_id);
         }
         ids
+    }
+}
+
+/// A test that panics never reaches `stop`. The aggregate and projector run
+/// on blocking threads the runtime must wait for when it shuts down, so
+/// without this the failed test would hang forever instead of reporting its
+/// panic. (Topics and schema stay behind in that case, named by the test id.)
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
     }
 }
 
