@@ -13,6 +13,7 @@ mod bench;
 mod bench_sink;
 mod demo;
 mod dlq_cmd;
+mod saga_cmd;
 mod status;
 
 #[derive(Parser)]
@@ -103,6 +104,25 @@ enum Command {
     },
     /// Serve every pipeline group's consumer lag on /metrics (GAVEL_METRICS_ADDR).
     LagExporter,
+    /// Run a saga orchestrator (state on a compacted changelog, durable step deadlines).
+    Saga {
+        #[command(subcommand)]
+        action: SagaAction,
+    },
+    /// Run a saga participant: payment, payout, auction, ownership,
+    /// notifications, inventory, shipping, or `all` of them in one process.
+    Participant {
+        name: String,
+        #[command(flatten)]
+        chaos: saga_cmd::ChaosArgs,
+    },
+    /// Send order.created records (starts order sagas; demo and tests).
+    Orders {
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Print every setting with its default.
     Config,
     /// Benchmarks that print figures (JSON + summary); see deploy/local/bench.sh.
@@ -110,6 +130,14 @@ enum Command {
         #[command(subcommand)]
         which: BenchWhich,
     },
+}
+
+#[derive(Subcommand)]
+enum SagaAction {
+    /// Orchestrate sagas of one kind until SIGTERM.
+    Run { kind: saga_cmd::SagaKindArg },
+    /// Count the sagas of one kind on its changelog, by status.
+    Status { kind: saga_cmd::SagaKindArg },
 }
 
 #[derive(Subcommand)]
@@ -224,6 +252,16 @@ async fn main() -> Result<()> {
             gavel_sinks::event_store::run_with(config, shutdown, readiness).await?;
         }
         Command::Audit { action } => audit::run(&config, action).await?,
+        Command::Saga {
+            action: SagaAction::Run { kind },
+        } => saga_cmd::orchestrate(config, kind, shutdown).await?,
+        Command::Saga {
+            action: SagaAction::Status { kind },
+        } => saga_cmd::status(config, kind).await?,
+        Command::Participant { name, chaos } => {
+            saga_cmd::participate(config, &name, chaos, shutdown).await?
+        }
+        Command::Orders { count, seed } => saga_cmd::orders(&config, count, seed).await?,
         Command::QueryApi { listen } => {
             // Metrics on their own port; the API keeps its /healthz and /readyz.
             let obs = observe::serve(&config, "query-api").await?;

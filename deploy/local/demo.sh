@@ -31,11 +31,20 @@ pids+=($!)
 pids+=($!)
 "$GAVEL" event-store >"$LOGS/event-store.log" 2>&1 &
 pids+=($!)
+# Sagas: both orchestrators, and every participant refusing 15 % of forward
+# steps (some transiently), so retries and compensations happen in the demo.
+GAVEL_INSTANCE_ID=demo-0 "$GAVEL" saga run payment >"$LOGS/saga-payment.log" 2>&1 &
+pids+=($!)
+GAVEL_INSTANCE_ID=demo-0 "$GAVEL" saga run order >"$LOGS/saga-order.log" 2>&1 &
+pids+=($!)
+"$GAVEL" participant all --failure-rate 0.15 --transient-share 0.5 >"$LOGS/participants.log" 2>&1 &
+pids+=($!)
 API=${GAVEL_QUERY_LISTEN:-127.0.0.1:8080}
 "$GAVEL" query-api --listen "$API" >"$LOGS/query-api.log" 2>&1 &
 pids+=($!)
-echo "[demo] workers started: aggregate, project, sink, event-store, query-api on $API (pids ${pids[*]}); logs in $LOGS"
+echo "[demo] workers started: aggregate, project, sink, event-store, saga payment + order, participants, query-api on $API (pids ${pids[*]}); logs in $LOGS"
 
+"$GAVEL" orders --count 60 >/dev/null
 "$GAVEL" demo-load "$@"
 
 echo
@@ -46,4 +55,15 @@ curl -fsS -H 'X-Tenant-Id: demo' "http://$API/auctions?status=ENDED&sort=current
 echo "[demo] event store audit (hash chains):"
 sleep 1
 "$GAVEL" audit verify 2>/dev/null | sed 's/^/   /' 
+# Sagas settle within seconds of the last auction's end: wait until none is open.
+for _ in $(seq 1 60); do
+  payment=$("$GAVEL" saga status payment 2>/dev/null)
+  order=$("$GAVEL" saga status order 2>/dev/null)
+  if [[ $payment != *RUNNING* && $payment != *COMPENSATING* && $order != *RUNNING* && $order != *COMPENSATING* ]]; then
+    break
+  fi
+  sleep 1
+done
+echo "[demo] payment sagas (sold auctions): $payment"
+echo "[demo] order sagas (60 orders, 5 SKUs of 100): $order"
 echo "[demo] done in $((SECONDS - t0))s (stack left running: make stack-down stops it)"

@@ -15,7 +15,7 @@ RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral"
                       "persistentVolumeClaim", "projected", "secret"}
 # Roles that write under Kafka transactions: their transactional id derives from the
 # pod name, which only a StatefulSet keeps stable across restarts.
-EXACTLY_ONCE = {"aggregate", "project", "saga", "participant"}
+EXACTLY_ONCE = {"aggregate", "project", "saga"}
 METRICS_PORT = 9464
 SHUTDOWN_SECONDS = 30
 

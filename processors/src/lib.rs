@@ -6,6 +6,7 @@ pub mod aggregate;
 mod error;
 pub mod project;
 mod restore;
+pub mod saga;
 mod txn;
 
 pub use error::ProcessorError;

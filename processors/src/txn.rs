@@ -64,10 +64,31 @@ pub fn send_offsets<C: ConsumerContext>(
     for (partition, next) in offsets {
         list.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
     }
+    send_offset_list(producer, consumer, &list)
+}
+
+/// Adds the consumed offsets of several topics, by (topic, partition).
+pub fn send_topic_offsets<C: ConsumerContext>(
+    producer: &TxnProducer,
+    consumer: &BaseConsumer<C>,
+    offsets: &HashMap<(String, i32), i64>,
+) -> Result<(), ProcessorError> {
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), next) in offsets {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+    }
+    send_offset_list(producer, consumer, &list)
+}
+
+fn send_offset_list<C: ConsumerContext>(
+    producer: &TxnProducer,
+    consumer: &BaseConsumer<C>,
+    list: &TopicPartitionList,
+) -> Result<(), ProcessorError> {
     let metadata = consumer
         .group_metadata()
         .ok_or_else(|| ProcessorError::Transaction("no consumer group metadata".into()))?;
-    producer.send_offsets_to_transaction(&list, &metadata, TXN_TIMEOUT)?;
+    producer.send_offsets_to_transaction(list, &metadata, TXN_TIMEOUT)?;
     Ok(())
 }
 
@@ -93,4 +114,33 @@ pub fn abort(producer: &TxnProducer) {
     if let Err(abort_error) = producer.abort_transaction(TXN_TIMEOUT) {
         tracing::warn!(%abort_error, "abort failed");
     }
+}
+
+/// Dead-letters a record that will never be read inside the open
+/// transaction, so it reaches the DLQ exactly once (with its coordinates) and
+/// the partition moves on; counted on the stage's metrics.
+pub fn dead_letter(
+    producer: &TxnProducer,
+    stage: &gavel_runtime::observe::metrics::Stage,
+    message: &rdkafka::message::OwnedMessage,
+    class: gavel_runtime::dlq::ErrorClass,
+    reason: &str,
+    worker: &str,
+) -> Result<(), ProcessorError> {
+    use rdkafka::message::Message;
+    stage
+        .dead_letters
+        .with_label_values(&[class.as_str()])
+        .inc();
+    tracing::warn!(
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        class = class.as_str(),
+        %reason,
+        "unreadable record dead-lettered"
+    );
+    let letter = gavel_runtime::dlq::DeadLetter::of(message, class, reason);
+    let topic = letter.dlq_topic();
+    send_record(producer, letter.record(&topic, worker))
 }

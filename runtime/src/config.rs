@@ -15,9 +15,23 @@ pub struct Topics {
     pub view_details: String,
     pub view_list: String,
     pub view_user_bids: String,
+    /// Order events: `order.created` starts an order saga.
+    pub orders: String,
+    /// Prefix of every saga and participant topic (`saga.payment.replies`, ...).
+    pub saga_prefix: String,
 }
 
 impl Topics {
+    /// A topic of one saga kind: `{prefix}.{kind}.{part}` (changelog, replies, milestones).
+    pub fn saga(&self, kind: &str, part: &str) -> String {
+        format!("{}.{kind}.{part}", self.saga_prefix)
+    }
+
+    /// Where a participant takes its step commands from, whichever saga sends them.
+    pub fn participant_commands(&self, participant: &str) -> String {
+        format!("{}.participant.{participant}.commands", self.saga_prefix)
+    }
+
     /// The view topics, in the order the view sink subscribes to them.
     pub fn views(&self) -> [&str; 3] {
         [&self.view_details, &self.view_list, &self.view_user_bids]
@@ -37,6 +51,8 @@ pub struct Config {
     pub aggregate_group: String,
     pub project_group: String,
     pub sink_group: String,
+    /// Prefix of the saga orchestrators' and participants' consumer groups.
+    pub saga_group: String,
     /// Stable per worker replica (the pod name on Kubernetes): the transactional id
     /// derives from it so a restarted replica fences its predecessor at once.
     pub instance_id: String,
@@ -129,6 +145,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "view.user_bids",
         "Compacted UserBids view topic",
     ),
+    (
+        "GAVEL_TOPIC_ORDERS",
+        "order.events",
+        "Order events (order.created starts an order saga)",
+    ),
+    (
+        "GAVEL_TOPIC_SAGA_PREFIX",
+        "saga",
+        "Prefix of saga changelog/reply/milestone and participant command topics",
+    ),
     ("GAVEL_PARTITIONS", "6", "Partitions for created topics"),
     (
         "GAVEL_REPLICATION_FACTOR",
@@ -149,6 +175,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "GAVEL_SINK_GROUP",
         "gavel-sink-views",
         "Consumer group of the view sink",
+    ),
+    (
+        "GAVEL_SAGA_GROUP",
+        "gavel-saga",
+        "Consumer group prefix of saga orchestrators and participants",
     ),
     (
         "GAVEL_INSTANCE_ID",
@@ -227,12 +258,15 @@ impl Config {
                 view_details: get("GAVEL_TOPIC_VIEW_DETAILS"),
                 view_list: get("GAVEL_TOPIC_VIEW_LIST"),
                 view_user_bids: get("GAVEL_TOPIC_VIEW_USER_BIDS"),
+                orders: get("GAVEL_TOPIC_ORDERS"),
+                saga_prefix: get("GAVEL_TOPIC_SAGA_PREFIX"),
             },
             partitions: number(values, "GAVEL_PARTITIONS")?,
             replication_factor: number(values, "GAVEL_REPLICATION_FACTOR")?,
             aggregate_group: get("GAVEL_AGGREGATE_GROUP"),
             project_group: get("GAVEL_PROJECT_GROUP"),
             sink_group: get("GAVEL_SINK_GROUP"),
+            saga_group: get("GAVEL_SAGA_GROUP"),
             instance_id: get("GAVEL_INSTANCE_ID"),
             batch_max: number(values, "GAVEL_BATCH_MAX")?,
             batch_linger: Duration::from_millis(number(values, "GAVEL_BATCH_LINGER_MS")?),
@@ -258,10 +292,13 @@ impl Config {
             view_details: format!("{id}.{}", t.view_details),
             view_list: format!("{id}.{}", t.view_list),
             view_user_bids: format!("{id}.{}", t.view_user_bids),
+            orders: format!("{id}.{}", t.orders),
+            saga_prefix: format!("{id}.{}", t.saga_prefix),
         };
         config.aggregate_group = format!("{id}-aggregate");
         config.project_group = format!("{id}-project");
         config.sink_group = format!("{id}-sink");
+        config.saga_group = format!("{id}-saga");
         config.instance_id = id.to_owned();
         config.postgres_schema = id.to_owned();
         config

@@ -116,19 +116,36 @@ pub fn auction_topics(config: &Config) -> Vec<TopicSpec> {
         spec(&t.view_list, &COMPACTED),
         spec(&t.view_user_bids, &COMPACTED),
     ];
-    let consumed = [
-        &t.commands,
-        &t.events,
-        &t.view_details,
-        &t.view_list,
-        &t.view_user_bids,
+    let mut consumed = vec![
+        t.commands.clone(),
+        t.events.clone(),
+        t.view_details.clone(),
+        t.view_list.clone(),
+        t.view_user_bids.clone(),
+        t.orders.clone(),
     ];
+    topics.push(spec(&t.orders, &[]));
+    for kind in SAGA_KINDS {
+        topics.push(spec(&t.saga(kind, "changelog"), &COMPACTED));
+        topics.push(spec(&t.saga(kind, "milestones"), &[]));
+        topics.push(spec(&t.saga(kind, "failed"), &[]));
+        consumed.push(t.saga(kind, "replies"));
+    }
+    for participant in gavel_domain::saga::Participant::ALL {
+        consumed.push(t.participant_commands(participant.as_str()));
+    }
+    for topic in &consumed[6..] {
+        topics.push(spec(topic, &[]));
+    }
     let dead_letters = consumed
-        .into_iter()
+        .iter()
         .map(|topic| spec(&crate::dlq::topic_for(topic), &[]));
     topics.extend(dead_letters);
     topics
 }
+
+/// The saga definitions the orchestrator runs (`gavel saga <kind>`).
+pub const SAGA_KINDS: [&str; 2] = ["payment", "order"];
 
 /// The names of every topic `auction_topics` creates.
 pub fn auction_topic_names(config: &Config) -> Vec<String> {

@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod observe;
 pub mod postgres;
 pub mod registry;
+pub mod saga_wire;
 pub mod shutdown;
 pub mod telemetry;
 

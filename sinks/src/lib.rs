@@ -5,6 +5,7 @@ mod batch;
 mod error;
 pub mod event_store;
 mod offsets;
+pub mod participants;
 pub mod query_api;
 pub mod views;
 

@@ -17,20 +17,21 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// `gavel <role>` with this test's topics, groups and schema.
+    /// `gavel <role>` (words split on spaces) with this test's topics, groups and schema.
     pub fn spawn(env: &TestEnv, role: &str, instance: &str) -> Self {
         let c = &env.config;
         let log_dir = std::env::temp_dir().join("gavel-test-logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
         // One file per spawn, so a restarted worker does not erase its predecessor's log.
         let name = format!(
-            "{}-{role}-{instance}-{}.log",
+            "{}-{}-{instance}-{}.log",
             c.instance_id,
+            role.replace(' ', "-"),
             super::unique("")
         );
         let log = std::fs::File::create(log_dir.join(name)).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
-            .arg(role)
+            .args(role.split_whitespace())
             .env("GAVEL_KAFKA_BOOTSTRAP", &c.kafka_bootstrap)
             .env("GAVEL_REGISTRY_URL", &c.registry_url)
             .env("GAVEL_POSTGRES_URL", &c.postgres_url)
@@ -45,6 +46,9 @@ impl Worker {
             .env("GAVEL_AGGREGATE_GROUP", &c.aggregate_group)
             .env("GAVEL_PROJECT_GROUP", &c.project_group)
             .env("GAVEL_SINK_GROUP", &c.sink_group)
+            .env("GAVEL_TOPIC_ORDERS", &c.topics.orders)
+            .env("GAVEL_TOPIC_SAGA_PREFIX", &c.topics.saga_prefix)
+            .env("GAVEL_SAGA_GROUP", &c.saga_group)
             .env("GAVEL_INSTANCE_ID", instance)
             .env("GAVEL_BATCH_LINGER_MS", "5")
             .env("GAVEL_LOG", "info")
@@ -113,7 +117,9 @@ pub fn read_all(env: &TestEnv, topic: &str) -> Vec<RawRecord> {
         .set("group.id", super::unique("reader"))
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = client.create().expect("consumer");
+    let consumer: BaseConsumer<kafka::EofAware> = client
+        .create_with_context(kafka::EofAware)
+        .expect("consumer");
     let mut assignment = TopicPartitionList::new();
     for partition in 0..env.config.partitions {
         assignment

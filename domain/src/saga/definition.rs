@@ -96,6 +96,20 @@ pub enum Participant {
 }
 
 impl Participant {
+    pub const ALL: [Self; 7] = [
+        Self::Payment,
+        Self::Payout,
+        Self::Auction,
+        Self::Ownership,
+        Self::Notifications,
+        Self::Inventory,
+        Self::Shipping,
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Payment => "payment",

@@ -13,7 +13,7 @@ use gavel_domain::auction::AuctionEvent;
 use gavel_domain::views::{project, EventMeta};
 use gavel_runtime::auction_codec::event_from_avro;
 use gavel_runtime::avro::AvroCodec;
-use gavel_runtime::dlq::{DeadLetter, ErrorClass};
+use gavel_runtime::dlq::ErrorClass;
 use gavel_runtime::envelope::EventEnvelope;
 use gavel_runtime::kafka::{self, RevocationLog};
 use gavel_runtime::observe::{metrics, Readiness};
@@ -178,20 +178,7 @@ impl<'a> Session<'a> {
     ) -> Result<(), ProcessorError> {
         self.stats.undecodable += 1;
         let stage = metrics::project();
-        stage
-            .dead_letters
-            .with_label_values(&[class.as_str()])
-            .inc();
-        tracing::warn!(
-            topic = message.topic(),
-            partition = message.partition(),
-            offset = message.offset(),
-            %reason,
-            "undecodable event dead-lettered"
-        );
-        let letter = DeadLetter::of(message, class, reason);
-        let topic = letter.dlq_topic();
-        txn::send_record(&self.producer, letter.record(&topic, &self.worker))
+        txn::dead_letter(&self.producer, stage, message, class, reason, &self.worker)
     }
 
     fn apply(

@@ -70,6 +70,19 @@ pub struct Saga {
     pub duration_seconds: Histogram,
     /// Unix time of the oldest saga not finished yet (0 when none): "stuck" alerts.
     pub oldest_open_seconds: Gauge,
+    /// Inputs that changed nothing (unknown saga, duplicate or out-of-order
+    /// reply, invalid trigger), by rejection code.
+    pub rejected_inputs: IntCounterVec,
+    /// Step deadlines and retry backoffs that fired.
+    pub timers_fired: IntCounter,
+    pub stage: Stage,
+}
+
+/// Saga participants (`gavel participant <name>`).
+pub struct Participants {
+    /// Step commands handled, by participant, direction (`do`, `undo`) and
+    /// result (`applied`, `repeat`, `refused`, `injected-failure`, `blocked`).
+    pub commands: IntCounterVec,
     pub stage: Stage,
 }
 
@@ -85,6 +98,7 @@ pub struct Metrics {
     pub sink: Stage,
     pub event_store: Stage,
     pub saga: Saga,
+    pub participant: Participants,
     pub consumer: Consumer,
     pub worker: Worker,
     pub query_api: Http,
@@ -118,6 +132,9 @@ pub fn event_store() -> &'static Stage {
 }
 pub fn saga() -> &'static Saga {
     &get().saga
+}
+pub fn participant() -> &'static Participants {
+    &get().participant
 }
 pub fn consumer() -> &'static Consumer {
     &get().consumer
@@ -297,7 +314,25 @@ impl Metrics {
                     "oldest_open_timestamp_seconds",
                     "Unix time the oldest open saga started (0 when none)",
                 )?,
+                rejected_inputs: saga.counter_vec(
+                    "rejected_inputs_total",
+                    "Inputs that changed nothing, by rejection code",
+                    &["code"],
+                )?,
+                timers_fired: saga
+                    .counter("timers_fired_total", "Step deadlines and backoffs fired")?,
                 stage: saga.stage()?,
+            },
+            participant: {
+                let participant = b("participant");
+                Participants {
+                    commands: participant.counter_vec(
+                        "commands_total",
+                        "Step commands handled, by participant, direction and result",
+                        &["participant", "direction", "result"],
+                    )?,
+                    stage: participant.stage()?,
+                }
             },
             consumer: Consumer {
                 lag_records: consumer.gauge_vec(

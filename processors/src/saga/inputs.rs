@@ -1,0 +1,58 @@
+//! Kafka records into saga inputs: a trigger record of the kind's trigger
+//! topic, or a participant's reply.
+
+use super::kind::SagaKind;
+use gavel_domain::saga::{CommandId, Receipt, SagaDefinition, SagaId, SagaInput, SagaStep};
+use gavel_runtime::saga_wire::{ReplyOutcome, StepReply};
+use rdkafka::message::{Message, OwnedMessage};
+
+pub enum Input<D: SagaDefinition> {
+    Saga(SagaId, SagaInput<D>),
+    /// A trigger-topic record that starts nothing.
+    Ignored,
+    /// Readable but meaningless here; counted by code.
+    Rejected(&'static str),
+}
+
+/// `Err` when the record will never be readable: it goes to the DLQ.
+pub fn trigger<K: SagaKind>(
+    kind: &K,
+    def: &K::Def,
+    message: &OwnedMessage,
+) -> Result<Input<K::Def>, String> {
+    let Some(payload) = message.payload() else {
+        // A tombstone on a compacted trigger topic starts nothing.
+        return Ok(Input::Ignored);
+    };
+    Ok(match kind.trigger(payload)? {
+        Some(trigger) => Input::Saga(def.saga_id(&trigger), SagaInput::Start { trigger }),
+        None => Input::Ignored,
+    })
+}
+
+pub fn reply<D: SagaDefinition>(def: &D, message: &OwnedMessage) -> Result<Input<D>, String> {
+    let payload = message.payload().ok_or("reply has no payload")?;
+    let reply: StepReply =
+        serde_json::from_slice(payload).map_err(|e| format!("not a StepReply: {e}"))?;
+    if reply.saga_kind != def.kind() {
+        return Ok(Input::Rejected("WRONG_KIND"));
+    }
+    let Some(step) = def.steps().iter().copied().find(|s| s.name() == reply.step) else {
+        return Ok(Input::Rejected("UNKNOWN_STEP"));
+    };
+    let command_id = CommandId::new(reply.command_id);
+    let input = match reply.outcome {
+        ReplyOutcome::Succeeded { reference } => SagaInput::StepSucceeded {
+            step,
+            command_id,
+            receipt: Receipt::new(reference),
+        },
+        ReplyOutcome::Failed { reason, transient } => SagaInput::StepFailed {
+            step,
+            command_id,
+            reason,
+            transient,
+        },
+    };
+    Ok(Input::Saga(SagaId::new(reply.saga_id), input))
+}
