@@ -111,45 +111,27 @@ fn commands(env: &TestEnv, participant: &str) -> Vec<StepCommand> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn payment_sagas_survive_orchestrator_kills_and_conserve_money() {
-    let env = TestEnv::new(3).await;
-    let participants = Worker::spawn(
-        &env,
-        "participant all --failure-rate 0.3 --transient-share 0.5 --latency-ms 20",
-        "p0",
-    );
-    let mut orchestrator = Worker::spawn(&env, "saga run payment", "s0");
-    let sales: Vec<(String, i64)> = (0..40)
-        .map(|i| (format!("lot-{i}"), 1_001 + 37 * i))
-        .collect();
-    send_sales(&env, &sales[..20]);
-    // Killed mid-flight three times; the same instance id fences the dead
-    // one's open transaction at once.
-    for round in 0..3 {
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
-        orchestrator.kill_9();
-        if round == 1 {
-            send_sales(&env, &sales[20..]);
-        }
-        orchestrator = Worker::spawn(&env, "saga run payment", "s0");
-    }
-    let census = all_terminal(&env, 40, false).await;
-    assert!(
-        census.get("COMPLETED").copied().unwrap_or(0) > 0,
-        "{census:?}"
-    );
-
-    // No step or compensation was sent twice: every command id once.
+/// No step or compensation was sent twice: every command id once on the
+/// participants' topics (committed records).
+fn assert_each_command_sent_once(env: &TestEnv) {
     for participant in ["payment", "payout", "auction", "ownership", "notifications"] {
         let mut seen = HashMap::new();
-        for command in commands(&env, participant) {
+        for command in commands(env, participant) {
             *seen.entry(command.command_id).or_insert(0) += 1;
         }
         let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
         assert!(repeated.is_empty(), "{participant}: {repeated:?}");
     }
+}
 
+/// Per saga: charges = payouts + commissions + refunds; a sale went through
+/// whole or was undone whole; no money movement applied twice; the ownership
+/// ledger's hash chain is intact.
+async fn assert_money_conserved(
+    env: &TestEnv,
+    sales: &[(String, i64)],
+    census: &BTreeMap<String, i64>,
+) {
     let client = env.pg().await;
     let s = &env.config.postgres_schema;
     // No effect applied twice.
@@ -235,7 +217,7 @@ async fn payment_sagas_survive_orchestrator_kills_and_conserve_money() {
         (completed..=completed + failed).contains(&sold_through),
         "{sold_through} sold through, {census:?}"
     );
-    let failed_records = read_all(&env, &env.config.topics.saga("payment", "failed"));
+    let failed_records = read_all(env, &env.config.topics.saga("payment", "failed"));
     assert_eq!(
         failed_records.len() as i64,
         failed,
@@ -262,6 +244,39 @@ async fn payment_sagas_survive_orchestrator_kills_and_conserve_money() {
         assert_eq!(row.get::<_, String>(6), hash, "entry hash");
         prev = hash;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payment_sagas_survive_orchestrator_kills_and_conserve_money() {
+    let env = TestEnv::new(3).await;
+    let participants = Worker::spawn(
+        &env,
+        "participant all --failure-rate 0.3 --transient-share 0.5 --latency-ms 20",
+        "p0",
+    );
+    let mut orchestrator = Worker::spawn(&env, "saga run payment", "s0");
+    let sales: Vec<(String, i64)> = (0..40)
+        .map(|i| (format!("lot-{i}"), 1_001 + 37 * i))
+        .collect();
+    send_sales(&env, &sales[..20]);
+    // Killed mid-flight three times; the same instance id fences the dead
+    // one's open transaction at once.
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        orchestrator.kill_9();
+        if round == 1 {
+            send_sales(&env, &sales[20..]);
+        }
+        orchestrator = Worker::spawn(&env, "saga run payment", "s0");
+    }
+    let census = all_terminal(&env, 40, false).await;
+    assert!(
+        census.get("COMPLETED").copied().unwrap_or(0) > 0,
+        "{census:?}"
+    );
+
+    assert_each_command_sent_once(&env);
+    assert_money_conserved(&env, &sales, &census).await;
     orchestrator.stop();
     participants.stop();
     env.stop().await;
@@ -424,6 +439,45 @@ async fn orders_beyond_the_stock_compensate_and_the_stock_adds_up() {
         .filter(|m| String::from_utf8_lossy(&m.payload).contains("OrderShipped"))
         .count();
     assert_eq!(shipped_events, 10, "one order.shipped per shipped order");
+    orchestrator.stop();
+    participants.stop();
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_orchestrator_crashing_at_every_step_boundary_sends_each_command_once() {
+    let env = TestEnv::new(2).await;
+    let participants = Worker::spawn(
+        &env,
+        "participant all --failure-rate 0.2 --transient-share 0.5 --latency-ms 10",
+        "p0",
+    );
+    let sales: Vec<(String, i64)> = (0..24)
+        .map(|i| (format!("crash-{i}"), 2_003 + 41 * i))
+        .collect();
+    send_sales(&env, &sales);
+    for point in [
+        "after-state-write",
+        "after-command-send",
+        "before-commit",
+        "after-commit",
+    ] {
+        let crash_at = format!("{point}:3");
+        let mut crashing = Worker::spawn_with_env(
+            &env,
+            "saga run payment",
+            "s0",
+            &[("GAVEL_SAGA_CRASH_AT", crash_at.as_str())],
+        );
+        assert!(
+            crashing.exited_within(Duration::from_secs(60)),
+            "the orchestrator reached {point} three times and aborted"
+        );
+    }
+    let orchestrator = Worker::spawn(&env, "saga run payment", "s0");
+    let census = all_terminal(&env, 24, false).await;
+    assert_each_command_sent_once(&env);
+    assert_money_conserved(&env, &sales, &census).await;
     orchestrator.stop();
     participants.stop();
     env.stop().await;

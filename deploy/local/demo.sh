@@ -64,6 +64,6 @@ for _ in $(seq 1 60); do
   fi
   sleep 1
 done
-echo "[demo] payment sagas (sold auctions): $payment"
-echo "[demo] order sagas (60 orders, 5 SKUs of 100): $order"
+echo "[demo] payment sagas (one per sold auction, every demo run on this stack): $payment"
+echo "[demo] order sagas (60 orders per run, 5 SKUs stocked 100 each): $order"
 echo "[demo] done in $((SECONDS - t0))s (stack left running: make stack-down stops it)"

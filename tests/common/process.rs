@@ -19,6 +19,16 @@ pub struct Worker {
 impl Worker {
     /// `gavel <role>` (words split on spaces) with this test's topics, groups and schema.
     pub fn spawn(env: &TestEnv, role: &str, instance: &str) -> Self {
+        Self::spawn_with_env(env, role, instance, &[])
+    }
+
+    /// `spawn` with extra environment variables (fault injection).
+    pub fn spawn_with_env(
+        env: &TestEnv,
+        role: &str,
+        instance: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let c = &env.config;
         let log_dir = std::env::temp_dir().join("gavel-test-logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
@@ -52,6 +62,7 @@ impl Worker {
             .env("GAVEL_INSTANCE_ID", instance)
             .env("GAVEL_BATCH_LINGER_MS", "5")
             .env("GAVEL_LOG", "info")
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -78,6 +89,18 @@ impl Worker {
             "kill -{signal} {}",
             self.name
         );
+    }
+
+    /// Waits until the process has exited on its own (true) or `timeout` passed.
+    pub fn exited_within(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// SIGTERM and wait for a graceful exit.

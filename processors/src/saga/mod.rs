@@ -5,6 +5,7 @@
 //! under Kafka transactions. The rules themselves are the pure state machines
 //! of `gavel_domain::saga`.
 
+mod crash;
 mod inputs;
 pub mod kind;
 mod outputs;

@@ -6,6 +6,7 @@
 //! fresh session resumes from the committed state and offsets. Timers are fired
 //! inside the same kind of transaction.
 
+use super::crash::{Crash, CrashPoint};
 use super::inputs::{self, Input};
 use super::kind::SagaKind;
 use super::outputs;
@@ -36,6 +37,7 @@ pub struct Session<'a, K: SagaKind> {
     stats: &'a mut Stats,
     readiness: Readiness,
     worker: String,
+    crash: Crash,
 }
 
 /// What the open transaction holds.
@@ -81,6 +83,7 @@ impl<'a, K: SagaKind> Session<'a, K> {
             stats,
             readiness,
             worker: format!("saga-{}/{}", kind.definition().kind(), config.instance_id),
+            crash: Crash::from_env(),
         })
     }
 
@@ -199,7 +202,9 @@ impl<'a, K: SagaKind> Session<'a, K> {
     fn commit(&self, batch: &Batch) -> Result<(), ProcessorError> {
         txn::send_topic_offsets(&self.producer, &self.consumer, &batch.offsets)?;
         txn::await_deliveries(&self.producer)?;
+        self.crash.at(CrashPoint::BeforeCommit);
         self.producer.commit_transaction(TXN_TIMEOUT)?;
+        self.crash.at(CrashPoint::AfterCommit);
         Ok(())
     }
 
@@ -288,6 +293,7 @@ impl<'a, K: SagaKind> Session<'a, K> {
             Some(&state),
             headers,
         )?;
+        self.crash.at(CrashPoint::AfterStateWrite);
         for action in decision.actions {
             self.act(partition, &after, action, batch)?;
         }
@@ -312,7 +318,9 @@ impl<'a, K: SagaKind> Session<'a, K> {
                     .config
                     .topics
                     .participant_commands(command.participant.as_str());
-                outputs::send(&self.producer, &topic, &record)
+                outputs::send(&self.producer, &topic, &record)?;
+                self.crash.at(CrashPoint::AfterCommandSend);
+                Ok(())
             }
             SagaAction::ScheduleDeadline { .. } | SagaAction::CancelDeadline => Ok(()),
             SagaAction::Publish(announcement) => {
