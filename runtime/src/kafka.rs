@@ -159,22 +159,30 @@ pub async fn delete_auction_topics(config: &Config) -> Result<()> {
     delete_topics(config, &names).await
 }
 
-/// How many partitions `topic` has (an error when it does not exist).
+/// How many partitions `topic` has (an error when it does not exist). A topic
+/// created a moment ago may not be in every broker's metadata yet, so a missing
+/// one is looked up again for a few seconds before that counts as absent.
 pub fn partition_count(config: &Config, topic: &str) -> Result<i32> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = client_config(config).create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let count = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map_or(0, |t| t.partitions().len() as i32);
-    if count == 0 {
-        return Err(RuntimeError::Admin(format!(
-            "topic {topic} does not exist (run `gavel topics create`)"
-        )));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let count = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len() as i32);
+        if count > 0 {
+            return Ok(count);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(RuntimeError::Admin(format!(
+                "topic {topic} does not exist (run `gavel topics create`)"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
-    Ok(count)
 }
 
 fn admin(config: &Config) -> Result<AdminClient<DefaultClientContext>> {
@@ -206,7 +214,42 @@ pub async fn create_topics(config: &Config, specs: &[TopicSpec]) -> Result<Vec<S
             }
         }
     }
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || wait_until_visible(&config, &names))
+        .await
+        .map_err(|e| RuntimeError::Admin(format!("waiting for topic metadata: {e}")))??;
     Ok(created)
+}
+
+/// Waits until every topic is in the cluster metadata with a leader for each
+/// partition: a worker started right after `create_topics` (an init job, a
+/// test) must find them, and a freshly created topic takes a moment to appear.
+fn wait_until_visible(config: &Config, names: &[String]) -> Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = client_config(config).create()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+        let ready = |name: &String| {
+            metadata.topics().iter().any(|t| {
+                &t.name() == name
+                    && t.error().is_none()
+                    && !t.partitions().is_empty()
+                    && t.partitions().iter().all(|p| p.leader() >= 0)
+            })
+        };
+        let missing: Vec<&String> = names.iter().filter(|n| !ready(n)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(RuntimeError::Admin(format!(
+                "topics not visible in the cluster metadata after 30 s: {missing:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 pub async fn delete_topics(config: &Config, names: &[&str]) -> Result<()> {

@@ -163,6 +163,36 @@ pub async fn reconnect(config: &Config, shutdown: &Shutdown) -> Option<tokio_pos
     None
 }
 
+/// Connects and applies `migrations`, waiting out a Postgres that is down or
+/// restarting: a worker started during a failover keeps trying instead of
+/// exiting (it reconnects the same way once running). Other errors return.
+pub async fn connect_and_migrate(
+    config: &Config,
+    migrations: &[gavel_runtime::postgres::Migration],
+    shutdown: &Shutdown,
+) -> Result<tokio_postgres::Client, SinkError> {
+    use gavel_runtime::postgres;
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let mut client = postgres::connect(config).await?;
+            postgres::migrate(&mut client, &config.postgres_schema, migrations).await?;
+            Ok::<_, RuntimeError>(client)
+        };
+        match attempt.await {
+            Ok(client) => return Ok(client),
+            Err(RuntimeError::Postgres(error))
+                if postgres::is_transient(&error) && !shutdown.is_triggered() =>
+            {
+                tracing::warn!(%error, "postgres unavailable at start: retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 /// True when a failed write should be retried on a new connection.
 pub fn needs_reconnect(error: &SinkError, client: &tokio_postgres::Client) -> bool {
     match error {

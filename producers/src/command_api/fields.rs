@@ -94,6 +94,47 @@ impl Fields {
         }
     }
 
+    /// A required, non-empty JSON array of at most `max` items.
+    pub fn array(&mut self, field: &str, max: usize) -> Option<Vec<Value>> {
+        match self.take(field) {
+            Some(Value::Array(items)) if (1..=max).contains(&items.len()) => Some(items),
+            Some(Value::Array(_)) => {
+                self.fail(field, format!("must hold 1..={max} items"));
+                None
+            }
+            Some(_) => {
+                self.fail(field, "must be an array");
+                None
+            }
+            None => {
+                self.fail(field, "is required");
+                None
+            }
+        }
+    }
+
+    /// The fields of one array item, reported as `field[index].name`.
+    pub fn item(&mut self, field: &str, index: usize, item: Value) -> Option<Fields> {
+        match item {
+            Value::Object(object) => Some(Self::from_object(object)),
+            _ => {
+                self.fail(&format!("{field}[{index}]"), "must be an object");
+                None
+            }
+        }
+    }
+
+    /// Moves an item's errors (and unknown fields) into this body's, prefixed.
+    pub fn absorb(&mut self, prefix: &str, mut item: Fields) {
+        let unknown: Vec<String> = item.object.keys().cloned().collect();
+        for field in unknown {
+            item.fail(&field, "unknown field");
+        }
+        for (field, reason) in item.errors {
+            self.fail(&format!("{prefix}.{field}"), reason);
+        }
+    }
+
     pub fn optional_version(&mut self, field: &str) -> Option<u64> {
         let value = self.optional_int(field)?;
         match u64::try_from(value) {

@@ -27,6 +27,7 @@ mod body;
 mod error;
 mod fields;
 mod idempotency;
+mod orders;
 mod outcomes;
 mod recent;
 mod routes;

@@ -5,7 +5,7 @@
 use super::answer::{accepted_later, answer, outcome_status};
 use super::body::{self, Parsed};
 use super::error::ApiError;
-use super::{auth::User, idempotency, ApiState};
+use super::{auth::User, idempotency, orders, ApiState};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -33,6 +33,7 @@ pub fn router(state: Arc<ApiState>, request_timeout: Duration) -> Router {
         .route("/auctions/{id}/bids", post(bid))
         .route("/auctions/{id}/cancel", post(cancel))
         .route("/commands/{command_id}", get(command))
+        .route("/orders", post(order))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
@@ -91,6 +92,27 @@ async fn cancel(
     let user = state.verifier.user(&headers)?;
     let parsed = body::cancel(auction_id(path)?, &bytes(body)?)?;
     execute(&state, &user, &headers, parsed, StatusCode::OK).await
+}
+
+/// `POST /orders`: 202 once order.created is in the log (the saga runs after).
+async fn order(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let user = state.verifier.user(&headers)?;
+    let command_id = idempotency::command_id(&user, &headers)?;
+    let order = orders::order(&user, &command_id, &bytes(body)?)?;
+    state
+        .sender
+        .send_order(&order, &user.tenant, &command_id)
+        .await?;
+    let body = serde_json::json!({
+        "order_id": order.order_id.as_str(),
+        "command_id": command_id,
+        "status": "accepted",
+    });
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
 /// `GET /commands/{id}`: the outcome of a command answered 202 earlier.

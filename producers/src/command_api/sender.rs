@@ -6,6 +6,10 @@ use super::error::ApiError;
 use crate::command_producer::command_writers;
 use crate::ProducerError;
 use gavel_domain::auction::AuctionCommand;
+use gavel_domain::saga::order::OrderCreated;
+use gavel_runtime::envelope::header;
+use gavel_runtime::saga_wire::TYPE_HEADER;
+use rdkafka::message::{Header, OwnedHeaders};
 use gavel_runtime::auction_codec::{command_record_name, command_to_avro};
 use gavel_runtime::avro::CachedSchema;
 use gavel_runtime::envelope::CommandMeta;
@@ -21,6 +25,7 @@ const QUEUE_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Sender {
     topic: String,
+    orders_topic: String,
     producer: FutureProducer,
     writers: HashMap<String, Arc<CachedSchema>>,
 }
@@ -42,6 +47,7 @@ impl Sender {
             );
         Ok(Self {
             topic: config.topics.commands.clone(),
+            orders_topic: config.topics.orders.clone(),
             producer: client.create()?,
             writers: command_writers(config).await?,
         })
@@ -69,6 +75,42 @@ impl Sender {
                     "the command could not be written to Kafka; retry with the same Idempotency-Key",
                 )
                 .with("command_id", meta.command_id.clone()))
+            }
+        }
+    }
+
+    /// Sends `order.created` keyed by the order id, tenant and correlation in headers.
+    pub async fn send_order(
+        &self,
+        order: &OrderCreated,
+        tenant: &str,
+        command_id: &str,
+    ) -> Result<(), ApiError> {
+        let payload = serde_json::to_vec(order).map_err(ApiError::internal)?;
+        let headers = [
+            (TYPE_HEADER, "order.created"),
+            (header::TENANT_ID, tenant),
+            (header::CORRELATION_ID, order.order_id.as_str()),
+            (header::CAUSATION_ID, command_id),
+        ]
+        .into_iter()
+        .fold(OwnedHeaders::new(), |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        });
+        let record = FutureRecord::to(&self.orders_topic)
+            .key(order.order_id.as_str())
+            .payload(&payload)
+            .headers(headers);
+        match self.producer.send(record, Timeout::After(QUEUE_WAIT)).await {
+            Ok(_) => Ok(()),
+            Err((error, _)) => {
+                tracing::warn!(%error, order_id = %order.order_id, "order not acknowledged");
+                Err(ApiError::unavailable(
+                    "the order could not be written to Kafka; retry with the same Idempotency-Key",
+                ))
             }
         }
     }

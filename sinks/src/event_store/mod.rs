@@ -76,8 +76,7 @@ pub async fn run_with(
     let group = consumer_group(&config);
     let topic = config.topics.events.clone();
     dlq::ensure_topics(&config, &[&topic]).await?;
-    let mut client = postgres::connect(&config).await?;
-    postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
+    let client = batch::connect_and_migrate(&config, &migrations(), &shutdown).await?;
     let mut store = EventStore {
         config: config.clone(),
         source: BatchSource::subscribe(&config, &group, &topic)?,

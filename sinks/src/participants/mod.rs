@@ -65,8 +65,7 @@ pub async fn run(
     let topic = config.topics.participant_commands(name);
     let group = format!("{}-participant-{name}", config.saga_group);
     dlq::ensure_topics(&config, &[&topic]).await?;
-    let mut client = postgres::connect(&config).await?;
-    postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
+    let client = batch::connect_and_migrate(&config, &migrations(), &shutdown).await?;
     let source = BatchSource::subscribe(&config, &group, &topic)?;
     let mut worker = Worker {
         replies: kafka::producer_config(&config).create()?,

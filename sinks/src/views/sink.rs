@@ -44,8 +44,7 @@ pub async fn run_with(
 ) -> Result<SinkStats, SinkError> {
     dlq::ensure_topics(&config, &config.topics.views()).await?;
     let dead_letters = DeadLetters::new(&config, &format!("sink/{}", config.instance_id))?;
-    let mut client = postgres::connect(&config).await?;
-    postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
+    let client = batch::connect_and_migrate(&config, &migrations(), &shutdown).await?;
     let source = BatchSource::subscribe_all(&config, &config.sink_group, &config.topics.views())?;
     let offsets = View::ALL
         .into_iter()
