@@ -55,6 +55,8 @@ enum Command {
     Sink,
     /// Run the event-store sink (events -> append-only, hash-chained `events` table).
     EventStore,
+    /// Relay an upstream service's Postgres outbox table (GAVEL_OUTBOX_SCHEMA) to Kafka.
+    OutboxRelay,
     /// Event-store audit: verify the hash chains, or an auction's state as of a time.
     Audit {
         #[command(subcommand)]
@@ -222,6 +224,11 @@ async fn main() -> Result<()> {
             obs.watch_lag(&group, &[&config.topics.events]);
             let readiness = obs.readiness.clone();
             gavel_sinks::event_store::run_with(config, shutdown, readiness).await?;
+        }
+        Command::OutboxRelay => {
+            let obs = observe::serve(&config, "outbox-relay").await?;
+            let readiness = obs.readiness.clone();
+            gavel_producers::outbox::run_with(config, shutdown, readiness).await?;
         }
         Command::Audit { action } => audit::run(&config, action).await?,
         Command::QueryApi { listen } => {
