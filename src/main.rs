@@ -330,27 +330,20 @@ async fn produce(
     tenant: &str,
     shutdown: &Shutdown,
 ) -> Result<()> {
+    use gavel_producers::produce::run_with_progress;
+    use gavel_producers::progress::Progress;
     let report = match file {
         Some(path) => {
             let input = tokio::fs::File::open(&path)
                 .await
                 .with_context(|| format!("opening {}", path.display()))?;
-            gavel_producers::produce::run(
-                config,
-                tokio::io::BufReader::new(input),
-                tenant,
-                shutdown,
-            )
-            .await?
+            let size = input.metadata().await.ok().map(|m| m.len());
+            let input = tokio::io::BufReader::new(input);
+            run_with_progress(config, input, tenant, shutdown, Progress::for_stderr(size)).await?
         }
         None => {
-            gavel_producers::produce::run(
-                config,
-                tokio::io::BufReader::new(tokio::io::stdin()),
-                tenant,
-                shutdown,
-            )
-            .await?
+            let input = tokio::io::BufReader::new(tokio::io::stdin());
+            run_with_progress(config, input, tenant, shutdown, Progress::for_stderr(None)).await?
         }
     };
     println!(

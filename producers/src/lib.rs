@@ -9,6 +9,7 @@ pub mod json_command;
 pub mod loadgen;
 pub mod outbox;
 pub mod produce;
+pub mod progress;
 mod send_workload;
 
 pub use command_producer::CommandProducer;
