@@ -42,6 +42,8 @@ struct Relay {
     sql: Statements,
     publisher: Publisher,
     readiness: Readiness,
+    /// A batch failed on Kafka and none has succeeded since (`/ready` says so).
+    kafka_failing: bool,
     stats: RelayStats,
 }
 
@@ -69,6 +71,7 @@ pub async fn run_with(
         client,
         config,
         readiness,
+        kafka_failing: false,
         stats: RelayStats::default(),
     };
     relay.readiness.set_started();
@@ -135,16 +138,14 @@ impl Relay {
             self.stats.abandoned += 1;
             return Ok(rows.len());
         };
-        let mut sent = Vec::with_capacity(rows.len());
+        let (mut sent, mut dead) = (Vec::with_capacity(rows.len()), 0);
         for (row, outcome) in rows.iter().zip(&outcomes) {
             match outcome {
                 Outcome::Sent => sent.push(row.id),
                 Outcome::Dead { reason, detail } => {
-                    tracing::warn!(parent: &span, id = row.id, aggregate_id = %row.aggregate_id, topic = %row.topic, %detail, "outbox row dead-lettered");
-                    self.publisher.dead_letter(row, detail).await?;
-                    self.sql.mark_dead(&tx, row.id, detail).await?;
-                    m.dead_letters.with_label_values(&[reason]).inc();
-                    self.stats.dead_lettered += 1;
+                    let letter = dead_letter(&self.publisher, &self.sql, &tx, row, reason, detail);
+                    letter.instrument(span.clone()).await?;
+                    dead += 1;
                 }
             }
         }
@@ -155,6 +156,11 @@ impl Relay {
         m.batch_seconds.observe(started.elapsed().as_secs_f64());
         self.stats.batches += 1;
         self.stats.published += sent.len() as u64;
+        self.stats.dead_lettered += dead;
+        if self.kafka_failing {
+            self.kafka_failing = false;
+            self.readiness.set_dependency("kafka", Ok(()));
+        }
         Ok(rows.len())
     }
 
@@ -182,6 +188,8 @@ impl Relay {
             ProducerError::Kafka(e) | ProducerError::Runtime(RuntimeError::Kafka(e)) => {
                 tracing::warn!(error = %e, "kafka did not take the batch: it goes again");
                 errors.with_label_values(&["kafka"]).inc();
+                self.readiness.set_dependency("kafka", Err(e.to_string()));
+                self.kafka_failing = true;
                 // A fresh producer: after a fatal idempotence error the old one is unusable.
                 self.publisher = Publisher::new(&self.config)?;
                 Ok(())
@@ -200,4 +208,24 @@ impl Relay {
             Err(error) => tracing::debug!(%error, "outbox backlog not measured"),
         }
     }
+}
+
+/// Dead-letters one row and marks it, inside the batch's transaction: a
+/// crash before the commit repeats the letter, never loses it.
+async fn dead_letter(
+    publisher: &Publisher,
+    sql: &Statements,
+    tx: &tokio_postgres::Transaction<'_>,
+    row: &store::OutboxRow,
+    reason: &'static str,
+    detail: &str,
+) -> Result<(), ProducerError> {
+    tracing::warn!(id = row.id, aggregate_id = %row.aggregate_id, topic = %row.topic, %detail, "outbox row dead-lettered");
+    publisher.dead_letter(row, detail).await?;
+    sql.mark_dead(tx, row.id, detail).await?;
+    metrics::outbox_relay()
+        .dead_letters
+        .with_label_values(&[reason])
+        .inc();
+    Ok(())
 }
