@@ -56,6 +56,8 @@ enum Command {
     Sink,
     /// Run the event-store sink (events -> append-only, hash-chained `events` table).
     EventStore,
+    /// Relay an upstream service's Postgres outbox table (GAVEL_OUTBOX_SCHEMA) to Kafka.
+    OutboxRelay,
     /// Event-store audit: verify the hash chains, or an auction's state as of a time.
     Audit {
         #[command(subcommand)]
@@ -251,6 +253,11 @@ async fn main() -> Result<()> {
             let readiness = obs.readiness.clone();
             gavel_sinks::event_store::run_with(config, shutdown, readiness).await?;
         }
+        Command::OutboxRelay => {
+            let obs = observe::serve(&config, "outbox-relay").await?;
+            let readiness = obs.readiness.clone();
+            gavel_producers::outbox::run_with(config, shutdown, readiness).await?;
+        }
         Command::Audit { action } => audit::run(&config, action).await?,
         Command::Saga {
             action: SagaAction::Run { kind },
@@ -361,27 +368,20 @@ async fn produce(
     tenant: &str,
     shutdown: &Shutdown,
 ) -> Result<()> {
+    use gavel_producers::produce::run_with_progress;
+    use gavel_producers::progress::Progress;
     let report = match file {
         Some(path) => {
             let input = tokio::fs::File::open(&path)
                 .await
                 .with_context(|| format!("opening {}", path.display()))?;
-            gavel_producers::produce::run(
-                config,
-                tokio::io::BufReader::new(input),
-                tenant,
-                shutdown,
-            )
-            .await?
+            let size = input.metadata().await.ok().map(|m| m.len());
+            let input = tokio::io::BufReader::new(input);
+            run_with_progress(config, input, tenant, shutdown, Progress::for_stderr(size)).await?
         }
         None => {
-            gavel_producers::produce::run(
-                config,
-                tokio::io::BufReader::new(tokio::io::stdin()),
-                tenant,
-                shutdown,
-            )
-            .await?
+            let input = tokio::io::BufReader::new(tokio::io::stdin());
+            run_with_progress(config, input, tenant, shutdown, Progress::for_stderr(None)).await?
         }
     };
     println!(

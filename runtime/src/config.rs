@@ -68,6 +68,14 @@ pub struct Config {
     pub jwt_secret: Secret,
     /// How long the command API waits for an outcome before answering 202.
     pub command_timeout: Duration,
+    /// Postgres schema of the outbox table `gavel outbox-relay` drains.
+    pub outbox_schema: String,
+    /// Outbox rows claimed, published and marked per relay transaction at most.
+    pub outbox_batch: i64,
+    /// How long an idle relay waits before it looks for new rows again.
+    pub outbox_poll: Duration,
+    /// Where the relay dead-letters rows it cannot publish.
+    pub outbox_dlq_topic: String,
 }
 
 /// A credential: compared and cloned like a string, never printed by `{:?}`
@@ -221,6 +229,26 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "2000",
         "How long the command API waits for an outcome before answering 202",
     ),
+    (
+        "GAVEL_OUTBOX_SCHEMA",
+        "outbox",
+        "Postgres schema of the outbox table drained by `gavel outbox-relay`",
+    ),
+    (
+        "GAVEL_OUTBOX_BATCH",
+        "500",
+        "Outbox rows claimed, published and marked sent per relay transaction",
+    ),
+    (
+        "GAVEL_OUTBOX_POLL_MS",
+        "100",
+        "How long an idle outbox relay waits before polling again",
+    ),
+    (
+        "GAVEL_OUTBOX_DLQ_TOPIC",
+        "outbox.dlq",
+        "Dead-letter topic of outbox rows that cannot be published",
+    ),
 ];
 
 impl Config {
@@ -249,7 +277,7 @@ impl Config {
             kafka_bootstrap: get("GAVEL_KAFKA_BOOTSTRAP"),
             registry_url: get("GAVEL_REGISTRY_URL"),
             postgres_url: get("GAVEL_POSTGRES_URL"),
-            postgres_schema: identifier(&get("GAVEL_POSTGRES_SCHEMA"))?,
+            postgres_schema: identifier("GAVEL_POSTGRES_SCHEMA", &get("GAVEL_POSTGRES_SCHEMA"))?,
             topics: Topics {
                 commands: get("GAVEL_TOPIC_COMMANDS"),
                 events: get("GAVEL_TOPIC_EVENTS"),
@@ -275,6 +303,10 @@ impl Config {
             lag_watch: pairs(&get("GAVEL_LAG_WATCH"))?,
             jwt_secret: Secret::new(get("GAVEL_JWT_SECRET")),
             command_timeout: Duration::from_millis(number(values, "GAVEL_COMMAND_TIMEOUT_MS")?),
+            outbox_schema: identifier("GAVEL_OUTBOX_SCHEMA", &get("GAVEL_OUTBOX_SCHEMA"))?,
+            outbox_batch: positive(values, "GAVEL_OUTBOX_BATCH")?,
+            outbox_poll: Duration::from_millis(number(values, "GAVEL_OUTBOX_POLL_MS")?),
+            outbox_dlq_topic: get("GAVEL_OUTBOX_DLQ_TOPIC"),
         })
     }
 
@@ -301,6 +333,8 @@ impl Config {
         config.saga_group = format!("{id}-saga");
         config.instance_id = id.to_owned();
         config.postgres_schema = id.to_owned();
+        config.outbox_schema = format!("{id}_{}", self.outbox_schema);
+        config.outbox_dlq_topic = format!("{id}.{}", self.outbox_dlq_topic);
         config
     }
 
@@ -344,6 +378,16 @@ fn number<T: std::str::FromStr>(values: &HashMap<String, String>, key: &str) -> 
         .map_err(|_| RuntimeError::Config(format!("{key} must be a number, got {raw:?}")))
 }
 
+/// A batch size: zero would make a worker spin without doing anything.
+fn positive(values: &HashMap<String, String>, key: &str) -> Result<i64> {
+    match number(values, key)? {
+        n if n > 0 => Ok(n),
+        n => Err(RuntimeError::Config(format!(
+            "{key} must be positive, got {n}"
+        ))),
+    }
+}
+
 fn list(raw: &str) -> Vec<String> {
     raw.split(',')
         .map(str::trim)
@@ -367,7 +411,7 @@ fn pairs(raw: &str) -> Result<Vec<(String, String)>> {
 }
 
 /// A Postgres schema name goes into SQL text, so only plain identifiers pass.
-fn identifier(name: &str) -> Result<String> {
+fn identifier(key: &str, name: &str) -> Result<String> {
     let valid = !name.is_empty()
         && name.len() <= 63
         && name
@@ -378,7 +422,7 @@ fn identifier(name: &str) -> Result<String> {
         Ok(name.to_owned())
     } else {
         Err(RuntimeError::Config(format!(
-            "GAVEL_POSTGRES_SCHEMA must be a lower-case identifier, got {name:?}"
+            "{key} must be a lower-case identifier, got {name:?}"
         )))
     }
 }
@@ -403,14 +447,16 @@ mod tests {
             .collect();
         merge_file(&mut values, "# comment\nGAVEL_PARTITIONS = 12\n").unwrap();
         assert_eq!(Config::from_map(&values).unwrap().partitions, 12);
+        merge_file(&mut values, "GAVEL_OUTBOX_BATCH=0").unwrap();
+        assert!(Config::from_map(&values).is_err(), "a batch of 0 rows");
         assert!(merge_file(&mut values, "GAVEL_NOPE=1").is_err());
         assert!(merge_file(&mut values, "no equals sign").is_err());
     }
 
     #[test]
     fn schema_names_must_be_plain_identifiers() {
-        assert!(identifier("gavel_test_1").is_ok());
-        assert!(identifier("x; drop table y").is_err());
-        assert!(identifier("1abc").is_err());
+        assert!(identifier("K", "gavel_test_1").is_ok());
+        assert!(identifier("K", "x; drop table y").is_err());
+        assert!(identifier("K", "1abc").is_err());
     }
 }
