@@ -1,10 +1,11 @@
 //! Command producers: the authenticated HTTP command API, JSON lines in / Avro
-//! commands out, and the demo load generator.
+//! commands out, the demo load generator and `gavel load`.
 
 pub mod command_api;
 mod command_producer;
 mod error;
 pub mod json_command;
+pub mod load;
 pub mod loadgen;
 pub mod produce;
 mod send_workload;
