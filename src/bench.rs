@@ -186,6 +186,51 @@ async fn measure(config: &Config, spec: &AggregateBench) -> Result<Value> {
     Ok(report)
 }
 
+/// Reads a consumer group's committed offsets on every partition of some topics.
+pub struct CommittedOffsets {
+    consumer: BaseConsumer,
+    partitions: TopicPartitionList,
+}
+
+impl CommittedOffsets {
+    pub fn new(config: &Config, group: &str, topics: &[&str]) -> Result<Self> {
+        let mut client = kafka::client_config(config);
+        // read_uncommitted: otherwise librdkafka asks for stable offsets, and under
+        // back-to-back transactions the answer keeps waiting for the next commit.
+        client
+            .set("group.id", group)
+            .set("isolation.level", "read_uncommitted");
+        let consumer: BaseConsumer = client.create()?;
+        let mut partitions = TopicPartitionList::new();
+        for topic in topics {
+            for partition in 0..kafka::partition_count(config, topic)? {
+                partitions.add_partition(topic, partition);
+            }
+        }
+        Ok(Self {
+            consumer,
+            partitions,
+        })
+    }
+
+    /// The committed offsets summed over the partitions; None when the broker
+    /// did not answer within `timeout`.
+    pub fn sum(&self, timeout: Duration) -> Option<i64> {
+        let committed = self
+            .consumer
+            .committed_offsets(self.partitions.clone(), timeout)
+            .ok()?;
+        Some(
+            committed
+                .elements()
+                .iter()
+                .filter_map(|e| e.offset().to_raw())
+                .filter(|o| *o > 0)
+                .sum(),
+        )
+    }
+}
+
 /// Waits until `group` has committed `total` offsets summed over every
 /// partition of `topics`; returns when the first and the last commit were seen.
 pub async fn wait_until_committed(
@@ -194,31 +239,13 @@ pub async fn wait_until_committed(
     topics: &[&str],
     total: i64,
 ) -> Result<(Instant, Instant)> {
-    let mut client = kafka::client_config(config);
-    // read_uncommitted: otherwise librdkafka asks for stable offsets, and under
-    // back-to-back transactions the answer keeps waiting for the next commit.
-    client
-        .set("group.id", group)
-        .set("isolation.level", "read_uncommitted");
-    let consumer: BaseConsumer = client.create()?;
-    let mut list = TopicPartitionList::new();
-    for topic in topics {
-        for partition in 0..kafka::partition_count(config, topic)? {
-            list.add_partition(topic, partition);
-        }
-    }
+    let offsets = CommittedOffsets::new(config, group, topics)?;
     let mut first = None;
     let deadline = Instant::now() + Duration::from_secs(600);
     while Instant::now() < deadline {
-        let Ok(committed) = consumer.committed_offsets(list.clone(), Duration::from_secs(5)) else {
+        let Some(sum) = offsets.sum(Duration::from_secs(5)) else {
             continue;
         };
-        let sum: i64 = committed
-            .elements()
-            .iter()
-            .filter_map(|e| e.offset().to_raw())
-            .filter(|o| *o > 0)
-            .sum();
         if sum > 0 && first.is_none() {
             first = Some(Instant::now());
         }

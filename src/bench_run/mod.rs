@@ -27,7 +27,7 @@ use std::time::Instant;
 #[derive(Args, Clone)]
 pub struct RunArgs {
     /// Commands sent flat out through the whole pipeline (use 1000000 for the 1M run).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 50_000)]
     pub commands: u64,
     /// Auctions of the throughput run (the fixed-rate runs use at most as many).
     #[arg(long, default_value_t = 2_000)]
@@ -36,7 +36,7 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', default_value = "1000,2000,5000")]
     pub rates: Vec<f64>,
     /// Seconds each fixed rate runs.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 15.0)]
     pub rate_secs: f64,
     /// How the fixed-rate runs send: straight to Kafka, or through the command API.
     #[arg(long, value_enum, default_value = "kafka")]
@@ -63,6 +63,7 @@ pub struct RunArgs {
 
 pub async fn run(config: &Config, args: &RunArgs) -> Result<()> {
     let started = Instant::now();
+    let load_before = load_average();
     let date = command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_default();
     let kafka_perf = match (args.baseline_produce_rps, args.baseline_consume_rps) {
         (Some(p), Some(c)) => Part::Measured(KafkaPerf {
@@ -113,7 +114,7 @@ pub async fn run(config: &Config, args: &RunArgs) -> Result<()> {
     let mut report = Report {
         gavel_commit: git_commit(),
         date,
-        machine: machine(),
+        machine: machine(load_before),
         settings: json!({
             "commands": args.commands, "auctions": args.auctions, "rates": args.rates,
             "rate_secs": args.rate_secs, "via": if args.via == Via::Http { "http" } else { "kafka" },
@@ -222,8 +223,19 @@ fn git_commit() -> String {
     }
 }
 
-/// nproc, RAM, kernel and CPU model, from the process's view of the machine.
-fn machine() -> Value {
+/// /proc/loadavg's 1-minute figure: how busy the shared machine was.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// nproc, RAM, kernel and CPU model, from the process's view of the machine,
+/// and its load average at the start and the end of the run.
+fn machine(load_before: Option<f64>) -> Value {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let meminfo = read("/proc/meminfo");
     let ram_kib: f64 = meminfo
@@ -242,5 +254,7 @@ fn machine() -> Value {
         "ram_gib": (ram_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
         "kernel": read("/proc/sys/kernel/osrelease").trim(),
         "cpu_model": model,
+        "loadavg_1m_start": load_before,
+        "loadavg_1m_end": load_average(),
     })
 }

@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 pub const ROLES: [&str; 4] = ["aggregate", "project", "sink", "event-store"];
 const READY_WITHIN: Duration = Duration::from_secs(120);
 const STOP_GRACE: Duration = Duration::from_secs(20);
+/// After a rate that overloaded a stage, how long the backlog may take to clear
+/// before the next rate starts anyway (noted as not settled).
+const SETTLE_WITHIN: Duration = Duration::from_secs(120);
 
 #[derive(Clone)]
 pub struct PipelineSpec {
@@ -57,6 +60,8 @@ pub struct RateRun {
     pub command_to_row: Summary,
     pub outcome_to_row: Summary,
     pub rows_never_seen: u64,
+    /// Whether every stage had caught up before the next rate began.
+    pub settled: bool,
     pub started_s: f64,
     pub ended_s: f64,
 }
@@ -269,6 +274,9 @@ async fn at_rate(
         never_seen,
     } = watcher.await??;
     let load = load?;
+    let settled = tokio::time::timeout(SETTLE_WITHIN, settle(config))
+        .await
+        .is_ok_and(|r| r.is_ok());
     Ok(RateRun {
         target_rate: rate,
         via: load.via,
@@ -276,8 +284,24 @@ async fn at_rate(
         command_to_row: command_to_row.summary(),
         outcome_to_row: outcome_to_row.summary(),
         rows_never_seen: never_seen,
+        settled,
         started_s,
         ended_s: sampler_start.elapsed().as_secs_f64(),
         load,
     })
+}
+
+/// Waits until the projector, view sink and event store have caught up with
+/// everything written so far, so one rate's backlog does not slow the next.
+async fn settle(config: &Config) -> Result<()> {
+    let topics = &config.topics;
+    let events = [topics.events.as_str()];
+    let event_end = transactional_end(config, &events)?;
+    let store_group = gavel_sinks::event_store::consumer_group(config);
+    wait_until_committed(config, &config.project_group, &events, event_end).await?;
+    wait_until_committed(config, &store_group, &events, event_end).await?;
+    let views = topics.views();
+    let view_end = transactional_end(config, &views)?;
+    wait_until_committed(config, &config.sink_group, &views, view_end).await?;
+    Ok(())
 }

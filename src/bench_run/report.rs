@@ -237,12 +237,13 @@ impl Report {
             let c = &r.load.counts;
             let _ = writeln!(
                 md,
-                "| {:.0} | {} | {:.0} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+                "| {:.0} | {} | {:.0} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
                 r.target_rate, r.via, r.load.achieved_rate, c.accepted, c.rejected, c.timed_out + c.pending + c.errors,
-                o.p50_ms, o.p95_ms, o.p99_ms, o.max_ms, w.p50_ms, w.p95_ms, w.p99_ms, w.max_ms, r.rows_never_seen
+                o.p50_ms, o.p95_ms, o.p99_ms, o.max_ms, w.p50_ms, w.p95_ms, w.p99_ms, w.max_ms, r.rows_never_seen,
+                if r.settled { "yes" } else { "no" }
             );
         }
-        let _ = writeln!(md, "\nRow latency is measured by polling `auction_details` every {} ms, so it is an upper bound by at most one poll plus one query.\n", super::visible::POLL.as_millis());
+        let _ = writeln!(md, "\nRow latency is measured by polling `auction_details` every {} ms, so it is an upper bound by at most one poll plus one query. \"settled\": every stage caught up (within 120 s) before the next rate began.\n", super::visible::POLL.as_millis());
     }
 
     fn resource_table(&self, md: &mut String) {
@@ -278,10 +279,12 @@ fn note_bytes(bytes: Option<usize>, why: &str) -> String {
 
 fn machine_line(machine: &Value) -> String {
     format!(
-        "{} cores, {} GiB RAM, {}, kernel {}",
+        "{} cores, {} GiB RAM, {}, kernel {}; load average {} at the start, {} at the end",
         machine["nproc"],
         machine["ram_gib"],
         machine["cpu_model"].as_str().unwrap_or("?"),
-        machine["kernel"].as_str().unwrap_or("?")
+        machine["kernel"].as_str().unwrap_or("?"),
+        machine["loadavg_1m_start"],
+        machine["loadavg_1m_end"]
     )
 }

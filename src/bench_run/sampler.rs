@@ -3,10 +3,9 @@
 //! resource figures and of the throughput-over-time plot.
 
 use super::workers::{sample_pid, ticks_per_second, ProcSample};
+use crate::bench::CommittedOffsets;
 use anyhow::Result;
-use gavel_runtime::{kafka, Config};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::TopicPartitionList;
+use gavel_runtime::Config;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,44 +17,19 @@ const INTERVAL: Duration = Duration::from_millis(500);
 /// A consumer group whose progress is a stage's progress.
 pub struct Stage {
     pub name: &'static str,
-    consumer: BaseConsumer,
-    partitions: TopicPartitionList,
+    offsets: CommittedOffsets,
 }
 
 impl Stage {
     pub fn new(config: &Config, name: &'static str, group: &str, topics: &[&str]) -> Result<Self> {
-        let mut client = kafka::client_config(config);
-        // read_uncommitted: see bench::wait_until_committed.
-        client
-            .set("group.id", group)
-            .set("isolation.level", "read_uncommitted");
-        let consumer: BaseConsumer = client.create()?;
-        let mut partitions = TopicPartitionList::new();
-        for topic in topics {
-            for partition in 0..kafka::partition_count(config, topic)? {
-                partitions.add_partition(topic, partition);
-            }
-        }
         Ok(Self {
             name,
-            consumer,
-            partitions,
+            offsets: CommittedOffsets::new(config, group, topics)?,
         })
     }
 
-    /// The offsets committed so far, summed over the stage's partitions.
     fn committed(&self) -> Option<i64> {
-        let list = self
-            .consumer
-            .committed_offsets(self.partitions.clone(), Duration::from_secs(2))
-            .ok()?;
-        Some(
-            list.elements()
-                .iter()
-                .filter_map(|e| e.offset().to_raw())
-                .filter(|o| *o > 0)
-                .sum(),
-        )
+        self.offsets.sum(Duration::from_secs(2))
     }
 }
 
