@@ -42,7 +42,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "kafka")]
     pub via: Via,
     /// Commands of the in-process aggregate / read-side benchmarks (restore, rebuild).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 50_000)]
     pub stage_commands: usize,
     /// Records of the raw rdkafka produce/consume loop.
     #[arg(long, default_value_t = 200_000)]
