@@ -59,7 +59,8 @@ pub struct RateRun {
     pub command_to_outcome: Summary,
     pub command_to_row: Summary,
     pub outcome_to_row: Summary,
-    pub rows_never_seen: u64,
+    /// Accepted changes whose row had not shown the drain time after the last outcome.
+    pub rows_not_seen_in_drain: u64,
     /// Whether every stage had caught up before the next rate began.
     pub settled: bool,
     pub started_s: f64,
@@ -283,7 +284,7 @@ async fn at_rate(
         command_to_outcome: load.outcome_latency,
         command_to_row: command_to_row.summary(),
         outcome_to_row: outcome_to_row.summary(),
-        rows_never_seen: never_seen,
+        rows_not_seen_in_drain: never_seen,
         settled,
         started_s,
         ended_s: sampler_start.elapsed().as_secs_f64(),

@@ -227,7 +227,7 @@ impl Report {
             let _ = writeln!(md, "{}\n", self.latency.why());
             return;
         };
-        let _ = writeln!(md, "| rate/s | via | achieved/s | accepted | rejected | timed out | outcome p50 | p95 | p99 | max | row p50 | p95 | p99 | max | rows never seen |");
+        let _ = writeln!(md, "| rate/s | via | sent/s | completed/s | accepted | rejected | timed out | outcome p50 | p95 | p99 | max | row p50 | p95 | p99 | max | rows never seen |");
         let _ = writeln!(
             md,
             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -237,13 +237,13 @@ impl Report {
             let c = &r.load.counts;
             let _ = writeln!(
                 md,
-                "| {:.0} | {} | {:.0} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
-                r.target_rate, r.via, r.load.achieved_rate, c.accepted, c.rejected, c.timed_out + c.pending + c.errors,
-                o.p50_ms, o.p95_ms, o.p99_ms, o.max_ms, w.p50_ms, w.p95_ms, w.p99_ms, w.max_ms, r.rows_never_seen,
+                "| {:.0} | {} | {:.0} | {:.0} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+                r.target_rate, r.via, r.load.sent_rate, r.load.achieved_rate, c.accepted, c.rejected, c.timed_out + c.pending + c.errors,
+                o.p50_ms, o.p95_ms, o.p99_ms, o.max_ms, w.p50_ms, w.p95_ms, w.p99_ms, w.max_ms, r.rows_not_seen_in_drain,
                 if r.settled { "yes" } else { "no" }
             );
         }
-        let _ = writeln!(md, "\nRow latency is measured by polling `auction_details` every {} ms, so it is an upper bound by at most one poll plus one query. \"settled\": every stage caught up (within 120 s) before the next rate began.\n", super::visible::POLL.as_millis());
+        let _ = writeln!(md, "\nRow latency is measured by polling `auction_details` every {} ms, so it is an upper bound by at most one poll plus one query. \"completed/s\": commands over the time until the last outcome. \"rows not seen in drain\": accepted changes whose row had not appeared {} s after the last outcome (a stage was still behind). \"settled\": every stage caught up (within 120 s) before the next rate began.\n", super::visible::POLL.as_millis(), super::visible::DRAIN.as_secs());
     }
 
     fn resource_table(&self, md: &mut String) {

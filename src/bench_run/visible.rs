@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 pub const POLL: Duration = Duration::from_millis(10);
 /// After the load ends, how long rows may take to show up before they count as missing.
-const DRAIN: Duration = Duration::from_secs(60);
+pub const DRAIN: Duration = Duration::from_secs(60);
 
 pub struct Visibility {
     /// From the command's due time to the row showing its version.

@@ -43,6 +43,9 @@ pub struct LoadReport {
     pub via: &'static str,
     pub commands: u64,
     pub target_rate: f64,
+    /// Commands/s the generator got out (below the target when sending itself stalled).
+    pub sent_rate: f64,
+    /// Commands/s from the first send until the last completion.
     pub achieved_rate: f64,
     pub elapsed_s: f64,
     pub counts: Counts,
@@ -56,11 +59,12 @@ pub struct LoadReport {
 impl LoadReport {
     pub fn print(&self) {
         println!(
-            "{} commands via {} in {:.1} s: {:.0} commands/s (target {}), {} accepted, {} rejected, {} pending, {} timed out, {} errors",
+            "{} commands via {} in {:.1} s: {:.0} commands/s completed, {:.0}/s sent (target {}), {} accepted, {} rejected, {} pending, {} timed out, {} errors",
             self.commands,
             self.via,
             self.elapsed_s,
             self.achieved_rate,
+            self.sent_rate,
             if self.target_rate > 0.0 { format!("{:.0}/s", self.target_rate) } else { "flat out".into() },
             self.counts.accepted,
             self.counts.rejected,
@@ -114,6 +118,7 @@ pub(crate) async fn drive(
         dispatcher.dispatch(planned, due).await?;
         tally.sent();
     }
+    let sent_elapsed = started.elapsed();
     dispatcher.flush().await?;
     tally.all_completed().await;
     let elapsed = started.elapsed();
@@ -122,6 +127,7 @@ pub(crate) async fn drive(
         via,
         commands: spec.commands,
         target_rate: spec.rate,
+        sent_rate: spec.commands as f64 / sent_elapsed.as_secs_f64(),
         achieved_rate: spec.commands as f64 / elapsed.as_secs_f64(),
         elapsed_s: elapsed.as_secs_f64(),
         counts,
