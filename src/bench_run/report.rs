@@ -227,10 +227,10 @@ impl Report {
             let _ = writeln!(md, "{}\n", self.latency.why());
             return;
         };
-        let _ = writeln!(md, "| rate/s | via | sent/s | completed/s | accepted | rejected | timed out | outcome p50 | p95 | p99 | max | row p50 | p95 | p99 | max | rows never seen |");
+        let _ = writeln!(md, "| rate/s | via | sent/s | completed/s | accepted | rejected | timed out | outcome p50 | p95 | p99 | max | row p50 | p95 | p99 | max | rows not seen in drain | settled |");
         let _ = writeln!(
             md,
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         );
         for r in runs {
             let (o, w) = (&r.command_to_outcome, &r.command_to_row);
