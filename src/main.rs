@@ -10,9 +10,11 @@ use std::time::Duration;
 
 mod audit;
 mod bench;
+mod bench_run;
 mod bench_sink;
 mod demo;
 mod dlq_cmd;
+mod load_cmd;
 mod saga_cmd;
 mod status;
 
@@ -93,6 +95,9 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Realistic auction traffic (Zipf-hot auctions, bid wars) at a target rate or
+    /// flat out, via HTTP or Kafka; prints command -> outcome latency percentiles.
+    Load(load_cmd::LoadArgs),
     /// Dead-letter topics: list, show, replay.
     Dlq {
         #[command(subcommand)]
@@ -144,6 +149,9 @@ enum SagaAction {
 
 #[derive(Subcommand)]
 enum BenchWhich {
+    /// Every benchmark in one run against raw limits of the same run: JSON +
+    /// Markdown + PNG report under bench/reports/ (see bench/README.md).
+    Run(bench_run::RunArgs),
     /// Events/s into Postgres by one auction_details sink worker, rebuild rate,
     /// and a plain COPY of as many rows in the same run.
     Sink {
@@ -336,6 +344,10 @@ async fn main() -> Result<()> {
         } => {
             bench_sink::sink(&config, commands, auctions).await?;
         }
+        Command::Bench {
+            which: BenchWhich::Run(args),
+        } => bench_run::run(&config, &args).await?,
+        Command::Load(args) => load_cmd::load(&config, &args).await?,
         Command::Dlq { action } => dlq_cmd::run(&config, action).await?,
         Command::Status { workers } => status::status(&config, workers).await?,
         Command::LagExporter => status::lag_exporter(&config, &shutdown).await?,

@@ -10,6 +10,8 @@ pub enum ProducerError {
     CommandApi(String),
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    #[error("load: {0}")]
+    Load(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("{failed} of {sent} commands were not acknowledged by Kafka; first error: {first}")]

@@ -338,6 +338,62 @@ impl Config {
         config
     }
 
+    /// Every setting as the environment a child `gavel` process needs to load
+    /// exactly this configuration (benchmarks spawn workers on a private pipeline).
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let t = &self.topics;
+        let joined_pairs: Vec<String> = self
+            .lag_watch
+            .iter()
+            .map(|(g, t)| format!("{g}={t}"))
+            .collect();
+        vec![
+            ("GAVEL_KAFKA_BOOTSTRAP", self.kafka_bootstrap.clone()),
+            ("GAVEL_REGISTRY_URL", self.registry_url.clone()),
+            ("GAVEL_POSTGRES_URL", self.postgres_url.clone()),
+            ("GAVEL_POSTGRES_SCHEMA", self.postgres_schema.clone()),
+            ("GAVEL_TOPIC_COMMANDS", t.commands.clone()),
+            ("GAVEL_TOPIC_EVENTS", t.events.clone()),
+            ("GAVEL_TOPIC_OUTCOMES", t.outcomes.clone()),
+            ("GAVEL_TOPIC_CHANGELOG", t.changelog.clone()),
+            ("GAVEL_TOPIC_VIEW_DETAILS", t.view_details.clone()),
+            ("GAVEL_TOPIC_VIEW_LIST", t.view_list.clone()),
+            ("GAVEL_TOPIC_VIEW_USER_BIDS", t.view_user_bids.clone()),
+            ("GAVEL_TOPIC_ORDERS", t.orders.clone()),
+            ("GAVEL_TOPIC_SAGA_PREFIX", t.saga_prefix.clone()),
+            ("GAVEL_PARTITIONS", self.partitions.to_string()),
+            (
+                "GAVEL_REPLICATION_FACTOR",
+                self.replication_factor.to_string(),
+            ),
+            ("GAVEL_AGGREGATE_GROUP", self.aggregate_group.clone()),
+            ("GAVEL_PROJECT_GROUP", self.project_group.clone()),
+            ("GAVEL_SINK_GROUP", self.sink_group.clone()),
+            ("GAVEL_SAGA_GROUP", self.saga_group.clone()),
+            ("GAVEL_INSTANCE_ID", self.instance_id.clone()),
+            ("GAVEL_BATCH_MAX", self.batch_max.to_string()),
+            (
+                "GAVEL_BATCH_LINGER_MS",
+                self.batch_linger.as_millis().to_string(),
+            ),
+            ("GAVEL_METRICS_ADDR", self.metrics_addr.clone()),
+            ("GAVEL_STATUS_WORKERS", self.status_workers.join(",")),
+            ("GAVEL_LAG_WATCH", joined_pairs.join(",")),
+            ("GAVEL_JWT_SECRET", self.jwt_secret.expose().to_owned()),
+            (
+                "GAVEL_COMMAND_TIMEOUT_MS",
+                self.command_timeout.as_millis().to_string(),
+            ),
+            ("GAVEL_OUTBOX_SCHEMA", self.outbox_schema.clone()),
+            ("GAVEL_OUTBOX_BATCH", self.outbox_batch.to_string()),
+            (
+                "GAVEL_OUTBOX_POLL_MS",
+                self.outbox_poll.as_millis().to_string(),
+            ),
+            ("GAVEL_OUTBOX_DLQ_TOPIC", self.outbox_dlq_topic.clone()),
+        ]
+    }
+
     /// The local defaults, untouched by file or environment (for tests).
     pub fn defaults() -> Result<Self> {
         let values = SETTINGS
@@ -430,6 +486,19 @@ fn identifier(key: &str, name: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_env_names_every_setting_and_loads_back_the_same_config() {
+        let mut config = Config::defaults().unwrap().isolated("envtest");
+        config.lag_watch = vec![("g".into(), "t".into())];
+        config.status_workers = vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()];
+        let env = config.to_env();
+        for (key, _, _) in SETTINGS {
+            assert!(env.iter().any(|(k, _)| k == key), "{key} missing");
+        }
+        let values = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        assert_eq!(Config::from_map(&values).unwrap(), config);
+    }
 
     #[test]
     fn defaults_point_at_the_local_stack() {

@@ -27,7 +27,7 @@ mod body;
 mod error;
 mod fields;
 mod idempotency;
-mod outcomes;
+pub(crate) mod outcomes;
 mod recent;
 mod routes;
 mod sender;
