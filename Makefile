@@ -28,6 +28,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 
+# Every benchmark in one run; report under bench/reports/. Flags for
+# `gavel bench run` go in ARGS, e.g. make bench ARGS="--commands 1000000".
 bench:
-	@bash deploy/local/bench.sh aggregate
-	@bash deploy/local/bench.sh sink
+	@bash deploy/local/bench.sh run $(ARGS)

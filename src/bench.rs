@@ -10,7 +10,7 @@ use gavel_runtime::registry::{load_schema_dir, RegistryClient, SchemaFile};
 use gavel_runtime::{kafka, postgres, Config, Shutdown};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::TopicPartitionList;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,8 @@ pub struct AggregateBench {
     pub baseline_consume_rps: Option<f64>,
 }
 
-pub async fn aggregate(base: &Config, spec: &AggregateBench) -> Result<()> {
+/// Runs the benchmark on a private pipeline; prints and returns its figures.
+pub async fn aggregate(base: &Config, spec: &AggregateBench) -> Result<Value> {
     let pipeline = PrivatePipeline::create(base).await?;
     let result = measure(&pipeline.config, spec).await;
     pipeline.remove().await?;
@@ -69,27 +70,43 @@ fn private_config(base: &Config) -> Config {
     base.isolated(&id)
 }
 
-async fn measure(config: &Config, spec: &AggregateBench) -> Result<()> {
+/// What one pass of the aggregate processor over a filled command topic did.
+pub struct AggregateRun {
+    pub commands: usize,
+    pub produce_secs: f64,
+    /// From the processor's first offset commit to its last.
+    pub process_secs: f64,
+    pub stats: gavel_processors::aggregate::Stats,
+}
+
+/// Sends a generated workload of `commands` on `auctions` to the command
+/// topic, then runs the aggregate processor in this process until it has
+/// committed every command (the fill step of both read-side benchmarks).
+pub async fn produce_and_process(
+    config: &Config,
+    commands: usize,
+    auctions: usize,
+    seed: u64,
+) -> Result<AggregateRun> {
     let load = LoadSpec {
-        run_id: "b".into(),
+        run_id: format!("b{seed}"),
         tenant: "bench".into(),
-        auctions: spec.auctions,
-        bids: spec.commands.saturating_sub(2 * spec.auctions),
+        auctions,
+        bids: commands.saturating_sub(2 * auctions),
         duration_ms: 3_600_000,
-        seed: 1,
+        seed,
     };
     let workload = generate(&load, gavel_producers::produce::now());
-    let commands: Vec<_> = workload.setup.iter().chain(&workload.bids).collect();
+    let sent: Vec<_> = workload.setup.iter().chain(&workload.bids).collect();
     let produce_started = Instant::now();
     let mut producer = CommandProducer::connect(config).await?;
-    for (command, meta) in &commands {
+    for (command, meta) in &sent {
         producer.send(command, meta).await?;
     }
     producer.flush().await?;
     let produce_secs = produce_started.elapsed().as_secs_f64();
-
     let shutdown = Shutdown::new();
-    let processed = tokio::spawn(gavel_processors::aggregate::run(
+    let processor = tokio::spawn(gavel_processors::aggregate::run(
         config.clone(),
         shutdown.clone(),
     ));
@@ -97,15 +114,24 @@ async fn measure(config: &Config, spec: &AggregateBench) -> Result<()> {
         config,
         &config.aggregate_group,
         &[&config.topics.commands],
-        commands.len() as i64,
+        sent.len() as i64,
     )
     .await;
     // Stop the processor whatever happened, or its blocking thread outlives main.
     shutdown.trigger();
-    let stats = processed.await??;
+    let stats = processor.await??;
     let (first_commit, done) = waited?;
-    let process_secs = (done - first_commit).as_secs_f64();
+    Ok(AggregateRun {
+        commands: sent.len(),
+        produce_secs,
+        process_secs: (done - first_commit).as_secs_f64(),
+        stats,
+    })
+}
 
+async fn measure(config: &Config, spec: &AggregateBench) -> Result<Value> {
+    let run = produce_and_process(config, spec.commands, spec.auctions, 1).await?;
+    let (stats, process_secs) = (&run.stats, run.process_secs);
     let restore_started = Instant::now();
     let mut restored_records = 0;
     let mut restored_aggregates = 0;
@@ -118,17 +144,17 @@ async fn measure(config: &Config, spec: &AggregateBench) -> Result<()> {
     }
     let restore_secs = restore_started.elapsed().as_secs_f64();
 
-    let rate = commands.len() as f64 / process_secs;
+    let rate = run.commands as f64 / process_secs;
     let restore_rate = restored_records as f64 / restore_secs;
     let report = json!({
         "benchmark": "aggregate",
-        "commands": commands.len(),
+        "commands": run.commands,
         "auctions": spec.auctions,
         "partitions": config.partitions,
         "events": stats.events,
         "rejections": stats.rejections,
         "transactions": stats.transactions,
-        "avro_produce_commands_per_s": commands.len() as f64 / produce_secs,
+        "avro_produce_commands_per_s": run.commands as f64 / run.produce_secs,
         "eos_commands_per_s": rate,
         "restore_records": restored_records,
         "restore_aggregates": restored_aggregates,
@@ -142,9 +168,7 @@ async fn measure(config: &Config, spec: &AggregateBench) -> Result<()> {
     println!("{report}");
     println!(
         "aggregate processor, EOS, {} partitions, {} commands on {} auctions:",
-        config.partitions,
-        commands.len(),
-        spec.auctions
+        config.partitions, run.commands, spec.auctions
     );
     println!("  {:>10.0} commands/s decided (events + outcomes + changelog + offsets per transaction; {} transactions)", rate, stats.transactions);
     println!(
@@ -159,7 +183,52 @@ async fn measure(config: &Config, spec: &AggregateBench) -> Result<()> {
             100.0 * restore_rate / c
         );
     }
-    Ok(())
+    Ok(report)
+}
+
+/// Reads a consumer group's committed offsets on every partition of some topics.
+pub struct CommittedOffsets {
+    consumer: BaseConsumer,
+    partitions: TopicPartitionList,
+}
+
+impl CommittedOffsets {
+    pub fn new(config: &Config, group: &str, topics: &[&str]) -> Result<Self> {
+        let mut client = kafka::client_config(config);
+        // read_uncommitted: otherwise librdkafka asks for stable offsets, and under
+        // back-to-back transactions the answer keeps waiting for the next commit.
+        client
+            .set("group.id", group)
+            .set("isolation.level", "read_uncommitted");
+        let consumer: BaseConsumer = client.create()?;
+        let mut partitions = TopicPartitionList::new();
+        for topic in topics {
+            for partition in 0..kafka::partition_count(config, topic)? {
+                partitions.add_partition(topic, partition);
+            }
+        }
+        Ok(Self {
+            consumer,
+            partitions,
+        })
+    }
+
+    /// The committed offsets summed over the partitions; None when the broker
+    /// did not answer within `timeout`.
+    pub fn sum(&self, timeout: Duration) -> Option<i64> {
+        let committed = self
+            .consumer
+            .committed_offsets(self.partitions.clone(), timeout)
+            .ok()?;
+        Some(
+            committed
+                .elements()
+                .iter()
+                .filter_map(|e| e.offset().to_raw())
+                .filter(|o| *o > 0)
+                .sum(),
+        )
+    }
 }
 
 /// Waits until `group` has committed `total` offsets summed over every
@@ -170,31 +239,13 @@ pub async fn wait_until_committed(
     topics: &[&str],
     total: i64,
 ) -> Result<(Instant, Instant)> {
-    let mut client = kafka::client_config(config);
-    // read_uncommitted: otherwise librdkafka asks for stable offsets, and under
-    // back-to-back transactions the answer keeps waiting for the next commit.
-    client
-        .set("group.id", group)
-        .set("isolation.level", "read_uncommitted");
-    let consumer: BaseConsumer = client.create()?;
-    let mut list = TopicPartitionList::new();
-    for topic in topics {
-        for partition in 0..kafka::partition_count(config, topic)? {
-            list.add_partition(topic, partition);
-        }
-    }
+    let offsets = CommittedOffsets::new(config, group, topics)?;
     let mut first = None;
     let deadline = Instant::now() + Duration::from_secs(600);
     while Instant::now() < deadline {
-        let Ok(committed) = consumer.committed_offsets(list.clone(), Duration::from_secs(5)) else {
+        let Some(sum) = offsets.sum(Duration::from_secs(5)) else {
             continue;
         };
-        let sum: i64 = committed
-            .elements()
-            .iter()
-            .filter_map(|e| e.offset().to_raw())
-            .filter(|o| *o > 0)
-            .sum();
         if sum > 0 && first.is_none() {
             first = Some(Instant::now());
         }

@@ -3,26 +3,28 @@
 //! view sink writes to Postgres, the rebuild rate of all views, and a plain
 //! `COPY` of as many rows into an unindexed table in the same run.
 
-use crate::bench::{transactional_end, wait_until_committed, PrivatePipeline};
+use crate::bench::{produce_and_process, transactional_end, wait_until_committed, PrivatePipeline};
 use anyhow::Result;
 use bytes::Bytes;
 use futures::SinkExt;
-use gavel_producers::loadgen::{generate, LoadSpec};
-use gavel_producers::CommandProducer;
 use gavel_runtime::{postgres, Config, Shutdown};
 use gavel_sinks::views::View;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Instant;
 
-pub async fn sink(base: &Config, commands: usize, auctions: usize) -> Result<()> {
+/// Runs the benchmark on a private pipeline; prints and returns its figures.
+pub async fn sink(base: &Config, commands: usize, auctions: usize) -> Result<Value> {
     let pipeline = PrivatePipeline::create(base).await?;
     let result = measure(&pipeline.config, commands, auctions).await;
     pipeline.remove().await?;
     result
 }
 
-async fn measure(config: &Config, commands: usize, auctions: usize) -> Result<()> {
-    let events = fill_event_topic(config, commands, auctions).await?;
+async fn measure(config: &Config, commands: usize, auctions: usize) -> Result<Value> {
+    let events = produce_and_process(config, commands, auctions, 2)
+        .await?
+        .stats
+        .events;
     let projected = run_projector(config).await?;
     let client = postgres::connect(config).await?;
     let sunk = run_sink(config).await?;
@@ -44,9 +46,7 @@ async fn measure(config: &Config, commands: usize, auctions: usize) -> Result<()
     let project_rate = events as f64 / projected.secs;
     let sink_rate = sunk.stats.records as f64 / sunk.secs;
     let rebuild_rate = rebuilt as f64 / rebuild_secs;
-    println!(
-        "{}",
-        json!({
+    let report = json!({
             "benchmark": "sink",
             "events": events,
             "projector_events_per_s": project_rate,
@@ -62,8 +62,8 @@ async fn measure(config: &Config, commands: usize, auctions: usize) -> Result<()
             })).collect::<Vec<_>>(),
             "baseline_copy_rows_per_s": copy_rows_per_s,
             "sink_vs_copy": sink_rate / copy_rows_per_s,
-        })
-    );
+    });
+    println!("{report}");
     println!("{events} events through the read side:");
     println!(
         "  {project_rate:>10.0} events/s projector (EOS), {} view records",
@@ -82,7 +82,7 @@ async fn measure(config: &Config, commands: usize, auctions: usize) -> Result<()
         "  ratio: sink = {:.1} % of COPY",
         100.0 * sink_rate / copy_rows_per_s
     );
-    Ok(())
+    Ok(report)
 }
 
 struct Projected {
@@ -128,41 +128,6 @@ async fn run_sink(config: &Config) -> Result<Sunk> {
     let stats = worker.await??;
     waited?;
     Ok(Sunk { secs, stats })
-}
-
-/// Commands through the aggregate processor; returns the number of events.
-async fn fill_event_topic(config: &Config, commands: usize, auctions: usize) -> Result<u64> {
-    let spec = LoadSpec {
-        run_id: "s".into(),
-        tenant: "bench".into(),
-        auctions,
-        bids: commands.saturating_sub(2 * auctions),
-        duration_ms: 3_600_000,
-        seed: 2,
-    };
-    let workload = generate(&spec, gavel_producers::produce::now());
-    let sent: Vec<_> = workload.setup.iter().chain(&workload.bids).collect();
-    let mut producer = CommandProducer::connect(config).await?;
-    for (command, meta) in &sent {
-        producer.send(command, meta).await?;
-    }
-    producer.flush().await?;
-    let shutdown = Shutdown::new();
-    let processor = tokio::spawn(gavel_processors::aggregate::run(
-        config.clone(),
-        shutdown.clone(),
-    ));
-    let waited = wait_until_committed(
-        config,
-        &config.aggregate_group,
-        &[&config.topics.commands],
-        sent.len() as i64,
-    )
-    .await;
-    shutdown.trigger();
-    let stats = processor.await??;
-    waited?;
-    Ok(stats.events)
 }
 
 /// `COPY ... FROM STDIN` of `rows` auction-shaped rows into a scratch table.

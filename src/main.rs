@@ -10,9 +10,11 @@ use std::time::Duration;
 
 mod audit;
 mod bench;
+mod bench_run;
 mod bench_sink;
 mod demo;
 mod dlq_cmd;
+mod load_cmd;
 mod saga_cmd;
 mod status;
 
@@ -56,6 +58,8 @@ enum Command {
     Sink,
     /// Run the event-store sink (events -> append-only, hash-chained `events` table).
     EventStore,
+    /// Relay an upstream service's Postgres outbox table (GAVEL_OUTBOX_SCHEMA) to Kafka.
+    OutboxRelay,
     /// Event-store audit: verify the hash chains, or an auction's state as of a time.
     Audit {
         #[command(subcommand)]
@@ -91,6 +95,9 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Realistic auction traffic (Zipf-hot auctions, bid wars) at a target rate or
+    /// flat out, via HTTP or Kafka; prints command -> outcome latency percentiles.
+    Load(load_cmd::LoadArgs),
     /// Dead-letter topics: list, show, replay.
     Dlq {
         #[command(subcommand)]
@@ -142,6 +149,9 @@ enum SagaAction {
 
 #[derive(Subcommand)]
 enum BenchWhich {
+    /// Every benchmark in one run against raw limits of the same run: JSON +
+    /// Markdown + PNG report under bench/reports/ (see bench/README.md).
+    Run(bench_run::RunArgs),
     /// Events/s into Postgres by one auction_details sink worker, rebuild rate,
     /// and a plain COPY of as many rows in the same run.
     Sink {
@@ -251,6 +261,11 @@ async fn main() -> Result<()> {
             let readiness = obs.readiness.clone();
             gavel_sinks::event_store::run_with(config, shutdown, readiness).await?;
         }
+        Command::OutboxRelay => {
+            let obs = observe::serve(&config, "outbox-relay").await?;
+            let readiness = obs.readiness.clone();
+            gavel_producers::outbox::run_with(config, shutdown, readiness).await?;
+        }
         Command::Audit { action } => audit::run(&config, action).await?,
         Command::Saga {
             action: SagaAction::Run { kind },
@@ -329,6 +344,10 @@ async fn main() -> Result<()> {
         } => {
             bench_sink::sink(&config, commands, auctions).await?;
         }
+        Command::Bench {
+            which: BenchWhich::Run(args),
+        } => bench_run::run(&config, &args).await?,
+        Command::Load(args) => load_cmd::load(&config, &args).await?,
         Command::Dlq { action } => dlq_cmd::run(&config, action).await?,
         Command::Status { workers } => status::status(&config, workers).await?,
         Command::LagExporter => status::lag_exporter(&config, &shutdown).await?,
@@ -361,27 +380,20 @@ async fn produce(
     tenant: &str,
     shutdown: &Shutdown,
 ) -> Result<()> {
+    use gavel_producers::produce::run_with_progress;
+    use gavel_producers::progress::Progress;
     let report = match file {
         Some(path) => {
             let input = tokio::fs::File::open(&path)
                 .await
                 .with_context(|| format!("opening {}", path.display()))?;
-            gavel_producers::produce::run(
-                config,
-                tokio::io::BufReader::new(input),
-                tenant,
-                shutdown,
-            )
-            .await?
+            let size = input.metadata().await.ok().map(|m| m.len());
+            let input = tokio::io::BufReader::new(input);
+            run_with_progress(config, input, tenant, shutdown, Progress::for_stderr(size)).await?
         }
         None => {
-            gavel_producers::produce::run(
-                config,
-                tokio::io::BufReader::new(tokio::io::stdin()),
-                tenant,
-                shutdown,
-            )
-            .await?
+            let input = tokio::io::BufReader::new(tokio::io::stdin());
+            run_with_progress(config, input, tenant, shutdown, Progress::for_stderr(None)).await?
         }
     };
     println!(

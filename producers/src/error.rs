@@ -8,6 +8,10 @@ pub enum ProducerError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("command api: {0}")]
     CommandApi(String),
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("load: {0}")]
+    Load(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("{failed} of {sent} commands were not acknowledged by Kafka; first error: {first}")]

@@ -2,6 +2,7 @@
 //! its number and reason and the rest still flows.
 
 use crate::json_command::parse_line;
+use crate::progress::Progress;
 use crate::{CommandProducer, ProducerError};
 use gavel_domain::Timestamp;
 use gavel_runtime::{Config, Shutdown};
@@ -22,6 +23,17 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     default_tenant: &str,
     shutdown: &Shutdown,
 ) -> Result<ProduceReport, ProducerError> {
+    run_with_progress(config, input, default_tenant, shutdown, Progress::hidden()).await
+}
+
+/// `run`, showing `progress` (see [`Progress::for_stderr`]).
+pub async fn run_with_progress<R: AsyncBufRead + Unpin>(
+    config: &Config,
+    input: R,
+    default_tenant: &str,
+    shutdown: &Shutdown,
+    mut progress: Progress,
+) -> Result<ProduceReport, ProducerError> {
     let started = Instant::now();
     let mut producer = CommandProducer::connect(config).await?;
     let mut report = ProduceReport::default();
@@ -31,18 +43,20 @@ pub async fn run<R: AsyncBufRead + Unpin>(
             break;
         }
         report.lines += 1;
+        progress.line(line.len());
         if line.trim().is_empty() {
             continue;
         }
         match parse_line(&line, now(), default_tenant) {
             Ok((command, meta)) => producer.send(&command, &meta).await?,
             Err(reason) => {
-                eprintln!("line {}: {reason}", report.lines);
+                progress.report(&format!("line {}: {reason}", report.lines));
                 report.rejected.push((report.lines, reason));
             }
         }
     }
     producer.flush().await?;
+    progress.finish();
     report.sent = producer.sent;
     tracing::info!(
         lines = report.lines,

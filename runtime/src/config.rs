@@ -68,6 +68,14 @@ pub struct Config {
     pub jwt_secret: Secret,
     /// How long the command API waits for an outcome before answering 202.
     pub command_timeout: Duration,
+    /// Postgres schema of the outbox table `gavel outbox-relay` drains.
+    pub outbox_schema: String,
+    /// Outbox rows claimed, published and marked per relay transaction at most.
+    pub outbox_batch: i64,
+    /// How long an idle relay waits before it looks for new rows again.
+    pub outbox_poll: Duration,
+    /// Where the relay dead-letters rows it cannot publish.
+    pub outbox_dlq_topic: String,
 }
 
 /// A credential: compared and cloned like a string, never printed by `{:?}`
@@ -221,6 +229,26 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "2000",
         "How long the command API waits for an outcome before answering 202",
     ),
+    (
+        "GAVEL_OUTBOX_SCHEMA",
+        "outbox",
+        "Postgres schema of the outbox table drained by `gavel outbox-relay`",
+    ),
+    (
+        "GAVEL_OUTBOX_BATCH",
+        "500",
+        "Outbox rows claimed, published and marked sent per relay transaction",
+    ),
+    (
+        "GAVEL_OUTBOX_POLL_MS",
+        "100",
+        "How long an idle outbox relay waits before polling again",
+    ),
+    (
+        "GAVEL_OUTBOX_DLQ_TOPIC",
+        "outbox.dlq",
+        "Dead-letter topic of outbox rows that cannot be published",
+    ),
 ];
 
 impl Config {
@@ -249,7 +277,7 @@ impl Config {
             kafka_bootstrap: get("GAVEL_KAFKA_BOOTSTRAP"),
             registry_url: get("GAVEL_REGISTRY_URL"),
             postgres_url: get("GAVEL_POSTGRES_URL"),
-            postgres_schema: identifier(&get("GAVEL_POSTGRES_SCHEMA"))?,
+            postgres_schema: identifier("GAVEL_POSTGRES_SCHEMA", &get("GAVEL_POSTGRES_SCHEMA"))?,
             topics: Topics {
                 commands: get("GAVEL_TOPIC_COMMANDS"),
                 events: get("GAVEL_TOPIC_EVENTS"),
@@ -275,6 +303,10 @@ impl Config {
             lag_watch: pairs(&get("GAVEL_LAG_WATCH"))?,
             jwt_secret: Secret::new(get("GAVEL_JWT_SECRET")),
             command_timeout: Duration::from_millis(number(values, "GAVEL_COMMAND_TIMEOUT_MS")?),
+            outbox_schema: identifier("GAVEL_OUTBOX_SCHEMA", &get("GAVEL_OUTBOX_SCHEMA"))?,
+            outbox_batch: positive(values, "GAVEL_OUTBOX_BATCH")?,
+            outbox_poll: Duration::from_millis(number(values, "GAVEL_OUTBOX_POLL_MS")?),
+            outbox_dlq_topic: get("GAVEL_OUTBOX_DLQ_TOPIC"),
         })
     }
 
@@ -301,7 +333,65 @@ impl Config {
         config.saga_group = format!("{id}-saga");
         config.instance_id = id.to_owned();
         config.postgres_schema = id.to_owned();
+        config.outbox_schema = format!("{id}_{}", self.outbox_schema);
+        config.outbox_dlq_topic = format!("{id}.{}", self.outbox_dlq_topic);
         config
+    }
+
+    /// Every setting as the environment a child `gavel` process needs to load
+    /// exactly this configuration (benchmarks spawn workers on a private pipeline).
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let t = &self.topics;
+        let joined_pairs: Vec<String> = self
+            .lag_watch
+            .iter()
+            .map(|(g, t)| format!("{g}={t}"))
+            .collect();
+        vec![
+            ("GAVEL_KAFKA_BOOTSTRAP", self.kafka_bootstrap.clone()),
+            ("GAVEL_REGISTRY_URL", self.registry_url.clone()),
+            ("GAVEL_POSTGRES_URL", self.postgres_url.clone()),
+            ("GAVEL_POSTGRES_SCHEMA", self.postgres_schema.clone()),
+            ("GAVEL_TOPIC_COMMANDS", t.commands.clone()),
+            ("GAVEL_TOPIC_EVENTS", t.events.clone()),
+            ("GAVEL_TOPIC_OUTCOMES", t.outcomes.clone()),
+            ("GAVEL_TOPIC_CHANGELOG", t.changelog.clone()),
+            ("GAVEL_TOPIC_VIEW_DETAILS", t.view_details.clone()),
+            ("GAVEL_TOPIC_VIEW_LIST", t.view_list.clone()),
+            ("GAVEL_TOPIC_VIEW_USER_BIDS", t.view_user_bids.clone()),
+            ("GAVEL_TOPIC_ORDERS", t.orders.clone()),
+            ("GAVEL_TOPIC_SAGA_PREFIX", t.saga_prefix.clone()),
+            ("GAVEL_PARTITIONS", self.partitions.to_string()),
+            (
+                "GAVEL_REPLICATION_FACTOR",
+                self.replication_factor.to_string(),
+            ),
+            ("GAVEL_AGGREGATE_GROUP", self.aggregate_group.clone()),
+            ("GAVEL_PROJECT_GROUP", self.project_group.clone()),
+            ("GAVEL_SINK_GROUP", self.sink_group.clone()),
+            ("GAVEL_SAGA_GROUP", self.saga_group.clone()),
+            ("GAVEL_INSTANCE_ID", self.instance_id.clone()),
+            ("GAVEL_BATCH_MAX", self.batch_max.to_string()),
+            (
+                "GAVEL_BATCH_LINGER_MS",
+                self.batch_linger.as_millis().to_string(),
+            ),
+            ("GAVEL_METRICS_ADDR", self.metrics_addr.clone()),
+            ("GAVEL_STATUS_WORKERS", self.status_workers.join(",")),
+            ("GAVEL_LAG_WATCH", joined_pairs.join(",")),
+            ("GAVEL_JWT_SECRET", self.jwt_secret.expose().to_owned()),
+            (
+                "GAVEL_COMMAND_TIMEOUT_MS",
+                self.command_timeout.as_millis().to_string(),
+            ),
+            ("GAVEL_OUTBOX_SCHEMA", self.outbox_schema.clone()),
+            ("GAVEL_OUTBOX_BATCH", self.outbox_batch.to_string()),
+            (
+                "GAVEL_OUTBOX_POLL_MS",
+                self.outbox_poll.as_millis().to_string(),
+            ),
+            ("GAVEL_OUTBOX_DLQ_TOPIC", self.outbox_dlq_topic.clone()),
+        ]
     }
 
     /// The local defaults, untouched by file or environment (for tests).
@@ -344,6 +434,16 @@ fn number<T: std::str::FromStr>(values: &HashMap<String, String>, key: &str) -> 
         .map_err(|_| RuntimeError::Config(format!("{key} must be a number, got {raw:?}")))
 }
 
+/// A batch size: zero would make a worker spin without doing anything.
+fn positive(values: &HashMap<String, String>, key: &str) -> Result<i64> {
+    match number(values, key)? {
+        n if n > 0 => Ok(n),
+        n => Err(RuntimeError::Config(format!(
+            "{key} must be positive, got {n}"
+        ))),
+    }
+}
+
 fn list(raw: &str) -> Vec<String> {
     raw.split(',')
         .map(str::trim)
@@ -367,7 +467,7 @@ fn pairs(raw: &str) -> Result<Vec<(String, String)>> {
 }
 
 /// A Postgres schema name goes into SQL text, so only plain identifiers pass.
-fn identifier(name: &str) -> Result<String> {
+fn identifier(key: &str, name: &str) -> Result<String> {
     let valid = !name.is_empty()
         && name.len() <= 63
         && name
@@ -378,7 +478,7 @@ fn identifier(name: &str) -> Result<String> {
         Ok(name.to_owned())
     } else {
         Err(RuntimeError::Config(format!(
-            "GAVEL_POSTGRES_SCHEMA must be a lower-case identifier, got {name:?}"
+            "{key} must be a lower-case identifier, got {name:?}"
         )))
     }
 }
@@ -386,6 +486,19 @@ fn identifier(name: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_env_names_every_setting_and_loads_back_the_same_config() {
+        let mut config = Config::defaults().unwrap().isolated("envtest");
+        config.lag_watch = vec![("g".into(), "t".into())];
+        config.status_workers = vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()];
+        let env = config.to_env();
+        for (key, _, _) in SETTINGS {
+            assert!(env.iter().any(|(k, _)| k == key), "{key} missing");
+        }
+        let values = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        assert_eq!(Config::from_map(&values).unwrap(), config);
+    }
 
     #[test]
     fn defaults_point_at_the_local_stack() {
@@ -403,14 +516,16 @@ mod tests {
             .collect();
         merge_file(&mut values, "# comment\nGAVEL_PARTITIONS = 12\n").unwrap();
         assert_eq!(Config::from_map(&values).unwrap().partitions, 12);
+        merge_file(&mut values, "GAVEL_OUTBOX_BATCH=0").unwrap();
+        assert!(Config::from_map(&values).is_err(), "a batch of 0 rows");
         assert!(merge_file(&mut values, "GAVEL_NOPE=1").is_err());
         assert!(merge_file(&mut values, "no equals sign").is_err());
     }
 
     #[test]
     fn schema_names_must_be_plain_identifiers() {
-        assert!(identifier("gavel_test_1").is_ok());
-        assert!(identifier("x; drop table y").is_err());
-        assert!(identifier("1abc").is_err());
+        assert!(identifier("K", "gavel_test_1").is_ok());
+        assert!(identifier("K", "x; drop table y").is_err());
+        assert!(identifier("K", "1abc").is_err());
     }
 }

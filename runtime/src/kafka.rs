@@ -49,6 +49,20 @@ pub fn producer_config(config: &Config) -> ClientConfig {
     client
 }
 
+/// The outbox relay's idempotent producer. Deliveries never time out:
+/// librdkafka retries in order through an outage, because an expired record
+/// leaves a gap in the partition that a later re-send would fill out of order.
+/// Topics are never auto-created, so a row naming a missing topic fails (after
+/// the metadata propagation grace) instead of inventing the topic.
+pub fn relay_producer_config(config: &Config) -> ClientConfig {
+    let mut client = producer_config(config);
+    client
+        .set("message.timeout.ms", "0")
+        .set("allow.auto.create.topics", "false")
+        .set("topic.metadata.propagation.max.ms", "10000");
+    client
+}
+
 /// A transactional producer. The transaction timeout is short on purpose: a
 /// crashed writer's open transaction holds back read_committed consumers (the
 /// LSO) until the broker aborts it, so we bound that stall.

@@ -1,7 +1,7 @@
 //! Postgres connections and a tiny migration runner. The SQL itself lives with
 //! the sinks that own the tables; this module only knows how to apply it.
 
-use crate::{Config, Result, RuntimeError};
+use crate::{Config, Result, RuntimeError, Shutdown};
 use deadpool_postgres::{Pool, Runtime};
 use tokio_postgres::{Client, NoTls};
 
@@ -14,6 +14,21 @@ pub async fn connect(config: &Config) -> Result<Client> {
         }
     });
     Ok(client)
+}
+
+/// A new connection after a transient failure, retried with backoff; `None`
+/// when shutdown was asked for meanwhile.
+pub async fn reconnect(config: &Config, shutdown: &Shutdown) -> Option<Client> {
+    let mut backoff = std::time::Duration::from_millis(100);
+    while !shutdown.is_triggered() {
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+        match connect(config).await {
+            Ok(client) => return Some(client),
+            Err(error) => tracing::warn!(%error, "postgres still unavailable"),
+        }
+    }
+    None
 }
 
 /// True for errors that a new connection can cure: the connection broke, the

@@ -148,21 +148,6 @@ pub fn log_skipped(message: &OwnedMessage, reason: &str, what: &str) {
     );
 }
 
-/// A new Postgres connection after a transient failure, retried with backoff;
-/// `None` when shutdown was asked for meanwhile.
-pub async fn reconnect(config: &Config, shutdown: &Shutdown) -> Option<tokio_postgres::Client> {
-    let mut backoff = std::time::Duration::from_millis(100);
-    while !shutdown.is_triggered() {
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
-        match gavel_runtime::postgres::connect(config).await {
-            Ok(client) => return Some(client),
-            Err(error) => tracing::warn!(%error, "postgres still unavailable"),
-        }
-    }
-    None
-}
-
 /// Connects and applies `migrations`, waiting out a Postgres that is down or
 /// restarting: a worker started during a failover keeps trying instead of
 /// exiting (it reconnects the same way once running). Other errors return.

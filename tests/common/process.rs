@@ -59,6 +59,9 @@ impl Worker {
             .env("GAVEL_TOPIC_ORDERS", &c.topics.orders)
             .env("GAVEL_TOPIC_SAGA_PREFIX", &c.topics.saga_prefix)
             .env("GAVEL_SAGA_GROUP", &c.saga_group)
+            .env("GAVEL_OUTBOX_SCHEMA", &c.outbox_schema)
+            .env("GAVEL_OUTBOX_DLQ_TOPIC", &c.outbox_dlq_topic)
+            .env("GAVEL_OUTBOX_BATCH", c.outbox_batch.to_string())
             .env("GAVEL_INSTANCE_ID", instance)
             .env("GAVEL_BATCH_LINGER_MS", "5")
             .env("GAVEL_LOG", "info")
@@ -131,6 +134,30 @@ pub struct RawRecord {
     pub timestamp: Option<i64>,
     pub key: Option<String>,
     pub payload: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl RawRecord {
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn headers_of(message: &impl Message) -> Vec<(String, String)> {
+    use rdkafka::message::Headers;
+    let Some(headers) = message.headers() else {
+        return Vec::new();
+    };
+    headers
+        .iter()
+        .map(|h| {
+            let value = String::from_utf8_lossy(h.value.unwrap_or_default());
+            (h.key.to_owned(), value.into_owned())
+        })
+        .collect()
 }
 
 /// Every committed record of `topic`, in partition order, read to the end.
@@ -161,6 +188,7 @@ pub fn read_all(env: &TestEnv, topic: &str) -> Vec<RawRecord> {
                 timestamp: m.timestamp().to_millis(),
                 key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                 payload: m.payload().unwrap_or_default().to_vec(),
+                headers: headers_of(&m),
             }),
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);

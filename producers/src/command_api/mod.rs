@@ -28,7 +28,7 @@ mod error;
 mod fields;
 mod idempotency;
 mod orders;
-mod outcomes;
+pub(crate) mod outcomes;
 mod recent;
 mod routes;
 mod sender;

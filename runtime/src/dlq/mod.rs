@@ -219,9 +219,14 @@ impl DeadLetters {
     }
 
     pub async fn send(&self, letter: &DeadLetter<'_>) -> Result<()> {
-        let topic = letter.dlq_topic();
+        self.send_to(&letter.dlq_topic(), letter).await
+    }
+
+    /// `send`, to a dead-letter topic the caller names: the outbox relay's
+    /// letters name topics that may not exist, so they cannot have a `.dlq` each.
+    pub async fn send_to(&self, topic: &str, letter: &DeadLetter<'_>) -> Result<()> {
         let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&topic).headers(letter.headers(&self.worker));
+            FutureRecord::to(topic).headers(letter.headers(&self.worker));
         if let Some(key) = letter.key {
             record = record.key(key);
         }
@@ -238,7 +243,7 @@ impl DeadLetters {
             offset = letter.offset,
             class = letter.class.as_str(),
             reason = letter.reason,
-            dlq = %topic,
+            dlq = topic,
             "record dead-lettered"
         );
         Ok(())

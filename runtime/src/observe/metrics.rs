@@ -91,6 +91,27 @@ pub struct Dlq {
     pub replayed: IntCounterVec,
 }
 
+/// `gavel outbox-relay`: Postgres outbox rows to Kafka.
+pub struct OutboxRelay {
+    /// Rows claimed from the outbox (a row re-claimed after a crash counts again).
+    pub claimed: IntCounter,
+    /// Records acknowledged by Kafka (re-sends included).
+    pub published: IntCounter,
+    /// Rows dead-lettered instead of published, by reason
+    /// (`unknown-topic`, `too-large`, `invalid-row`, `rejected`).
+    pub dead_letters: IntCounterVec,
+    /// Failures by kind (`postgres-unavailable`, `kafka`); the batch is retried.
+    pub errors: IntCounterVec,
+    /// Claim, publish, wait for acknowledgements and mark sent: one transaction.
+    pub batch_seconds: Histogram,
+    /// Rows per relay transaction.
+    pub batch_rows: Histogram,
+    /// Rows not sent yet (sampled every few seconds).
+    pub backlog_rows: IntGauge,
+    /// Age of the oldest row not sent yet (0 when none).
+    pub oldest_unsent_seconds: Gauge,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub aggregate: Stage,
@@ -104,6 +125,7 @@ pub struct Metrics {
     pub query_api: Http,
     pub command_api: Http,
     pub dlq: Dlq,
+    pub outbox_relay: OutboxRelay,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -150,6 +172,9 @@ pub fn command_api() -> &'static Http {
 }
 pub fn dlq() -> &'static Dlq {
     &get().dlq
+}
+pub fn outbox_relay() -> &'static OutboxRelay {
+    &get().outbox_relay
 }
 
 /// Everything registered, in the Prometheus text format.
@@ -268,6 +293,33 @@ impl Builder<'_> {
         })
     }
 
+    fn outbox_relay(&self) -> Result<OutboxRelay> {
+        Ok(OutboxRelay {
+            claimed: self.counter("claimed_rows_total", "Outbox rows claimed")?,
+            published: self.counter(
+                "published_records_total",
+                "Outbox records acknowledged by Kafka, re-sends included",
+            )?,
+            dead_letters: self.counter_vec(
+                "dead_letters_total",
+                "Outbox rows dead-lettered instead of published, by reason",
+                &["reason"],
+            )?,
+            errors: self.counter_vec("errors_total", "Failed batches by kind", &["kind"])?,
+            batch_seconds: self.histogram(
+                "batch_duration_seconds",
+                "Claim, publish and mark sent of one batch",
+                seconds_buckets()?,
+            )?,
+            batch_rows: self.histogram("batch_size_rows", "Rows per batch", record_buckets()?)?,
+            backlog_rows: self.gauge("backlog_rows", "Outbox rows not sent yet")?,
+            oldest_unsent_seconds: self.float_gauge(
+                "oldest_unsent_age_seconds",
+                "Age of the oldest outbox row not sent yet (0 when none)",
+            )?,
+        })
+    }
+
     fn http(&self) -> Result<Http> {
         Ok(Http {
             requests: self.counter_vec(
@@ -365,6 +417,7 @@ impl Metrics {
                     &["topic"],
                 )?,
             },
+            outbox_relay: b("outbox_relay").outbox_relay()?,
             registry,
         };
         Ok(metrics)

@@ -109,7 +109,7 @@ pub async fn run_with(
                     store
                         .readiness
                         .set_dependency("postgres", Err(error.to_string()));
-                    let reconnect = batch::reconnect(&store.config, &shutdown);
+                    let reconnect = postgres::reconnect(&store.config, &shutdown);
                     store.client = store.readiness.beating(reconnect).await.ok_or(error)?;
                     store.readiness.set_dependency("postgres", Ok(()));
                     store.offsets.forget_all();

@@ -137,7 +137,7 @@ impl Worker {
             match self.settle(&command).await {
                 Err(error) if batch::needs_reconnect(&error, &self.client) => {
                     tracing::warn!(%error, "postgres unavailable: reconnecting");
-                    let reconnect = batch::reconnect(&self.config, shutdown);
+                    let reconnect = postgres::reconnect(&self.config, shutdown);
                     self.client = reconnect.await.ok_or(error)?;
                 }
                 other => break other?,

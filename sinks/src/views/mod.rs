@@ -12,6 +12,7 @@ pub mod rebuild;
 mod sink;
 mod user_bids_sql;
 pub mod verify;
+pub mod versions;
 
 pub use sink::{run, run_with, SinkStats};
 

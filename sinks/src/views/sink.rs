@@ -103,7 +103,7 @@ impl Sink {
                     tracing::warn!(%error, "postgres unavailable: reconnecting and retrying the batch");
                     self.readiness
                         .set_dependency("postgres", Err(error.to_string()));
-                    let reconnect = batch::reconnect(&self.config, shutdown);
+                    let reconnect = postgres::reconnect(&self.config, shutdown);
                     self.client = self.readiness.beating(reconnect).await.ok_or(error)?;
                     self.readiness.set_dependency("postgres", Ok(()));
                     self.forget_offsets();

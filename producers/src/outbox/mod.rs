@@ -1,0 +1,231 @@
+//! `gavel outbox-relay`: drains an upstream service's Postgres outbox table
+//! into Kafka. One Postgres transaction per batch: claim unsent rows (per
+//! aggregate, under an advisory lock no other replica can share), publish them
+//! in id order with the idempotent producer, wait for every acknowledgement,
+//! mark them sent, commit. A crash before the commit re-sends the batch: the
+//! only duplicates are re-sends carrying the row's `event_id` header.
+//! A row Kafka can never take (missing topic, too large, malformed headers)
+//! is dead-lettered to `GAVEL_OUTBOX_DLQ_TOPIC` and marked with the reason, so
+//! its aggregate moves on; a transient failure retries the whole batch.
+
+mod publish;
+mod store;
+
+pub use publish::Outcome;
+pub use store::migrations;
+
+use crate::ProducerError;
+use gavel_runtime::observe::{metrics, Readiness};
+use gavel_runtime::{kafka, postgres, Config, RuntimeError, Shutdown};
+use publish::Publisher;
+use std::time::{Duration, Instant};
+use store::Statements;
+use tokio_postgres::Client;
+use tracing::Instrument;
+
+/// How often the backlog gauges are refreshed.
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RelayStats {
+    pub batches: u64,
+    pub published: u64,
+    pub dead_lettered: u64,
+    /// Batches given up unmarked at shutdown (Kafka did not acknowledge in time).
+    pub abandoned: u64,
+}
+
+struct Relay {
+    config: Config,
+    client: Client,
+    sql: Statements,
+    publisher: Publisher,
+    readiness: Readiness,
+    /// A batch failed on Kafka and none has succeeded since (`/ready` says so).
+    kafka_failing: bool,
+    stats: RelayStats,
+}
+
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<RelayStats, ProducerError> {
+    run_with(config, shutdown, Readiness::new("outbox-relay")).await
+}
+
+/// `run`, reporting Postgres and Kafka trouble to `readiness`.
+pub async fn run_with(
+    config: Config,
+    shutdown: Shutdown,
+    readiness: Readiness,
+) -> Result<RelayStats, ProducerError> {
+    let dlq = kafka::TopicSpec {
+        name: config.outbox_dlq_topic.clone(),
+        partitions: config.partitions,
+        configs: Vec::new(),
+    };
+    kafka::create_topics(&config, &[dlq]).await?;
+    let mut client = postgres::connect(&config).await?;
+    postgres::migrate(&mut client, &config.outbox_schema, &migrations()).await?;
+    let mut relay = Relay {
+        sql: Statements::new(&config.outbox_schema),
+        publisher: Publisher::new(&config)?,
+        client,
+        config,
+        readiness,
+        kafka_failing: false,
+        stats: RelayStats::default(),
+    };
+    relay.readiness.set_started();
+    tracing::info!(schema = %relay.config.outbox_schema, batch = relay.config.outbox_batch, "outbox relay started");
+    relay.run_loop(&shutdown).await?;
+    tracing::info!(stats = ?relay.stats, "outbox relay stopped");
+    Ok(relay.stats)
+}
+
+impl Relay {
+    async fn run_loop(&mut self, shutdown: &Shutdown) -> Result<(), ProducerError> {
+        let mut backoff = Duration::from_millis(100);
+        let mut backlog_at = Instant::now() - BACKLOG_EVERY;
+        while !shutdown.is_triggered() {
+            self.readiness.beat();
+            if backlog_at.elapsed() >= BACKLOG_EVERY {
+                backlog_at = Instant::now();
+                self.sample_backlog().await;
+            }
+            let pause = match self.relay_batch(shutdown).await {
+                Ok(0) => self.config.outbox_poll,
+                Ok(_) => Duration::ZERO,
+                Err(error) => {
+                    self.recover(error, shutdown).await?;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff
+                }
+            };
+            if pause.is_zero() {
+                backoff = Duration::from_millis(100);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.triggered() => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// One transaction: claim, publish, dead-letter, mark, commit. Returns the
+    /// number of rows claimed (0: the outbox is empty or every aggregate in it
+    /// is held by another replica).
+    async fn relay_batch(&mut self, shutdown: &Shutdown) -> Result<usize, ProducerError> {
+        let started = Instant::now();
+        let tx = self.client.transaction().await?;
+        let rows = self.sql.claim(&tx, self.config.outbox_batch).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let m = metrics::outbox_relay();
+        m.claimed.inc_by(rows.len() as u64);
+        let span = tracing::info_span!("outbox_batch", rows = rows.len(), first_id = rows[0].id);
+        let published = self
+            .publisher
+            .publish(&rows, shutdown)
+            .instrument(span.clone())
+            .await?;
+        let Some(outcomes) = published else {
+            // Dropping the transaction rolls it back: the rows stay unsent.
+            tracing::warn!(
+                rows = rows.len(),
+                "shutdown before Kafka acknowledged the batch: left unsent, to be re-sent"
+            );
+            self.stats.abandoned += 1;
+            return Ok(rows.len());
+        };
+        let (mut sent, mut dead) = (Vec::with_capacity(rows.len()), 0);
+        for (row, outcome) in rows.iter().zip(&outcomes) {
+            match outcome {
+                Outcome::Sent => sent.push(row.id),
+                Outcome::Dead { reason, detail } => {
+                    let letter = dead_letter(&self.publisher, &self.sql, &tx, row, reason, detail);
+                    letter.instrument(span.clone()).await?;
+                    dead += 1;
+                }
+            }
+        }
+        self.sql.mark_sent(&tx, &sent).await?;
+        tx.commit().await?;
+        m.published.inc_by(sent.len() as u64);
+        m.batch_rows.observe(rows.len() as f64);
+        m.batch_seconds.observe(started.elapsed().as_secs_f64());
+        self.stats.batches += 1;
+        self.stats.published += sent.len() as u64;
+        self.stats.dead_lettered += dead;
+        if self.kafka_failing {
+            self.kafka_failing = false;
+            self.readiness.set_dependency("kafka", Ok(()));
+        }
+        Ok(rows.len())
+    }
+
+    /// After a failed batch (rolled back: its rows go again): reconnect to
+    /// Postgres or renew the producer; errors no retry can cure end the relay.
+    async fn recover(
+        &mut self,
+        error: ProducerError,
+        shutdown: &Shutdown,
+    ) -> Result<(), ProducerError> {
+        let errors = &metrics::outbox_relay().errors;
+        match error {
+            ProducerError::Postgres(e) if postgres::is_transient(&e) || self.client.is_closed() => {
+                tracing::warn!(error = %e, "postgres unavailable: reconnecting, the batch goes again");
+                errors.with_label_values(&["postgres-unavailable"]).inc();
+                self.readiness
+                    .set_dependency("postgres", Err(e.to_string()));
+                let reconnect = postgres::reconnect(&self.config, shutdown);
+                if let Some(client) = self.readiness.beating(reconnect).await {
+                    self.client = client;
+                    self.readiness.set_dependency("postgres", Ok(()));
+                }
+                Ok(())
+            }
+            ProducerError::Kafka(e) | ProducerError::Runtime(RuntimeError::Kafka(e)) => {
+                tracing::warn!(error = %e, "kafka did not take the batch: it goes again");
+                errors.with_label_values(&["kafka"]).inc();
+                self.readiness.set_dependency("kafka", Err(e.to_string()));
+                self.kafka_failing = true;
+                // A fresh producer: after a fatal idempotence error the old one is unusable.
+                self.publisher = Publisher::new(&self.config)?;
+                Ok(())
+            }
+            other => Err(other),
+        }
+    }
+
+    async fn sample_backlog(&self) {
+        match self.sql.backlog(&self.client).await {
+            Ok((rows, oldest)) => {
+                let m = metrics::outbox_relay();
+                m.backlog_rows.set(rows);
+                m.oldest_unsent_seconds.set(oldest);
+            }
+            Err(error) => tracing::debug!(%error, "outbox backlog not measured"),
+        }
+    }
+}
+
+/// Dead-letters one row and marks it, inside the batch's transaction: a
+/// crash before the commit repeats the letter, never loses it.
+async fn dead_letter(
+    publisher: &Publisher,
+    sql: &Statements,
+    tx: &tokio_postgres::Transaction<'_>,
+    row: &store::OutboxRow,
+    reason: &'static str,
+    detail: &str,
+) -> Result<(), ProducerError> {
+    tracing::warn!(id = row.id, aggregate_id = %row.aggregate_id, topic = %row.topic, %detail, "outbox row dead-lettered");
+    publisher.dead_letter(row, detail).await?;
+    sql.mark_dead(tx, row.id, detail).await?;
+    metrics::outbox_relay()
+        .dead_letters
+        .with_label_values(&[reason])
+        .inc();
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! The outbox relay against the real stack: an outbox schema, a data topic and
+//! a dead-letter topic of each test's own. Rows carry `<aggregate>:<seq>` as
+//! payload and `<aggregate>-<seq>` as event id, so the topic shows order,
+//! gaps and re-sends per aggregate.
+
+mod common;
+
+use common::process::{read_all, RawRecord, Worker};
+use common::{eventually, unique, TestEnv};
+use gavel_runtime::dlq::header as dlq_header;
+use gavel_runtime::{kafka, postgres, Shutdown};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// A test's outbox: the table migrated the way an upstream service ships it,
+/// and the topic its rows name.
+struct Outbox {
+    env: TestEnv,
+    topic: String,
+}
+
+impl Outbox {
+    async fn new(batch: i64) -> Self {
+        let mut env = TestEnv::new(3).await;
+        env.config.outbox_batch = batch;
+        env.config.outbox_poll = Duration::from_millis(20);
+        let topic = format!("{}.orders", env.config.instance_id);
+        let spec = kafka::TopicSpec {
+            name: topic.clone(),
+            partitions: env.config.partitions,
+            configs: Vec::new(),
+        };
+        kafka::create_topics(&env.config, &[spec])
+            .await
+            .expect("data topic");
+        let mut client = env.pg().await;
+        let migrations = gavel_producers::outbox::migrations();
+        postgres::migrate(&mut client, &env.config.outbox_schema, &migrations)
+            .await
+            .expect("outbox migration");
+        Self { env, topic }
+    }
+
+    async fn insert_round(&self, client: &tokio_postgres::Client, aggregates: &[String], seq: u32) {
+        let schema = &self.env.config.outbox_schema;
+        insert_round(client, schema, &self.topic, aggregates, seq).await;
+    }
+
+    async fn count(&self, condition: &str) -> i64 {
+        let sql = format!(
+            "SELECT count(*) FROM {}.outbox WHERE {condition}",
+            self.env.config.outbox_schema
+        );
+        self.env
+            .pg()
+            .await
+            .query_one(&sql, &[])
+            .await
+            .expect("count")
+            .get(0)
+    }
+
+    async fn wait_until_all_sent(&self, timeout: Duration) {
+        let done = eventually(timeout, || async {
+            (self.count("sent_at IS NULL").await == 0).then_some(())
+        })
+        .await;
+        let left = self.count("sent_at IS NULL").await;
+        assert!(done.is_some(), "{left} outbox rows never sent");
+    }
+
+    /// Records on the data topic: the sum of its partitions' high watermarks.
+    fn records_on_topic(&self) -> i64 {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = kafka::client_config(&self.env.config)
+            .create()
+            .expect("consumer");
+        (0..self.env.config.partitions)
+            .map(|p| {
+                let timeout = Duration::from_secs(10);
+                let (_, high) = consumer
+                    .fetch_watermarks(&self.topic, p, timeout)
+                    .expect("watermarks");
+                high
+            })
+            .sum()
+    }
+
+    async fn stop(self) {
+        let c = &self.env.config;
+        let topics = [self.topic.as_str(), c.outbox_dlq_topic.as_str()];
+        let _ = kafka::delete_topics(c, &topics).await;
+        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", c.outbox_schema);
+        let _ = self.env.pg().await.batch_execute(&drop).await;
+        self.env.stop().await;
+    }
+}
+
+fn aggregates(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("agg-{i}")).collect()
+}
+
+/// Row `seq` of every aggregate, in one statement (one round).
+async fn insert_round(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    topic: &str,
+    aggregates: &[String],
+    seq: u32,
+) {
+    let sql = format!(
+        "INSERT INTO {schema}.outbox (aggregate_id, topic, payload, headers, event_id)
+         SELECT a, $2, convert_to(a || ':' || $3, 'UTF8'),
+                jsonb_build_object('seq', $3, 'source', 'outbox-test'), a || '-' || $3
+         FROM unnest($1::text[]) AS a"
+    );
+    client
+        .execute(&sql, &[&aggregates, &topic, &seq.to_string()])
+        .await
+        .expect("insert outbox rows");
+}
+
+/// Inserts `rounds` rows per aggregate, one round every `pause`.
+fn spawn_inserts(
+    outbox: &Outbox,
+    aggregates: Vec<String>,
+    rounds: u32,
+    pause: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let (config, topic) = (outbox.env.config.clone(), outbox.topic.clone());
+    tokio::spawn(async move {
+        let client = postgres::connect(&config).await.expect("postgres");
+        for seq in 1..=rounds {
+            insert_round(&client, &config.outbox_schema, &topic, &aggregates, seq).await;
+            tokio::time::sleep(pause).await;
+        }
+    })
+}
+
+/// What the topic shows per aggregate: `first occurrences` must be 1, 2, 3, ...
+/// with no gap; a repeat is allowed only as a re-send run (it rewinds, then
+/// continues one by one) and must carry the row's own event id.
+#[derive(Debug, Default)]
+struct Check {
+    rows_per_key: BTreeMap<String, u32>,
+    resent: usize,
+}
+
+fn check_order(records: &[RawRecord]) -> Result<Check, String> {
+    let mut check = Check::default();
+    let mut previous: BTreeMap<String, u32> = BTreeMap::new();
+    for record in records {
+        let key = record.key.clone().ok_or("record without key")?;
+        let payload = String::from_utf8_lossy(&record.payload).into_owned();
+        let (aggregate, seq) = payload.split_once(':').ok_or("payload not agg:seq")?;
+        let seq: u32 = seq.parse().map_err(|_| format!("bad seq in {payload}"))?;
+        if aggregate != key {
+            return Err(format!("{payload} under key {key}"));
+        }
+        if record.header("event_id") != Some(&format!("{key}-{seq}")) {
+            return Err(format!(
+                "{payload} carries event_id {:?}",
+                record.header("event_id")
+            ));
+        }
+        let next = check.rows_per_key.entry(key.clone()).or_default();
+        let prev = previous.insert(key.clone(), seq).unwrap_or(0);
+        if seq == *next + 1 {
+            *next = seq;
+            if seq != prev + 1 && prev != 0 {
+                return Err(format!("{key}: new {seq} right after {prev}"));
+            }
+        } else if seq <= *next && (seq == prev + 1 || seq <= prev) {
+            check.resent += 1;
+        } else {
+            return Err(format!("{key}: {seq} after {prev} (highest so far {next})"));
+        }
+    }
+    Ok(check)
+}
+
+fn assert_complete(check: &Check, aggregates: &[String], rows_each: u32) {
+    for aggregate in aggregates {
+        assert_eq!(
+            check.rows_per_key.get(aggregate),
+            Some(&rows_each),
+            "{aggregate}: rows on the topic"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_relay_every_row_once_in_aggregate_order() {
+    let outbox = Outbox::new(50).await;
+    let shutdown = Shutdown::new();
+    let _stop_on_panic = common::TriggerOnDrop(shutdown.clone());
+    let replicas: Vec<_> = ["relay-a", "relay-b"]
+        .into_iter()
+        .map(|instance| {
+            let mut config = outbox.env.config.clone();
+            config.instance_id = format!("{}-{instance}", config.instance_id);
+            tokio::spawn(gavel_producers::outbox::run(config, shutdown.clone()))
+        })
+        .collect();
+    let aggregates = aggregates(200);
+    let started = Instant::now();
+    spawn_inserts(&outbox, aggregates.clone(), 20, Duration::from_millis(30))
+        .await
+        .expect("inserts");
+    outbox.wait_until_all_sent(Duration::from_secs(60)).await;
+    let elapsed = started.elapsed();
+    shutdown.trigger();
+    let mut published = Vec::new();
+    for replica in replicas {
+        let stats = replica.await.expect("relay task").expect("relay");
+        published.push(stats.published);
+    }
+    let records = read_all(&outbox.env, &outbox.topic);
+    let check = check_order(&records).expect("per-aggregate order on the topic");
+    assert_complete(&check, &aggregates, 20);
+    assert_eq!(records.len(), 4000 + check.resent);
+    assert_eq!(published.iter().sum::<u64>(), records.len() as u64);
+    assert!(
+        published.iter().all(|&p| p > 0),
+        "both replicas relayed: {published:?}"
+    );
+    assert_eq!(outbox.count("dead_letter_reason IS NOT NULL").await, 0);
+    println!(
+        "4000 rows by two replicas {published:?} in {:.1} s, {} re-sent",
+        elapsed.as_secs_f64(),
+        check.resent
+    );
+    outbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_killed_again_and_again_loses_and_reorders_nothing() {
+    // Rows arrive faster than one relay drains them, so the relay is nearly
+    // always inside a batch when it is killed.
+    let outbox = Outbox::new(500).await;
+    let aggregates = aggregates(200);
+    let (rounds, total) = (400, 200 * 400);
+    let started = Instant::now();
+    let inserts = spawn_inserts(
+        &outbox,
+        aggregates.clone(),
+        rounds,
+        Duration::from_millis(10),
+    );
+    let (mut kills, mut mid_batch) = (0, 0);
+    while !inserts.is_finished() || kills < 10 || (mid_batch == 0 && kills < 60) {
+        let relay = Worker::spawn(&outbox.env, "outbox-relay", &unique("relay"));
+        let lifetime = 400 + (kills * 337) % 800;
+        tokio::time::sleep(Duration::from_millis(lifetime)).await;
+        relay.kill_9();
+        kills += 1;
+        // More records on the topic than rows marked sent: this kill came
+        // between a publish and its commit, so those rows will go again.
+        if outbox.records_on_topic() > outbox.count("sent_at IS NOT NULL").await {
+            mid_batch += 1;
+        }
+    }
+    inserts.await.expect("inserts");
+    let last = Worker::spawn(&outbox.env, "outbox-relay", "relay-last");
+    outbox.wait_until_all_sent(Duration::from_secs(120)).await;
+    let elapsed = started.elapsed();
+    last.stop();
+    let records = read_all(&outbox.env, &outbox.topic);
+    let check = check_order(&records).expect("per-aggregate order on the topic");
+    assert_complete(&check, &aggregates, rounds);
+    assert_eq!(records.len(), total as usize + check.resent);
+    println!(
+        "{total} rows through {kills} kill -9s ({mid_batch} between publish and commit) in {:.1} s ({:.0} rows/s overall), {} re-sent",
+        elapsed.as_secs_f64(),
+        f64::from(total) / elapsed.as_secs_f64(),
+        check.resent
+    );
+    assert!(mid_batch > 0, "no kill landed between publish and commit");
+    assert!(
+        check.resent > 0,
+        "a kill between publish and commit re-sends"
+    );
+    outbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unpublishable_rows_are_dead_lettered_and_their_aggregates_move_on() {
+    let outbox = Outbox::new(100).await;
+    let schema = outbox.env.config.outbox_schema.clone();
+    let client = outbox.env.pg().await;
+    let good = aggregates(20);
+    for seq in 1..=3 {
+        outbox.insert_round(&client, &good, seq).await;
+    }
+    let missing = format!("{}.no-such-topic", outbox.env.config.instance_id);
+    let sql = format!(
+        "INSERT INTO {schema}.outbox (aggregate_id, topic, payload, headers, event_id) VALUES
+         ('bad', $1, 'bad:1', '{{}}', 'bad-1'),
+         ('bad', $2, 'bad:2', '{{}}', 'bad-2'),
+         ('bad', $1, 'bad:3', '{{}}', 'bad-3'),
+         ('odd', $1, 'odd:1', '{{\"n\": 1}}', 'odd-1'),
+         ('odd', $1, 'odd:2', '{{}}', 'odd-2')"
+    );
+    client
+        .execute(&sql, &[&outbox.topic, &missing])
+        .await
+        .expect("bad rows");
+    for seq in 4..=5 {
+        outbox.insert_round(&client, &good, seq).await;
+    }
+    let shutdown = Shutdown::new();
+    let _stop_on_panic = common::TriggerOnDrop(shutdown.clone());
+    let relay = tokio::spawn(gavel_producers::outbox::run(
+        outbox.env.config.clone(),
+        shutdown.clone(),
+    ));
+    let started = Instant::now();
+    outbox.wait_until_all_sent(Duration::from_secs(60)).await;
+    let elapsed = started.elapsed();
+    shutdown.trigger();
+    let stats = relay.await.expect("relay task").expect("relay");
+    assert_eq!(stats.dead_lettered, 2, "{stats:?}");
+
+    let records = read_all(&outbox.env, &outbox.topic);
+    let seqs = |key: &str| -> Vec<String> {
+        let own = records.iter().filter(|r| r.key.as_deref() == Some(key));
+        own.map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+            .collect()
+    };
+    assert_eq!(seqs("bad"), ["bad:1", "bad:3"]);
+    assert_eq!(seqs("odd"), ["odd:2"]);
+    let check = check_order(
+        &records
+            .into_iter()
+            .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with("agg-")))
+            .collect::<Vec<_>>(),
+    )
+    .expect("good aggregates in order");
+    assert_complete(&check, &good, 5);
+
+    let letters = read_all(&outbox.env, &outbox.env.config.outbox_dlq_topic);
+    assert_eq!(letters.len(), 2);
+    let letter = |event_id: &str| {
+        letters
+            .iter()
+            .find(|l| l.header("event_id") == Some(event_id))
+            .unwrap_or_else(|| panic!("no dead letter for {event_id}"))
+    };
+    let unknown = letter("bad-2");
+    assert_eq!(
+        unknown.header(dlq_header::ORIGINAL_TOPIC),
+        Some(missing.as_str())
+    );
+    assert_eq!(unknown.payload, b"bad:2");
+    let reason = unknown
+        .header(dlq_header::ERROR_MESSAGE)
+        .unwrap_or_default();
+    assert!(reason.starts_with("unknown-topic"), "{reason}");
+    let reason = letter("odd-1")
+        .header(dlq_header::ERROR_MESSAGE)
+        .unwrap_or_default();
+    assert!(reason.contains("header n is not a string"), "{reason}");
+
+    let marked = outbox
+        .count("dead_letter_reason IS NOT NULL AND sent_at IS NOT NULL AND event_id IN ('bad-2', 'odd-1')")
+        .await;
+    assert_eq!(marked, 2);
+    let dead = &gavel_runtime::observe::metrics::outbox_relay().dead_letters;
+    assert_eq!(dead.with_label_values(&["unknown-topic"]).get(), 1);
+    assert_eq!(dead.with_label_values(&["invalid-row"]).get(), 1);
+    println!(
+        "missing topic dead-lettered after {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    outbox.stop().await;
+}
