@@ -247,7 +247,7 @@ fn wait_until_visible(config: &Config, names: &[String]) -> Result<()> {
         let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
         let ready = |name: &String| {
             metadata.topics().iter().any(|t| {
-                &t.name() == name
+                t.name() == name.as_str()
                     && t.error().is_none()
                     && !t.partitions().is_empty()
                     && t.partitions().iter().all(|p| p.leader() >= 0)

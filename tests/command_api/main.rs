@@ -310,10 +310,17 @@ async fn an_order_posted_twice_with_one_key_starts_one_saga() {
     let body = json!({"lines": [{"sku": "print-a", "quantity": 2}], "total": 8_000,
                       "currency": "EUR", "shipping_address": "1 Gallery Road"})
     .to_string();
-    let first = api.post("/orders", Some(&carol), Some("order-key-1"), &body).await;
+    let first = api
+        .post("/orders", Some(&carol), Some("order-key-1"), &body)
+        .await;
     assert_eq!(first.status, 202, "{}", first.body);
-    let retry = api.post("/orders", Some(&carol), Some("order-key-1"), &body).await;
-    assert_eq!(retry.body["order_id"], first.body["order_id"], "same key, same order");
+    let retry = api
+        .post("/orders", Some(&carol), Some("order-key-1"), &body)
+        .await;
+    assert_eq!(
+        retry.body["order_id"], first.body["order_id"],
+        "same key, same order"
+    );
     let other = api.post("/orders", Some(&carol), None, &body).await;
     assert_ne!(other.body["order_id"], first.body["order_id"]);
 
@@ -337,7 +344,11 @@ async fn an_order_posted_twice_with_one_key_starts_one_saga() {
         assert!(fields.contains_key(field), "{field}: {fields:?}");
     }
     assert_eq!(api.post("/orders", None, None, &body).await.status, 401);
-    assert_eq!(record_count(&env.config, orders), before, "nothing produced for refusals");
+    assert_eq!(
+        record_count(&env.config, orders),
+        before,
+        "nothing produced for refusals"
+    );
 
     let config = env.config.clone();
     let census = common::eventually(Duration::from_secs(60), || {
@@ -354,7 +365,10 @@ async fn an_order_posted_twice_with_one_key_starts_one_saga() {
         }
     })
     .await;
-    assert!(census.is_some(), "two orders, two completed sagas (the retry started none)");
+    assert!(
+        census.is_some(),
+        "two orders, two completed sagas (the retry started none)"
+    );
     api.stop().await;
     orchestrator.stop();
     participants.stop();

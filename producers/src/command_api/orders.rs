@@ -20,20 +20,25 @@ pub fn order(user: &User, command_id: &str, body: &Bytes) -> Result<OrderCreated
     let mut f = Fields::parse(body)?;
     let order_id = match f.optional_string("order_id") {
         Some(id) if !valid_id(&id) => {
-            f.fail("order_id", "must be 1..=128 characters of A-Z a-z 0-9 . _ : -");
+            f.fail(
+                "order_id",
+                "must be 1..=128 characters of A-Z a-z 0-9 . _ : -",
+            );
             id
         }
         Some(id) => id,
         None => format!("order-{command_id}"),
     };
     let lines = lines(&mut f);
-    let currency = f.string("currency").and_then(|code| match Currency::parse(&code) {
-        Ok(currency) => Some(currency),
-        Err(error) => {
-            f.fail("currency", error.to_string());
-            None
-        }
-    });
+    let currency = f
+        .string("currency")
+        .and_then(|code| match Currency::parse(&code) {
+            Ok(currency) => Some(currency),
+            Err(error) => {
+                f.fail("currency", error.to_string());
+                None
+            }
+        });
     let total = f.int("total");
     let total = f.positive("total", total);
     let address = f.string("shipping_address").unwrap_or_default();
@@ -58,7 +63,12 @@ pub fn order(user: &User, command_id: &str, body: &Bytes) -> Result<OrderCreated
 
 fn lines(f: &mut Fields) -> Vec<OrderLine> {
     let mut lines = Vec::new();
-    for (index, item) in f.array("lines", MAX_LINES).unwrap_or_default().into_iter().enumerate() {
+    for (index, item) in f
+        .array("lines", MAX_LINES)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         let Some(mut line) = f.item("lines", index, item) else {
             continue;
         };
