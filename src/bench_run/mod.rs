@@ -129,7 +129,7 @@ pub async fn run(config: &Config, args: &RunArgs) -> Result<()> {
         resources,
         aggregate,
         read_side,
-        saga: Part::missing("the saga orchestrator stage is not built yet (no `gavel saga` role)"),
+        saga: Part::missing("the saga stage (gavel saga + participants) exists but this bench does not measure it yet"),
         ratios: Value::Null,
     };
     report.compute_ratios();
