@@ -42,6 +42,7 @@ impl RebuildReport {
 
 struct Replay {
     view: View,
+    view_topic: String,
     consumer: StreamConsumer<EofAware>,
     /// Next offset per partition after the last record applied.
     position: HashMap<i32, i64>,
@@ -134,6 +135,7 @@ impl Replay {
         consumer.assign(&assignment)?;
         Ok(Replay {
             view,
+            view_topic: topic.to_owned(),
             consumer,
             position: (0..partitions).map(|p| (p, 0)).collect(),
             held: Vec::new(),
@@ -190,10 +192,29 @@ impl Replay {
                         self.held.push(message);
                     }
                 }
-                Ok(Err(KafkaError::PartitionEOF(partition))) => self.passed(partition, targets),
+                Ok(Err(KafkaError::PartitionEOF(partition))) => {
+                    // An end-of-partition event may be stale: queued before
+                    // this phase's higher target was read. Only the consumer's
+                    // actual position can say the target was reached.
+                    if self.fetched_to(partition) >= targets.get(&partition).copied().unwrap_or(0) {
+                        self.passed(partition, targets);
+                    }
+                }
                 Ok(Err(error)) => return Err(error.into()),
                 Err(_) => {}
             }
+        }
+    }
+
+    /// The next offset the consumer fetches on `partition` (0 when unknown).
+    fn fetched_to(&self, partition: i32) -> i64 {
+        let topic = self.view_topic.as_str();
+        let Ok(list) = self.consumer.position() else {
+            return 0;
+        };
+        match list.find_partition(topic, partition).map(|e| e.offset()) {
+            Some(Offset::Offset(next)) => next,
+            _ => 0,
         }
     }
 
