@@ -109,6 +109,25 @@ pub fn await_deliveries(producer: &TxnProducer) -> Result<(), ProcessorError> {
     Ok(())
 }
 
+/// Counts a committed batch transaction on the stage's metrics.
+pub fn count_commit(
+    stage: &gavel_runtime::observe::metrics::Stage,
+    records: usize,
+    started: Instant,
+) {
+    stage.transactions.with_label_values(&["commit"]).inc();
+    stage.consumed.inc_by(records as u64);
+    stage.batch_records.observe(records as f64);
+    stage.batch_seconds.observe(started.elapsed().as_secs_f64());
+}
+
+/// Counts a failed batch transaction and aborts it; the session ends either way.
+pub fn abort_counted(producer: &TxnProducer, stage: &gavel_runtime::observe::metrics::Stage) {
+    stage.transactions.with_label_values(&["abort"]).inc();
+    stage.errors.with_label_values(&["transaction"]).inc();
+    abort(producer);
+}
+
 /// Aborts after a failed transaction; the session ends either way.
 pub fn abort(producer: &TxnProducer) {
     if let Err(abort_error) = producer.abort_transaction(TXN_TIMEOUT) {

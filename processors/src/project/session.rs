@@ -103,16 +103,11 @@ impl<'a> Session<'a> {
                 self.state.commit(batch.pending);
                 self.stats.transactions += 1;
                 self.stats.events += batch.records as u64;
-                stage.transactions.with_label_values(&["commit"]).inc();
-                stage.consumed.inc_by(batch.records as u64);
-                stage.batch_records.observe(batch.records as f64);
-                stage.batch_seconds.observe(started.elapsed().as_secs_f64());
+                txn::count_commit(stage, batch.records, started);
                 Ok(())
             }
             Err(error) => {
-                stage.transactions.with_label_values(&["abort"]).inc();
-                stage.errors.with_label_values(&["transaction"]).inc();
-                txn::abort(&self.producer);
+                txn::abort_counted(&self.producer, stage);
                 Err(error)
             }
         }

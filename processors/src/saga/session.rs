@@ -38,6 +38,9 @@ pub struct Session<'a, K: SagaKind> {
     readiness: Readiness,
     worker: String,
     crash: Crash,
+    /// When the open-saga gauges were last recomputed (a full scan of the
+    /// sagas, so at most once a second rather than after every batch).
+    census_at: Option<Instant>,
 }
 
 /// What the open transaction holds.
@@ -59,6 +62,7 @@ impl<'a, K: SagaKind> Session<'a, K> {
     ) -> Result<Self, ProcessorError> {
         let def = kind.definition();
         let group = format!("{}-{}", config.saga_group, def.kind());
+        let worker = format!("saga-{}/{}", def.kind(), config.instance_id);
         let transactional_id = format!("{group}-{}", config.instance_id);
         let producer: TxnProducer =
             kafka::transactional_producer_config(config, &transactional_id).create()?;
@@ -73,17 +77,18 @@ impl<'a, K: SagaKind> Session<'a, K> {
         consumer.subscribe(&[&topics.trigger, &topics.replies])?;
         tracing::info!(%transactional_id, trigger = %topics.trigger, replies = %topics.replies, "saga session started");
         Ok(Self {
+            def,
             config,
             kind,
-            def,
             topics,
             consumer,
             producer,
             store: SagaStore::default(),
             stats,
             readiness,
-            worker: format!("saga-{}/{}", kind.definition().kind(), config.instance_id),
+            worker,
             crash: Crash::from_env(),
+            census_at: None,
         })
     }
 
@@ -156,17 +161,12 @@ impl<'a, K: SagaKind> Session<'a, K> {
         let stage = &metrics::saga().stage;
         match result {
             Ok(()) => {
-                stage.transactions.with_label_values(&["commit"]).inc();
-                stage.consumed.inc_by(batch.records as u64);
-                stage.batch_records.observe(batch.records as f64);
-                stage.batch_seconds.observe(started.elapsed().as_secs_f64());
+                txn::count_commit(stage, batch.records, started);
                 self.report(&batch);
                 Ok(())
             }
             Err(error) => {
-                stage.transactions.with_label_values(&["abort"]).inc();
-                stage.errors.with_label_values(&["transaction"]).inc();
-                txn::abort(&self.producer);
+                txn::abort_counted(&self.producer, stage);
                 Err(error)
             }
         }
@@ -372,6 +372,13 @@ impl<'a, K: SagaKind> Session<'a, K> {
                 _ => self.stats.failed += 1,
             }
         }
+        if self
+            .census_at
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.census_at = Some(Instant::now());
         let (counts, oldest) = self.store.census();
         for status in [
             "RUNNING",
