@@ -39,7 +39,7 @@ pid_alive() {
   local pid
   pid=$(pid_of "$1")
   [[ -n $pid && -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$2"
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$2"
 }
 
 # True if something accepts TCP connections on 127.0.0.1:$1.
@@ -53,21 +53,71 @@ require_free_port() {
   die "port $port (needed by $what) is already in use by a process not started by this script ${holder:+($holder)}; stop it or override the port (see deploy/local/README.md)"
 }
 
-# wait_for DESCRIPTION TIMEOUT_S LOGFILE COMPONENT MATCH CHECK_CMD...
-# Polls CHECK_CMD every second until it succeeds; fails early if the component died.
-wait_for() {
-  local what=$1 timeout=$2 logf=$3 comp=$4 match=$5
-  shift 5
+# await_ready TIMEOUT_S COMPONENT MATCH CHECK_CMD...
+# Polls CHECK_CMD every second. Returns 0 once it succeeds, 1 if the component's process
+# died first, 2 on timeout.
+await_ready() {
+  local timeout=$1 comp=$2 match=$3
+  shift 3
   local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
-    if ! pid_alive "$comp" "$match"; then
-      die "$what: process exited during startup; see $logf (last lines: $(tail -n 5 "$logf" 2>/dev/null | tr '\n' ' '))"
-    fi
-    if ((SECONDS >= deadline)); then
-      die "$what: not ready after ${timeout}s; see $logf"
-    fi
+    pid_alive "$comp" "$match" || return 1
+    ((SECONDS < deadline)) || return 2
     sleep 1
   done
+}
+
+# Size of a file in bytes, 0 if it does not exist.
+file_size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+
+# startup_tail LOGFILE COMPONENT [LOG_FROM OUT_FROM]
+# The last lines a component wrote to its log and to its launch output (where a JVM that
+# fails before logging prints why) since the given byte offsets, on one line.
+startup_tail() {
+  local logf=$1 out=$LOG_DIR/$2.out log_from=${3:-0} out_from=${4:-0}
+  tail -c "+$((log_from + 1))" "$logf" 2>/dev/null | tail -n 5 | tr '\n' ' '
+  if [[ -f $out && $out != "$logf" ]]; then
+    printf '| %s: %s' "$out" "$(tail -c "+$((out_from + 1))" "$out" | tail -n 5 | tr '\n' ' ')"
+  fi
+  return 0
+}
+
+# wait_for DESCRIPTION TIMEOUT_S LOGFILE COMPONENT MATCH CHECK_CMD...
+# Waits until CHECK_CMD succeeds; fails with the component's last words if it died.
+wait_for() {
+  local what=$1 timeout=$2 logf=$3 comp=$4 match=$5 rc=0
+  shift 5
+  await_ready "$timeout" "$comp" "$match" "$@" || rc=$?
+  case $rc in
+    0) return 0 ;;
+    1) die "$what: process exited during startup; see $logf (last lines: $(startup_tail "$logf" "$comp"))" ;;
+    *) die "$what: not ready after ${timeout}s; see $logf" ;;
+  esac
+}
+
+# start_and_wait DESCRIPTION TIMEOUT_S LOGFILE COMPONENT MATCH LAUNCH_FN CHECK_CMD...
+# Runs LAUNCH_FN, then waits as wait_for does. A process that dies during start-up is
+# launched again, up to 3 times: on a busy or just-restored machine a JVM's first start
+# can fail for a reason gone seconds later (CI once saw kafka.Kafka fail its static
+# initialiser), and a retry costs seconds where a failed run costs the whole run. Not
+# becoming ready in time is not retried: that is a real problem to look at.
+start_and_wait() {
+  local what=$1 timeout=$2 logf=$3 comp=$4 match=$5 launch_fn=$6 attempt rc log_from out_from
+  shift 6
+  for attempt in 1 2 3; do
+    log_from=$(file_size "$logf")
+    out_from=$(file_size "$LOG_DIR/$comp.out")
+    "$launch_fn"
+    rc=0
+    await_ready "$timeout" "$comp" "$match" "$@" || rc=$?
+    case $rc in
+      0) return 0 ;;
+      2) die "$what: not ready after ${timeout}s; see $logf" ;;
+    esac
+    log "$what: process exited during startup (attempt $attempt of 3; last lines: $(startup_tail "$logf" "$comp" "$log_from" "$out_from"))"
+    sleep 2
+  done
+  die "$what: process exited during startup 3 times; see $logf"
 }
 
 # Launch "$@" detached (own session, no controlling tty), stdout/stderr to $2; record pid.

@@ -70,9 +70,17 @@ kafka_ready() {
       --command-config "$KAFKA_DIR/tools.properties" --list
 }
 
+kafka_launch() {
+  log "starting kafka on 127.0.0.1:$GAVEL_KAFKA_PORT (controller :$GAVEL_KAFKA_CONTROLLER_PORT)"
+  # shellcheck disable=SC2086 # KAFKA_HEAP is a list of JVM flags
+  launch kafka "$LOG_DIR/kafka.out" java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExitOnOutOfMemoryError "${KAFKA_JVM[@]}" -Dgavel.log.name=kafka kafka.Kafka "$KAFKA_CONF"
+}
+
 kafka_up() {
   if kafka_running; then
     log "kafka already running (pid $(pid_of kafka))"
+    wait_for kafka 90 "$KAFKA_LOG" kafka "$KAFKA_CONF" kafka_ready
   else
     require_free_port "$GAVEL_KAFKA_PORT" kafka
     require_free_port "$GAVEL_KAFKA_CONTROLLER_PORT" "kafka controller"
@@ -85,12 +93,8 @@ kafka_up() {
         -c "$KAFKA_CONF" --standalone >>"$LOG_DIR/kafka-tools.log" 2>&1 ||
         die "kafka storage format failed; see $LOG_DIR/kafka-tools.log"
     fi
-    log "starting kafka on 127.0.0.1:$GAVEL_KAFKA_PORT (controller :$GAVEL_KAFKA_CONTROLLER_PORT)"
-    # shellcheck disable=SC2086 # KAFKA_HEAP is a list of JVM flags
-    launch kafka "$LOG_DIR/kafka.out" java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-      -XX:+ExitOnOutOfMemoryError "${KAFKA_JVM[@]}" -Dgavel.log.name=kafka kafka.Kafka "$KAFKA_CONF"
+    start_and_wait kafka 90 "$KAFKA_LOG" kafka "$KAFKA_CONF" kafka_launch kafka_ready
   fi
-  wait_for kafka 90 "$KAFKA_LOG" kafka "$KAFKA_CONF" kafka_ready
   log "kafka ready: 127.0.0.1:$GAVEL_KAFKA_PORT (pid $(pid_of kafka))"
 }
 

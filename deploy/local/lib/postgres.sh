@@ -28,7 +28,7 @@ as_pg() {
 pg_running() {
   local pid
   pid=$(head -n1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)
-  if [[ -n $pid && -d $RUN_DIR ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$PG_DATA"; then
+  if [[ -n $pid && -d $RUN_DIR ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$PG_DATA"; then
     echo "$pid" >"$RUN_DIR/postgres.pid"
   fi
   pid_alive postgres "$PG_DATA"

@@ -61,38 +61,42 @@ registry_ready() {
   [[ $(curl -s -o /dev/null -w '%{http_code}' "$REGISTRY_URL/apis/ccompat/v7/subjects") == 200 ]]
 }
 
+registry_launch() {
+  log "starting apicurio registry on 127.0.0.1:$GAVEL_REGISTRY_PORT (management :$GAVEL_REGISTRY_MGMT_PORT)"
+  # Env names map to the properties in the app jar's application.properties
+  # (apicurio.storage.kind, apicurio.storage.sql.kind, apicurio.datasource.*, ...). The app
+  # defaults to a 20..100 connection pool, an extra management port (9000, all interfaces),
+  # no deletes in the v3 REST API, and a broken log timestamp pattern (YYYY-MMx-dd); all overridden here.
+  (cd "$GAVEL_STACK_DIR/registry" &&
+    launch registry "$REGISTRY_LOG" env \
+      QUARKUS_HTTP_HOST=127.0.0.1 QUARKUS_HTTP_PORT="$GAVEL_REGISTRY_PORT" \
+      QUARKUS_MANAGEMENT_HOST=127.0.0.1 QUARKUS_MANAGEMENT_PORT="$GAVEL_REGISTRY_MGMT_PORT" \
+      APICURIO_STORAGE_KIND=sql APICURIO_STORAGE_SQL_KIND=postgresql \
+      APICURIO_DATASOURCE_URL="jdbc:postgresql://127.0.0.1:$GAVEL_PG_PORT/apicurio" \
+      APICURIO_DATASOURCE_USERNAME=gavel APICURIO_DATASOURCE_PASSWORD=gavel \
+      APICURIO_DATASOURCE_JDBC_INITIAL_SIZE=2 APICURIO_DATASOURCE_JDBC_MIN_SIZE=2 \
+      APICURIO_DATASOURCE_JDBC_MAX_SIZE=20 \
+      APICURIO_REST_DELETION_ARTIFACT_ENABLED=true APICURIO_REST_DELETION_ARTIFACT_VERSION_ENABLED=true \
+      APICURIO_REST_DELETION_GROUP_ENABLED=true \
+      QUARKUS_LOG_CONSOLE_FORMAT='%d{yyyy-MM-dd HH:mm:ss,SSS} %-5p [%c{3.}] (%t) %s%e%n' \
+      APICURIO_STORAGE_SNAPSHOT_LOCATION="$GAVEL_STACK_DIR/registry/tmp" \
+      APICURIO_IMPORT_WORK_DIR="$GAVEL_STACK_DIR/registry/tmp" \
+      "$REGISTRY_JAVA" -Xms64m -Xmx384m -XX:+ExitOnOutOfMemoryError -Djava.io.tmpdir="$GAVEL_STACK_DIR/registry/tmp" \
+      -jar "$REGISTRY_JAR")
+}
+
 registry_up() {
   if registry_running; then
     log "registry already running (pid $(pid_of registry))"
+    wait_for "apicurio registry" 120 "$REGISTRY_LOG" registry "$REGISTRY_JAR" registry_ready
   else
     require_free_port "$GAVEL_REGISTRY_PORT" "apicurio registry"
     require_free_port "$GAVEL_REGISTRY_MGMT_PORT" "apicurio registry management"
     registry_fetch
     registry_java
     mkdir -p "$GAVEL_STACK_DIR/registry/tmp"
-    log "starting apicurio registry on 127.0.0.1:$GAVEL_REGISTRY_PORT (management :$GAVEL_REGISTRY_MGMT_PORT)"
-    # Env names map to the properties in the app jar's application.properties
-    # (apicurio.storage.kind, apicurio.storage.sql.kind, apicurio.datasource.*, ...). The app
-    # defaults to a 20..100 connection pool, an extra management port (9000, all interfaces),
-    # no deletes in the v3 REST API, and a broken log timestamp pattern (YYYY-MMx-dd); all overridden here.
-    (cd "$GAVEL_STACK_DIR/registry" &&
-      launch registry "$REGISTRY_LOG" env \
-        QUARKUS_HTTP_HOST=127.0.0.1 QUARKUS_HTTP_PORT="$GAVEL_REGISTRY_PORT" \
-        QUARKUS_MANAGEMENT_HOST=127.0.0.1 QUARKUS_MANAGEMENT_PORT="$GAVEL_REGISTRY_MGMT_PORT" \
-        APICURIO_STORAGE_KIND=sql APICURIO_STORAGE_SQL_KIND=postgresql \
-        APICURIO_DATASOURCE_URL="jdbc:postgresql://127.0.0.1:$GAVEL_PG_PORT/apicurio" \
-        APICURIO_DATASOURCE_USERNAME=gavel APICURIO_DATASOURCE_PASSWORD=gavel \
-        APICURIO_DATASOURCE_JDBC_INITIAL_SIZE=2 APICURIO_DATASOURCE_JDBC_MIN_SIZE=2 \
-        APICURIO_DATASOURCE_JDBC_MAX_SIZE=20 \
-        APICURIO_REST_DELETION_ARTIFACT_ENABLED=true APICURIO_REST_DELETION_ARTIFACT_VERSION_ENABLED=true \
-        APICURIO_REST_DELETION_GROUP_ENABLED=true \
-        QUARKUS_LOG_CONSOLE_FORMAT='%d{yyyy-MM-dd HH:mm:ss,SSS} %-5p [%c{3.}] (%t) %s%e%n' \
-        APICURIO_STORAGE_SNAPSHOT_LOCATION="$GAVEL_STACK_DIR/registry/tmp" \
-        APICURIO_IMPORT_WORK_DIR="$GAVEL_STACK_DIR/registry/tmp" \
-        "$REGISTRY_JAVA" -Xms64m -Xmx384m -XX:+ExitOnOutOfMemoryError -Djava.io.tmpdir="$GAVEL_STACK_DIR/registry/tmp" \
-        -jar "$REGISTRY_JAR")
+    start_and_wait "apicurio registry" 120 "$REGISTRY_LOG" registry "$REGISTRY_JAR" registry_launch registry_ready
   fi
-  wait_for "apicurio registry" 120 "$REGISTRY_LOG" registry "$REGISTRY_JAR" registry_ready
   log "registry ready: $REGISTRY_URL/apis/ccompat/v7 (pid $(pid_of registry))"
 }
 
