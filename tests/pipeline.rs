@@ -7,7 +7,6 @@ use common::{eventually, TestEnv};
 use gavel_domain::auction::AuctionStatus;
 use gavel_producers::loadgen::{generate, LoadSpec};
 use gavel_runtime::Shutdown;
-use gavel_sinks::views::verify;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -95,24 +94,7 @@ async fn a_generated_workload_materializes_exactly_as_the_pure_domain_predicts()
 
     let client = env.pg().await;
     let schema = env.config.postgres_schema.clone();
-    let comparison = eventually(TIMEOUT, || async {
-        let comparison = verify::compare(&client, &schema, &expected).await.ok()?;
-        comparison.all_match().then_some(comparison)
-    })
-    .await;
-    let comparison = match comparison {
-        Some(c) => c,
-        None => {
-            let last = verify::compare(&client, &schema, &expected)
-                .await
-                .expect("compare");
-            panic!(
-                "read model differs: {} missing, first differences {:?}",
-                last.missing,
-                &last.differences[..last.differences.len().min(5)]
-            );
-        }
-    };
+    let comparison = common::assert_read_model(&client, &schema, &expected).await;
     assert_eq!(comparison.matching, 40);
     common::assert_views_agree(&client, &schema).await;
     let bidders: i64 = client

@@ -115,6 +115,14 @@ async fn listings_page_through_every_auction_once_in_order_and_bad_queries_get_4
     assert_eq!(status, 200, "{lot}");
     assert_eq!(lot["bid_count"], 3);
     assert_eq!(lot["leading_bidder"], "bidder-2");
+    assert_eq!(lot["bidder_count"], 3);
+    let top: Vec<&str> = lot["top_bidders"]
+        .as_array()
+        .expect("top_bidders")
+        .iter()
+        .filter_map(|b| b["user_id"].as_str())
+        .collect();
+    assert_eq!(top, ["bidder-2", "bidder-1", "bidder-0"], "highest first");
     assert_eq!(lot["current_price"]["amount_minor"], 1_000 + 15 * 100 + 200);
     assert_eq!(lot["current_price"]["currency"], "EUR");
     assert_eq!(lot["status"], "ACTIVE");

@@ -52,7 +52,8 @@ fn sold(id: &str, price: i64) -> AuctionDetails {
         created_at: at,
         updated_at: at,
         version: 5,
-        bidders: vec![bidder("outbid", price - 10), bidder("winner", price)],
+        bidder_count: 2,
+        bidders: vec![bidder("winner", price), bidder("outbid", price - 10)],
     }
 }
 

@@ -379,3 +379,31 @@ pub async fn assert_views_agree(client: &tokio_postgres::Client, schema: &str) {
         gavel_sinks::views::verify::derived_views_disagreements(client, schema).await
     );
 }
+
+/// Waits until auction_details equals `expected`; panics with the differences.
+pub async fn assert_read_model(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    expected: &std::collections::BTreeMap<gavel_domain::AuctionId, gavel_domain::auction::Auction>,
+) -> gavel_sinks::views::verify::Comparison {
+    let matched = eventually(Duration::from_secs(120), || async {
+        let comparison = gavel_sinks::views::verify::compare(client, schema, expected)
+            .await
+            .ok()?;
+        comparison.all_match().then_some(comparison)
+    })
+    .await;
+    match matched {
+        Some(comparison) => comparison,
+        None => {
+            let last = gavel_sinks::views::verify::compare(client, schema, expected)
+                .await
+                .expect("compare");
+            panic!(
+                "read model differs: {} missing, {:?}",
+                last.missing,
+                &last.differences[..last.differences.len().min(5)]
+            );
+        }
+    }
+}

@@ -57,15 +57,20 @@ fn cancelled() -> AuctionEvent {
     }
 }
 
+/// The state after `given`, applied in order.
+fn given(events: &[AuctionEvent]) -> Option<AuctionProjection> {
+    events.iter().enumerate().fold(None, |state, (i, event)| {
+        project(state, &meta(i as u64 + 1), event).0
+    })
+}
+
 /// Applies `given` in order, then returns the changes of `when`.
-fn given_when(given: &[AuctionEvent], when: AuctionEvent) -> Option<ViewChanges> {
-    let mut state: Option<AuctionDetails> = None;
-    for (i, event) in given.iter().enumerate() {
-        state = project(state.as_ref(), &meta(i as u64 + 1), event)
-            .map(|c| c.details)
-            .or(state);
-    }
-    project(state.as_ref(), &meta(given.len() as u64 + 1), &when)
+fn given_when(events: &[AuctionEvent], when: AuctionEvent) -> Option<ViewChanges> {
+    project(given(events), &meta(events.len() as u64 + 1), &when).1
+}
+
+fn names(bidders: &[BidderSummary]) -> Vec<&str> {
+    bidders.iter().map(|b| b.user_id.as_str()).collect()
 }
 
 fn meta(version: u64) -> EventMeta {
@@ -142,8 +147,8 @@ fn ending_delists_and_settles_every_bidder() {
     assert_eq!(
         standings(&changes),
         [
-            ("ann".into(), UserBidStatus::Lost),
-            ("bob".into(), UserBidStatus::Won)
+            ("bob".into(), UserBidStatus::Won),
+            ("ann".into(), UserBidStatus::Lost)
         ]
     );
 }
@@ -174,8 +179,44 @@ fn cancelling_a_draft_changes_no_list() {
 
 #[test]
 fn a_redelivered_event_changes_nothing() {
-    let first = given_when(&[created()], started()).unwrap();
-    assert_eq!(project(Some(&first.details), &meta(2), &started()), None);
+    let state = given(&[created(), started()]);
+    let (after, changes) = project(state.clone(), &meta(2), &started());
+    assert_eq!((after, changes), (state, None));
+}
+
+#[test]
+fn an_event_of_an_auction_never_created_changes_nothing() {
+    assert_eq!(project(None, &meta(3), &bid("bob", 1_000)), (None, None));
+}
+
+/// `count` bidders, the n-th bidding 1_000 + 100 n.
+fn bidding_war(count: usize) -> Vec<AuctionEvent> {
+    let mut events = vec![created(), started()];
+    events.extend((0..count).map(|n| bid(&format!("u{n:02}"), 1_000 + 100 * n as i64)));
+    events
+}
+
+#[test]
+fn a_running_auction_lists_only_its_top_bidders_highest_first() {
+    let changes = given_when(&bidding_war(14), bid("u03", 9_000)).unwrap();
+    let top = &changes.details.bidders;
+    assert_eq!(top.len(), TOP_BIDDERS);
+    assert_eq!(names(top)[..3], ["u03", "u13", "u12"]);
+    assert!(
+        !names(top).contains(&"u04"),
+        "u04 is 11th: {:?}",
+        names(top)
+    );
+    assert_eq!(changes.details.bidder_count, 14);
+}
+
+#[test]
+fn the_closing_record_names_every_bidder_highest_first() {
+    let changes = given_when(&bidding_war(14), ended(Some("u13"), 2_300)).unwrap();
+    let all = &changes.details.bidders;
+    assert_eq!(all.len(), 14);
+    assert_eq!((names(all)[0], names(all)[13]), ("u13", "u00"));
+    assert_eq!(changes.user_bids.len(), 14);
 }
 
 #[test]
@@ -192,19 +233,20 @@ fn the_views_round_trip_through_json() {
 }
 
 fn history() -> impl Strategy<Value = Vec<AuctionEvent>> {
-    let bids = prop::collection::vec((0..5usize, 1..5i64), 0..30);
+    // More bidders than the details record lists while running.
+    let bids = prop::collection::vec((0..TOP_BIDDERS + 4, 1..5i64), 0..40);
     (bids, 0..3u8).prop_map(|(bids, close)| {
-        let names = ["ann", "bob", "cid", "dee", "eve"];
         let mut price = 1_000;
         let mut leader = None;
         let mut events = vec![created(), started()];
         for (who, step) in bids {
             price += step * 100;
-            leader = Some(names[who]);
-            events.push(bid(names[who], price));
+            let name = format!("u{who:02}");
+            events.push(bid(&name, price));
+            leader = Some(name);
         }
         match close {
-            0 => events.push(ended(leader, price)),
+            0 => events.push(ended(leader.as_deref(), price)),
             1 => events.push(cancelled()),
             _ => {}
         }
@@ -217,11 +259,13 @@ proptest! {
     /// final state: no bidder's row is ever left stale.
     #[test]
     fn incremental_changes_equal_the_views_of_the_final_state(events in history()) {
-        let mut state: Option<AuctionDetails> = None;
+        let mut state: Option<AuctionProjection> = None;
         let mut listed: Option<AuctionListItem> = None;
         let mut rows: HashMap<String, UserBid> = HashMap::new();
         for (i, event) in events.iter().enumerate() {
-            let changes = project(state.as_ref(), &meta(i as u64 + 1), event).unwrap();
+            let (after, changes) = project(state, &meta(i as u64 + 1), event);
+            let changes = changes.unwrap();
+            state = after;
             match changes.list {
                 ListChange::Upsert(item) => listed = Some(item),
                 ListChange::Delete { .. } => listed = None,
@@ -230,13 +274,19 @@ proptest! {
             for row in changes.user_bids {
                 rows.insert(row.key(), row);
             }
-            state = Some(changes.details);
+            let now = state.as_ref().unwrap();
+            // The top list kept by promotion is the top of a full sort.
+            if now.is_running() {
+                prop_assert_eq!(&now.details.bidders, &now.bidders.top());
+            }
+            prop_assert_eq!(changes.details, now.details.clone());
         }
         let last = state.unwrap();
-        prop_assert_eq!(listed, AuctionListItem::of(&last));
+        prop_assert_eq!(listed, AuctionListItem::of(&last.details));
         prop_assert_eq!(rows.len(), last.bidders.len());
-        for bidder in &last.bidders {
-            let derived = UserBid::of(&last, &bidder.user_id).unwrap();
+        for bidder in last.bidders.highest_first() {
+            let derived = UserBid::of(&last.details, &bidder);
+            prop_assert_eq!(derived.summary(), bidder);
             let mut stored = rows[&derived.key()].clone();
             // Rows not touched by the last events keep their older version.
             stored.version = derived.version;

@@ -3,7 +3,7 @@
 //! deliberately absent: it changes with every bid, and carrying it would rewrite
 //! every bidder's row on each bid instead of two.
 
-use super::AuctionDetails;
+use super::{AuctionDetails, BidderSummary};
 use crate::auction::AuctionStatus;
 use crate::{AuctionId, Money, TenantId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
@@ -66,10 +66,10 @@ impl UserBid {
         format!("{}/{}", self.user_id, self.auction_id)
     }
 
-    /// The row of `user` in `details`, or `None` when the user never bid there.
-    pub fn of(details: &AuctionDetails, user: &UserId) -> Option<Self> {
-        let summary = details.bidder(user)?;
-        Some(Self {
+    /// The row of the bidder `summary` describes in the auction of `details`.
+    pub fn of(details: &AuctionDetails, summary: &BidderSummary) -> Self {
+        let user = &summary.user_id;
+        Self {
             user_id: user.clone(),
             auction_id: details.auction_id.clone(),
             tenant_id: details.tenant_id.clone(),
@@ -80,7 +80,19 @@ impl UserBid {
             end_time: details.end_time,
             last_bid_at: summary.last_bid_at,
             version: details.version,
-        })
+        }
+    }
+}
+
+impl UserBid {
+    /// The bidder's summary this row carries (the projector's restore).
+    pub fn summary(&self) -> BidderSummary {
+        BidderSummary {
+            user_id: self.user_id.clone(),
+            highest_bid: self.highest_bid,
+            bid_count: self.bid_count,
+            last_bid_at: self.last_bid_at,
+        }
     }
 }
 

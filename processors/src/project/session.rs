@@ -5,7 +5,7 @@
 //! fresh one from the last committed offsets (which also restores the state).
 
 use super::records::{view_headers, view_records};
-use super::state::{Pending, ViewState};
+use super::state::ViewState;
 use super::Stats;
 use crate::txn::{self, TxnProducer, TXN_TIMEOUT};
 use crate::ProcessorError;
@@ -39,7 +39,6 @@ pub struct Session<'a> {
 /// What the open transaction holds.
 #[derive(Default)]
 struct Batch {
-    pending: Pending,
     offsets: HashMap<i32, i64>,
     records: usize,
 }
@@ -100,7 +99,6 @@ impl<'a> Session<'a> {
         let stage = metrics::project();
         match result {
             Ok(()) => {
-                self.state.commit(batch.pending);
                 self.stats.transactions += 1;
                 self.stats.events += batch.records as u64;
                 txn::count_commit(stage, batch.records, started);
@@ -158,7 +156,7 @@ impl<'a> Session<'a> {
         batch.offsets.insert(partition, message.offset() + 1);
         batch.records += 1;
         match self.decode(&message)? {
-            Ok((event, envelope)) => self.apply(partition, &event, &envelope, batch),
+            Ok((event, envelope)) => self.apply(partition, &event, &envelope),
             Err((class, reason)) => self.dead_letter(&message, class, &reason),
         }
     }
@@ -176,12 +174,14 @@ impl<'a> Session<'a> {
         txn::dead_letter(&self.producer, stage, message, class, reason, &self.worker)
     }
 
+    /// Applies one event to its auction's state and sends the view records it
+    /// changes. The state is changed before the transaction commits: if it
+    /// aborts, the session ends and its state goes with it (see `state`).
     fn apply(
         &mut self,
         partition: i32,
         event: &AuctionEvent,
         envelope: &EventEnvelope,
-        batch: &mut Batch,
     ) -> Result<(), ProcessorError> {
         let key = envelope.aggregate_id.as_str();
         let meta = EventMeta {
@@ -190,8 +190,12 @@ impl<'a> Session<'a> {
             version: envelope.aggregate_version,
             occurred_at: envelope.occurred_at,
         };
-        let before = self.state.get(&batch.pending, partition, key);
-        let Some(changes) = project(before, &meta, event) else {
+        let before = self.state.take(partition, key);
+        let (after, changes) = project(before, &meta, event);
+        if let Some(after) = after {
+            self.state.put(partition, key.to_owned(), after);
+        }
+        let Some(changes) = changes else {
             self.stats.unchanged += 1;
             return Ok(());
         };
@@ -209,10 +213,6 @@ impl<'a> Session<'a> {
             self.stats.view_records += 1;
             stage.produced.inc();
         }
-        batch
-            .pending
-            .writes
-            .insert((partition, key.to_owned()), changes.details);
         Ok(())
     }
 

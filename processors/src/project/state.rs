@@ -1,28 +1,30 @@
-//! The projector's state: the AuctionDetails of every running auction on the
-//! assigned partitions, restored from the `view.auction_details` topic itself
-//! (its latest record per auction is exactly this state, so no separate
-//! changelog is needed). Ended and cancelled auctions are dropped from memory:
-//! the aggregate emits no event after those, so nothing can read them again.
+//! The projector's state: every running auction on the assigned partitions,
+//! its details and every bidder's summary. It is restored from the projector's
+//! own output, so no separate changelog is needed: the latest
+//! `view.auction_details` record per auction is its details, and the latest
+//! `view.user_bids` record per (user, auction) is that bidder's summary (both
+//! topics hold the records of an event's partition on the same partition).
+//! Ended and cancelled auctions are dropped from memory: the aggregate emits no
+//! event after those, so nothing can read them again.
+//!
+//! The session changes this state as it applies events, before its transaction
+//! commits. That is safe because a failed transaction ends the session and its
+//! state with it; the next session restores from what was committed.
 
 use crate::restore::read_to_end;
 use crate::ProcessorError;
-use gavel_domain::auction::AuctionStatus;
-use gavel_domain::views::AuctionDetails;
+use gavel_domain::views::{AuctionDetails, AuctionProjection, Bidders, UserBid};
 use gavel_runtime::Config;
+use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 type Partition = i32;
+type Auctions = HashMap<String, AuctionProjection>;
 
 #[derive(Default)]
 pub struct ViewState {
-    partitions: HashMap<Partition, HashMap<String, AuctionDetails>>,
-}
-
-/// Details changed by the open transaction, applied on commit only.
-#[derive(Default)]
-pub struct Pending {
-    pub writes: HashMap<(Partition, String), AuctionDetails>,
+    partitions: HashMap<Partition, Auctions>,
 }
 
 pub struct RestoreStats {
@@ -31,39 +33,24 @@ pub struct RestoreStats {
     pub elapsed: Duration,
 }
 
-fn is_running(details: &AuctionDetails) -> bool {
-    !matches!(
-        details.status,
-        AuctionStatus::Ended | AuctionStatus::Cancelled
-    )
-}
-
 impl ViewState {
     pub fn is_restored(&self, partition: Partition) -> bool {
         self.partitions.contains_key(&partition)
     }
 
-    /// The current details of `key`: the open transaction's first.
-    pub fn get<'a>(
-        &'a self,
-        pending: &'a Pending,
-        partition: Partition,
-        key: &str,
-    ) -> Option<&'a AuctionDetails> {
-        pending
-            .writes
-            .get(&(partition, key.to_owned()))
-            .or_else(|| self.partitions.get(&partition)?.get(key))
+    /// Takes an auction's state out to apply an event to it (moved, not
+    /// cloned: a hot auction holds thousands of bidders).
+    pub fn take(&mut self, partition: Partition, key: &str) -> Option<AuctionProjection> {
+        self.partitions.get_mut(&partition)?.remove(key)
     }
 
-    pub fn commit(&mut self, pending: Pending) {
-        for ((partition, key), details) in pending.writes {
-            let state = self.partitions.entry(partition).or_default();
-            if is_running(&details) {
-                state.insert(key, details);
-            } else {
-                state.remove(&key);
-            }
+    /// Puts an auction's state back; one that has closed is forgotten.
+    pub fn put(&mut self, partition: Partition, key: String, state: AuctionProjection) {
+        if state.is_running() {
+            self.partitions
+                .entry(partition)
+                .or_default()
+                .insert(key, state);
         }
     }
 
@@ -77,42 +64,109 @@ impl ViewState {
         partitions: &[Partition],
     ) -> Result<RestoreStats, ProcessorError> {
         let started = Instant::now();
-        let mut restored: HashMap<Partition, HashMap<String, AuctionDetails>> =
+        let group = format!("{}-restore", config.project_group);
+        let mut details: HashMap<Partition, HashMap<String, AuctionDetails>> =
             partitions.iter().map(|p| (*p, HashMap::new())).collect();
-        let counts = read_to_end(
+        let mut records = read_views(
             config,
-            &format!("{}-restore", config.project_group),
+            &group,
             &config.topics.view_details,
             partitions,
-            |partition, key, payload| {
-                let state = restored.entry(partition).or_default();
-                let Some(bytes) = payload else {
-                    state.remove(key);
-                    return Ok(());
+            |partition, key, row: Option<AuctionDetails>| {
+                let auctions = details.entry(partition).or_default();
+                match row.filter(AuctionDetails::is_running) {
+                    Some(row) => auctions.insert(key.to_owned(), row),
+                    None => auctions.remove(key),
                 };
-                // Only the projector writes this topic; a record it cannot read
-                // was put there by something else and is not its state.
-                let details: AuctionDetails = match serde_json::from_slice(bytes) {
-                    Ok(details) => details,
-                    Err(error) => {
-                        tracing::warn!(partition, key, %error, "unreadable view record skipped by restore");
-                        return Ok(());
-                    }
-                };
-                if is_running(&details) {
-                    state.insert(key.to_owned(), details);
-                } else {
-                    state.remove(key);
-                }
-                Ok(())
             },
         )?;
-        let stats = RestoreStats {
-            records: counts.values().sum(),
-            running: restored.values().map(HashMap::len).sum(),
+        let mut bidders: HashMap<(Partition, String), Bidders> = HashMap::new();
+        records += read_views(
+            config,
+            &group,
+            &config.topics.view_user_bids,
+            partitions,
+            |partition, _key, row: Option<UserBid>| {
+                let Some(row) = row else { return };
+                let auction = row.auction_id.to_string();
+                if details
+                    .get(&partition)
+                    .is_some_and(|d| d.contains_key(&auction))
+                {
+                    bidders
+                        .entry((partition, auction))
+                        .or_default()
+                        .restore(row.summary());
+                }
+            },
+        )?;
+        let mut running = 0;
+        for (partition, auctions) in details {
+            let state = self.partitions.entry(partition).or_default();
+            for (key, row) in auctions {
+                let known = bidders
+                    .remove(&(partition, key.clone()))
+                    .unwrap_or_default();
+                state.insert(key, restored(row, known));
+                running += 1;
+            }
+        }
+        Ok(RestoreStats {
+            records,
+            running,
             elapsed: started.elapsed(),
-        };
-        self.partitions.extend(restored);
-        Ok(stats)
+        })
     }
+}
+
+/// An auction's state from its details record and its bidders' rows. A details
+/// record written before the top-list limit carries every bidder; those count
+/// too, and a user row (as new or newer) replaces its entry.
+fn restored(details: AuctionDetails, rows: Bidders) -> AuctionProjection {
+    let mut bidders = Bidders::default();
+    for summary in details.bidders.iter().cloned() {
+        bidders.restore(summary);
+    }
+    for summary in rows.highest_first() {
+        bidders.restore(summary);
+    }
+    if details.bidder_count as usize > bidders.len() {
+        tracing::warn!(
+            auction = %details.auction_id,
+            expected = details.bidder_count,
+            found = bidders.len(),
+            "restore found fewer bidder rows than the details record counts"
+        );
+    }
+    AuctionProjection { details, bidders }
+}
+
+/// Reads a view topic's partitions to the end, decoding each record; a record
+/// it cannot read was not written by the projector and is skipped.
+fn read_views<T: DeserializeOwned>(
+    config: &Config,
+    group: &str,
+    topic: &str,
+    partitions: &[Partition],
+    mut on_row: impl FnMut(Partition, &str, Option<T>),
+) -> Result<u64, ProcessorError> {
+    let counts = read_to_end(
+        config,
+        group,
+        topic,
+        partitions,
+        |partition, key, payload| {
+            let row = match payload.map(serde_json::from_slice::<T>) {
+                None => None,
+                Some(Ok(row)) => Some(row),
+                Some(Err(error)) => {
+                    tracing::warn!(partition, key, topic, %error, "unreadable view record skipped by restore");
+                    return Ok(());
+                }
+            };
+            on_row(partition, key, row);
+            Ok(())
+        },
+    )?;
+    Ok(counts.values().sum())
 }

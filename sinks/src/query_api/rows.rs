@@ -38,6 +38,11 @@ pub struct AuctionView {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub version: i64,
+    /// How many distinct users bid.
+    pub bidder_count: i32,
+    /// The highest bidders, highest first (user, highest bid, bid count, last
+    /// bid time): the bid history summary, at most ten.
+    pub top_bidders: serde_json::Value,
 }
 
 impl AuctionView {
@@ -58,7 +63,8 @@ fn ms(column: &str) -> String {
 fn columns() -> String {
     format!(
         "auction_id, seller_id, title, status, currency, starting_price_minor, reserve_price_minor,
-         min_increment_minor, current_price_minor, bid_count, leading_bidder, winner_id, {}, {}, {}, version",
+         min_increment_minor, current_price_minor, bid_count, leading_bidder, winner_id, {}, {}, {}, version,
+         bidder_count, jsonb_path_query_array(bidders, '$[0 to 9]')::text",
         ms("end_time"),
         ms("created_at"),
         ms("updated_at")
@@ -100,6 +106,9 @@ fn view(row: &Row) -> Result<AuctionView, ApiError> {
         created_at_ms: row.try_get(13).map_err(ApiError::internal)?,
         updated_at_ms: row.try_get(14).map_err(ApiError::internal)?,
         version: row.try_get(15).map_err(ApiError::internal)?,
+        bidder_count: row.try_get(16).map_err(ApiError::internal)?,
+        top_bidders: serde_json::from_str(row.try_get(17).map_err(ApiError::internal)?)
+            .map_err(ApiError::internal)?,
     })
 }
 

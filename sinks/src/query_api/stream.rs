@@ -130,6 +130,8 @@ mod tests {
             created_at_ms: 0,
             updated_at_ms: 0,
             version,
+            bidder_count: 0,
+            top_bidders: serde_json::Value::Array(Vec::new()),
         }
     }
 

@@ -32,6 +32,11 @@ CREATE INDEX auction_details_active ON {schema}.auction_details (tenant_id, stat
 pub const BIDDERS_SQL: &str =
     "ALTER TABLE {schema}.auction_details ADD COLUMN bidders jsonb NOT NULL DEFAULT '[]'";
 
+/// How many distinct users bid (the bidders column lists only the top ones
+/// while the auction runs).
+pub const BIDDER_COUNT_SQL: &str =
+    "ALTER TABLE {schema}.auction_details ADD COLUMN bidder_count integer NOT NULL DEFAULT 0";
+
 use super::columns::{from_ts, to_ts};
 
 /// Rows of `table` (schema-qualified: the live table or a rebuild's shadow).
@@ -46,7 +51,7 @@ pub async fn load(
     let sql = format!(
         "SELECT auction_id, tenant_id, seller_id, title, status, currency, starting_price_minor,
                 reserve_price_minor, min_increment_minor, current_price_minor, bid_count,
-                leading_bidder, winner_id, {}, {}, {}, version, bidders::text
+                leading_bidder, winner_id, {}, {}, {}, version, bidders::text, bidder_count
          FROM {table} WHERE auction_id = ANY($1)",
         from_ts("end_time"),
         from_ts("created_at"),
@@ -89,6 +94,7 @@ fn row_to_details(row: &Row) -> Result<AuctionDetails, SinkError> {
         updated_at: Timestamp::from_millis(row.get(15)),
         version: u64::try_from(row.get::<_, i64>(16)).map_err(|e| bad(e.to_string()))?,
         bidders: serde_json::from_str(row.get::<_, &str>(17)).map_err(|e| bad(e.to_string()))?,
+        bidder_count: u32::try_from(row.get::<_, i32>(18)).map_err(|e| bad(e.to_string()))?,
     })
 }
 
@@ -122,6 +128,7 @@ pub async fn upsert(
     let increments = num(&|r| r.min_increment.minor());
     let prices = num(&|r| r.current_price.minor());
     let bids: Vec<i32> = rows.iter().map(|r| r.bid_count as i32).collect();
+    let bidder_counts: Vec<i32> = rows.iter().map(|r| r.bidder_count as i32).collect();
     let leaders = opt(&|r| r.leading_bidder.as_ref().map(ToString::to_string));
     let winners = opt(&|r| r.winner_id.as_ref().map(ToString::to_string));
     let ends = num(&|r| r.end_time.millis());
@@ -137,17 +144,17 @@ pub async fn upsert(
     let sql = format!(
         "INSERT INTO {table} AS t (auction_id, tenant_id, seller_id, title, status, currency,
              starting_price_minor, reserve_price_minor, min_increment_minor, current_price_minor, bid_count,
-             leading_bidder, winner_id, end_time, created_at, updated_at, version, bidders)
-         SELECT id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, {}, {}, {}, v, b::jsonb
+             leading_bidder, winner_id, end_time, created_at, updated_at, version, bidders, bidder_count)
+         SELECT id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, {}, {}, {}, v, b::jsonb, nb
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
                      $8::int8[], $9::int8[], $10::int8[], $11::int4[], $12::text[], $13::text[], $14::int8[],
-                     $15::int8[], $16::int8[], $17::int8[], $18::text[])
-              AS u(id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, et, ca, ua, v, b)
+                     $15::int8[], $16::int8[], $17::int8[], $18::text[], $19::int4[])
+              AS u(id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, et, ca, ua, v, b, nb)
          ON CONFLICT (auction_id) DO UPDATE SET
              status = excluded.status, current_price_minor = excluded.current_price_minor,
              bid_count = excluded.bid_count, leading_bidder = excluded.leading_bidder,
              winner_id = excluded.winner_id, updated_at = excluded.updated_at, version = excluded.version,
-             bidders = excluded.bidders
+             bidders = excluded.bidders, bidder_count = excluded.bidder_count
          WHERE excluded.version > t.version",
         ts("et"),
         ts("ca"),
@@ -175,6 +182,7 @@ pub async fn upsert(
                 &updated,
                 &versions,
                 &bidders,
+                &bidder_counts,
             ],
         )
         .await?;

@@ -89,5 +89,10 @@ pub fn migrations() -> Vec<Migration> {
             name: "user_bids",
             sql: user_bids_sql::MIGRATION_SQL,
         },
+        Migration {
+            version: 6,
+            name: "auction_details_bidder_count",
+            sql: details_sql::BIDDER_COUNT_SQL,
+        },
     ]
 }

@@ -4,7 +4,7 @@
 use super::{details_sql, View};
 use crate::SinkError;
 use gavel_domain::auction::Auction;
-use gavel_domain::views::{AuctionDetails, AuctionListItem, UserBid};
+use gavel_domain::views::{AuctionDetails, AuctionListItem, UserBid, UserBidStatus};
 use gavel_domain::AuctionId;
 use std::collections::BTreeMap;
 use tokio_postgres::GenericClient;
@@ -113,17 +113,7 @@ pub async fn derived_views_disagreements(
         .iter()
         .map(|r| (r.get(0), (r.get(1), r.get(2))))
         .collect();
-    let mut user_rows: BTreeMap<(String, String), (i64, i32, String)> = client
-        .query(
-            &format!(
-                "SELECT user_id, auction_id, highest_bid_minor, bid_count, status FROM {schema}.user_bids"
-            ),
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3), r.get(4))))
-        .collect();
+    let mut user_rows = user_rows_by_auction(client, schema).await?;
     for row in &details {
         let id = row.auction_id.to_string();
         let want_listed = AuctionListItem::of(row)
@@ -134,22 +124,8 @@ pub async fn derived_views_disagreements(
                 listed.get(&id)
             ));
         }
-        for bidder in &row.bidders {
-            let want = UserBid::of(row, &bidder.user_id).map(|b| {
-                (
-                    b.highest_bid.minor(),
-                    b.bid_count as i32,
-                    b.status.as_str().to_owned(),
-                )
-            });
-            let got = user_rows.remove(&(bidder.user_id.to_string(), id.clone()));
-            if got != want {
-                problems.push(format!(
-                    "user_bids {}/{id}: {got:?}, expected {want:?}",
-                    bidder.user_id
-                ));
-            }
-        }
+        let rows = user_rows.remove(&id).unwrap_or_default();
+        problems.extend(user_rows_disagreements(row, rows));
     }
     let known: std::collections::BTreeSet<String> =
         details.iter().map(|d| d.auction_id.to_string()).collect();
@@ -162,9 +138,77 @@ pub async fn derived_views_disagreements(
     problems.extend(
         user_rows
             .keys()
-            .map(|(user, id)| format!("user_bids {user}/{id}: row for a bid the details lack")),
+            .map(|id| format!("user_bids of auction {id}: rows for an auction without details")),
     );
     Ok(problems)
+}
+
+/// A user_bids row's highest bid, bid count and status, by user.
+type UserRows = BTreeMap<String, (i64, i32, String)>;
+
+async fn user_rows_by_auction(
+    client: &impl GenericClient,
+    schema: &str,
+) -> Result<BTreeMap<String, UserRows>, SinkError> {
+    let mut by_auction: BTreeMap<String, UserRows> = BTreeMap::new();
+    let sql = format!(
+        "SELECT user_id, auction_id, highest_bid_minor, bid_count, status FROM {schema}.user_bids"
+    );
+    for r in client.query(&sql, &[]).await? {
+        by_auction
+            .entry(r.get(1))
+            .or_default()
+            .insert(r.get(0), (r.get(2), r.get(3), r.get(4)));
+    }
+    Ok(by_auction)
+}
+
+/// The user rows of one auction against its details row: one row per bidder;
+/// the bidders the row lists (the top ones while it runs, all once closed) with
+/// exactly the figures and standing derived from it; any other bidder outbid.
+fn user_rows_disagreements(row: &AuctionDetails, mut rows: UserRows) -> Vec<String> {
+    let id = row.auction_id.as_str();
+    let mut problems = Vec::new();
+    let bidders = (row.bidder_count as usize).max(row.bidders.len());
+    if rows.len() != bidders {
+        problems.push(format!(
+            "user_bids of {id}: {} rows, expected one per bidder ({bidders})",
+            rows.len()
+        ));
+    }
+    // Every accepted bid is some bidder's: a bidder's lost or doubled state
+    // shows here even when the bidder is not among those the row lists.
+    let counted: i64 = rows.values().map(|(_, count, _)| i64::from(*count)).sum();
+    if counted != i64::from(row.bid_count) {
+        problems.push(format!(
+            "user_bids of {id}: bid counts add up to {counted}, the auction has {} bids",
+            row.bid_count
+        ));
+    }
+    for bidder in &row.bidders {
+        let want = UserBid::of(row, bidder);
+        let want = Some((
+            want.highest_bid.minor(),
+            want.bid_count as i32,
+            want.status.as_str().to_owned(),
+        ));
+        let got = rows.remove(bidder.user_id.as_str());
+        if got != want {
+            problems.push(format!(
+                "user_bids {}/{id}: {got:?}, expected {want:?}",
+                bidder.user_id
+            ));
+        }
+    }
+    let outbid = UserBidStatus::Outbid.as_str();
+    problems.extend(
+        rows.iter()
+            .filter(|(_, (_, _, status))| !row.is_running() || status != outbid)
+            .map(|(user, got)| {
+                format!("user_bids {user}/{id}: {got:?}, expected an outbid bidder of a running auction")
+            }),
+    );
+    problems
 }
 
 async fn all_details(
