@@ -160,6 +160,12 @@ enum BenchWhich {
         #[arg(long, default_value_t = 20_000)]
         auctions: usize,
     },
+    /// Payment sagas/s and start -> final latency, orchestrator and participants
+    /// as processes (the saga stage of `bench run`, alone).
+    Saga {
+        #[arg(long, default_value_t = bench_run::saga::DEFAULT_SAGAS)]
+        sagas: u64,
+    },
     /// Commands/s through the EOS aggregate processor and changelog restore rate.
     Aggregate {
         #[arg(long, default_value_t = 200_000)]
@@ -343,6 +349,12 @@ async fn main() -> Result<()> {
             which: BenchWhich::Sink { commands, auctions },
         } => {
             bench_sink::sink(&config, commands, auctions).await?;
+        }
+        Command::Bench {
+            which: BenchWhich::Saga { sagas },
+        } => {
+            let run = bench_run::saga::run(&config, sagas).await?;
+            println!("{}", serde_json::to_string_pretty(&run)?);
         }
         Command::Bench {
             which: BenchWhich::Run(args),

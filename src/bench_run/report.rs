@@ -4,6 +4,7 @@
 use super::pipeline::{RateRun, Throughput};
 use super::raw::RawLimit;
 use super::resources::WorkerUse;
+use super::saga::SagaRun;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fmt::Write;
@@ -71,7 +72,7 @@ pub struct Report {
     pub resources: Part<Vec<WorkerUse>>,
     pub aggregate: Part<Value>,
     pub read_side: Part<Value>,
-    pub saga: Part<Value>,
+    pub saga: Part<SagaRun>,
     /// Derived ratios: Gavel figures over the raw limits measured above.
     pub ratios: Value,
 }
@@ -106,6 +107,7 @@ impl Report {
         self.throughput_table(&mut md);
         self.latency_table(&mut md);
         self.resource_table(&mut md);
+        self.saga_section(&mut md);
         let _ = writeln!(md, "## Plot\n\n{plot_legend}");
         md
     }
@@ -214,7 +216,21 @@ impl Report {
             field(read, "baseline_copy_rows_per_s"),
             self.read_side.why(),
         );
-        row("saga orchestrator", None, self.saga.why());
+        let saga = self.saga.get();
+        row(
+            "**saga** payment sagas/s (orchestrator + participants, separate processes)",
+            saga.map(|s| s.sagas_per_s),
+            saga.map_or(self.saga.why(), |s| {
+                format!(
+                    "{} sagas final in {:.1} s ({}); trigger → final p50 {:.0} ms, p99 {:.0} ms",
+                    s.sagas,
+                    s.seconds,
+                    census_line(&s.census),
+                    s.trigger_to_final.p50_ms,
+                    s.trigger_to_final.p99_ms
+                )
+            }),
+        );
         let _ = writeln!(md);
     }
 
@@ -268,6 +284,59 @@ impl Report {
         }
         let _ = writeln!(md);
     }
+}
+
+impl Report {
+    fn saga_section(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "## Saga stage (payment saga, participant failure rate 0: the happy path)\n"
+        );
+        let Some(s) = self.saga.get() else {
+            let _ = writeln!(md, "{}\n", self.saga.why());
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "{} trigger records sent flat out in {:.1} s; every saga final after {:.1} s: {:.0} sagas/s; {}.\n",
+            s.sagas, s.trigger_send_s, s.seconds, s.sagas_per_s, census_line(&s.census)
+        );
+        let _ = writeln!(
+            md,
+            "| latency (ms) | n | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for (label, l) in [
+            (
+                "trigger record → final changelog record",
+                &s.trigger_to_final,
+            ),
+            ("saga start → final changelog record", &s.start_to_final),
+        ] {
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                l.count, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n| process | peak RSS MiB | median RSS MiB | CPU s |\n|---|---:|---:|---:|"
+        );
+        for p in &s.processes {
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} | {:.1} | {:.1} |",
+                p.process, p.peak_rss_mib, p.median_rss_mib, p.cpu_s
+            );
+        }
+        let _ = writeln!(md, "\nAll triggers are sent at once, so the latencies include the wait behind the backlog of earlier sagas: they describe a burst, not a steady rate.\n");
+    }
+}
+
+/// `COMPLETED=5000 FAILED=0`-style counts of the saga census.
+fn census_line(census: &std::collections::BTreeMap<String, i64>) -> String {
+    let counts: Vec<String> = census.iter().map(|(s, n)| format!("{s}={n}")).collect();
+    counts.join(" ")
 }
 
 fn note_bytes(bytes: Option<usize>, why: &str) -> String {
