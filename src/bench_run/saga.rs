@@ -24,6 +24,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Sized so the stage takes well under a minute on the shared 2-core machine
@@ -103,12 +105,15 @@ async fn measure(config: &Config, sagas: u64, workers: &[Worker]) -> Result<Saga
     let sampler = Sampler::start(workers.iter().map(Worker::pid).collect(), Vec::new());
     // The tail reads from the changelog's beginning, so it may start before
     // the first trigger without missing anything.
+    let abandon = Arc::new(AtomicBool::new(false));
     let tail = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || tail_until_final(&config, sagas))
+        let (config, abandon) = (config.clone(), Arc::clone(&abandon));
+        tokio::task::spawn_blocking(move || tail_until_final(&config, sagas, &abandon))
     };
     let started = Instant::now();
     let sent = send_triggers(config, sagas).await;
+    // Not every saga will start: the tail must not wait out FINAL_WITHIN.
+    abandon.store(sent.is_err(), Ordering::Relaxed);
     let trigger_send_s = started.elapsed().as_secs_f64();
     let finals = tail.await?;
     let seconds = started.elapsed().as_secs_f64();
@@ -122,7 +127,7 @@ async fn measure(config: &Config, sagas: u64, workers: &[Worker]) -> Result<Saga
     Ok(SagaRun {
         kind: "payment",
         sagas,
-        participant_failure_rate: 0.0,
+        participant_failure_rate: FAILURE_RATE.parse()?,
         trigger_send_s,
         seconds,
         sagas_per_s: sagas as f64 / seconds,
@@ -211,7 +216,12 @@ struct Final {
 
 /// Reads the saga changelog (committed records only) from the beginning until
 /// `count` sagas have a final state: completed, compensated or failed.
-fn tail_until_final(config: &Config, count: u64) -> Result<HashMap<String, Final>> {
+/// Gives up early once `abandon` is set.
+fn tail_until_final(
+    config: &Config,
+    count: u64,
+    abandon: &AtomicBool,
+) -> Result<HashMap<String, Final>> {
     let changelog = SagaTopics::of(config, &Payment).changelog;
     let consumer: BaseConsumer =
         kafka::consumer_config(config, &format!("{}-bench-tail", config.saga_group)).create()?;
@@ -223,6 +233,9 @@ fn tail_until_final(config: &Config, count: u64) -> Result<HashMap<String, Final
     let deadline = Instant::now() + FINAL_WITHIN;
     let mut finals = HashMap::new();
     while (finals.len() as u64) < count {
+        if abandon.load(Ordering::Relaxed) {
+            bail!("abandoned: not every trigger was sent");
+        }
         if Instant::now() > deadline {
             bail!(
                 "{} of {count} sagas reached a final state within {FINAL_WITHIN:?}",
