@@ -162,10 +162,7 @@ enum BenchWhich {
     },
     /// Payment sagas/s and start -> final latency, orchestrator and participants
     /// as processes (the saga stage of `bench run`, alone).
-    Saga {
-        #[arg(long, default_value_t = bench_run::saga::DEFAULT_SAGAS)]
-        sagas: u64,
-    },
+    Saga(bench_run::saga::SagaSpec),
     /// Commands/s through the EOS aggregate processor and changelog restore rate.
     Aggregate {
         #[arg(long, default_value_t = 200_000)]
@@ -351,9 +348,9 @@ async fn main() -> Result<()> {
             bench_sink::sink(&config, commands, auctions).await?;
         }
         Command::Bench {
-            which: BenchWhich::Saga { sagas },
+            which: BenchWhich::Saga(spec),
         } => {
-            let run = bench_run::saga::run(&config, sagas).await?;
+            let run = bench_run::saga::run(&config, &spec).await?;
             println!("{}", serde_json::to_string_pretty(&run)?);
         }
         Command::Bench {

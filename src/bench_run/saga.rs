@@ -1,11 +1,12 @@
 //! The payment saga as separate processes on a private pipeline: `gavel saga
 //! run payment` and `gavel participant all` (failure rate 0: the happy path),
-//! fed sold-auction trigger records flat out, measured until every saga has a
-//! final state on the saga changelog, while both processes are sampled.
+//! fed sold-auction trigger records first at a fixed rate (latency without a
+//! backlog), then flat out (throughput), each phase measured until every saga
+//! has a final state on the saga changelog, while both processes are sampled.
 
 use super::resources::{self, ProcessUse};
 use super::sampler::Sampler;
-use super::workers::Worker;
+use super::workers::{ready_all, stop_all, Worker};
 use crate::bench::PrivatePipeline;
 use anyhow::{bail, Result};
 use gavel_domain::auction::AuctionStatus;
@@ -33,29 +34,56 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_SAGAS: u64 = 2_000;
 const READY_WITHIN: Duration = Duration::from_secs(120);
 const STOP_GRACE: Duration = Duration::from_secs(20);
-/// How long every saga may take to reach a final state before the stage fails.
+/// How long every saga of a phase may take to reach a final state before the
+/// stage fails.
 const FINAL_WITHIN: Duration = Duration::from_secs(300);
 /// The participants refuse nothing: the figures are the happy path's.
 const FAILURE_RATE: &str = "0";
 
+/// What the stage runs: `saga_rate` sagas/s for `saga_rate_secs` (under what
+/// the shared 2-core machine sustains), then `sagas` flat out.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct SagaSpec {
+    /// Payment sagas started flat out in the saga stage (orchestrator + participants).
+    #[arg(long, default_value_t = DEFAULT_SAGAS)]
+    pub sagas: u64,
+    /// Sagas/s of the saga stage's paced latency phase (0: skip it).
+    #[arg(long, default_value_t = 20.0)]
+    pub saga_rate: f64,
+    /// Seconds the paced saga phase sends for.
+    #[arg(long, default_value_t = 10.0)]
+    pub saga_rate_secs: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct SagaRun {
     pub kind: &'static str,
-    pub sagas: u64,
     pub participant_failure_rate: f64,
+    /// Triggers at a fixed rate; None when `--saga-rate` is 0.
+    pub paced: Option<Phase>,
+    /// Every trigger at once.
+    pub flat_out: Phase,
+    /// `gavel saga status payment` afterwards: sagas of both phases by final status.
+    pub census: BTreeMap<String, i64>,
+    pub processes: Vec<ProcessUse>,
+}
+
+/// One batch of sagas, from the first trigger sent until every one is final.
+#[derive(Debug, Serialize)]
+pub struct Phase {
+    pub sagas: u64,
+    /// Triggers/s sent; None: flat out.
+    pub rate: Option<f64>,
     /// Seconds to send every trigger record (acknowledged by the broker).
     pub trigger_send_s: f64,
     /// From the first trigger sent until the last saga's final state was
     /// readable (read_committed) on the changelog.
     pub seconds: f64,
     pub sagas_per_s: f64,
-    /// `gavel saga status payment` afterwards: sagas by final status.
-    pub census: BTreeMap<String, i64>,
     /// Trigger record timestamp to final changelog record timestamp.
     pub trigger_to_final: Summary,
     /// Saga start (the orchestrator read its trigger) to final record timestamp.
     pub start_to_final: Summary,
-    pub processes: Vec<ProcessUse>,
 }
 
 /// The processes of the stage: name in the report, `gavel` role and arguments.
@@ -68,25 +96,20 @@ const PROCESSES: [(&str, &str, &[&str]); 2] = [
     ),
 ];
 
-pub async fn run(base: &Config, sagas: u64) -> Result<SagaRun> {
+pub async fn run(base: &Config, spec: &SagaSpec) -> Result<SagaRun> {
     let pipeline = PrivatePipeline::create(base).await?;
-    let result = with_pipeline(&pipeline.config, sagas).await;
+    let result = with_pipeline(&pipeline.config, spec).await;
     pipeline.remove().await?;
     result
 }
 
-async fn with_pipeline(config: &Config, sagas: u64) -> Result<SagaRun> {
+async fn with_pipeline(config: &Config, spec: &SagaSpec) -> Result<SagaRun> {
     let mut workers = Vec::new();
     let result = match spawn_all(config, &mut workers).await {
-        Ok(()) => measure(config, sagas, &workers).await,
+        Ok(()) => measure(config, spec, &workers).await,
         Err(error) => Err(error),
     };
-    for worker in workers {
-        let role = worker.role;
-        if let Err(error) = worker.stop(STOP_GRACE) {
-            tracing::warn!(%error, role, "stopping a saga bench worker");
-        }
-    }
+    stop_all(workers, STOP_GRACE);
     result
 }
 
@@ -95,45 +118,24 @@ async fn spawn_all(config: &Config, workers: &mut Vec<Worker>) -> Result<()> {
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         workers.push(Worker::spawn(config, role, &args)?);
     }
-    for worker in workers.iter_mut() {
-        worker.ready(READY_WITHIN).await?;
-    }
-    Ok(())
+    ready_all(workers, READY_WITHIN).await
 }
 
-async fn measure(config: &Config, sagas: u64, workers: &[Worker]) -> Result<SagaRun> {
+async fn measure(config: &Config, spec: &SagaSpec, workers: &[Worker]) -> Result<SagaRun> {
     let sampler = Sampler::start(workers.iter().map(Worker::pid).collect(), Vec::new());
-    // The tail reads from the changelog's beginning, so it may start before
-    // the first trigger without missing anything.
-    let abandon = Arc::new(AtomicBool::new(false));
-    let tail = {
-        let (config, abandon) = (config.clone(), Arc::clone(&abandon));
-        tokio::task::spawn_blocking(move || tail_until_final(&config, sagas, &abandon))
-    };
-    let started = Instant::now();
-    let sent = send_triggers(config, sagas).await;
-    // Not every saga will start: the tail must not wait out FINAL_WITHIN.
-    abandon.store(sent.is_err(), Ordering::Relaxed);
-    let trigger_send_s = started.elapsed().as_secs_f64();
-    let finals = tail.await?;
-    let seconds = started.elapsed().as_secs_f64();
+    let phases = both_phases(config, spec).await;
     let samples = sampler.finish();
-    let (sent, finals) = (sent?, finals?);
+    let (paced, flat_out) = phases?;
     let census = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || saga::census(&config, &Payment)).await??
     };
-    let (trigger_to_final, start_to_final) = latencies(&sent, &finals);
     Ok(SagaRun {
         kind: "payment",
-        sagas,
         participant_failure_rate: FAILURE_RATE.parse()?,
-        trigger_send_s,
-        seconds,
-        sagas_per_s: sagas as f64 / seconds,
+        paced,
+        flat_out,
         census,
-        trigger_to_final,
-        start_to_final,
         processes: PROCESSES
             .iter()
             .enumerate()
@@ -142,16 +144,74 @@ async fn measure(config: &Config, sagas: u64, workers: &[Worker]) -> Result<Saga
     })
 }
 
+/// The paced phase first, on idle processes, so no backlog is in its figures.
+async fn both_phases(config: &Config, spec: &SagaSpec) -> Result<(Option<Phase>, Phase)> {
+    let paced = if spec.saga_rate > 0.0 {
+        let count = (spec.saga_rate * spec.saga_rate_secs).max(1.0) as u64;
+        println!(
+            "[bench] saga latency at {:.0} sagas/s for {:.0} s ({count} sagas)",
+            spec.saga_rate, spec.saga_rate_secs
+        );
+        Some(phase(config, "paced", count, Some(spec.saga_rate)).await?)
+    } else {
+        None
+    };
+    println!("[bench] saga throughput: {} sagas flat out", spec.sagas);
+    let flat_out = phase(config, "flat", spec.sagas, None).await?;
+    Ok((paced, flat_out))
+}
+
+/// Sends `count` triggers keyed `bench-<label>-<n>` (at `rate`/s, or flat out)
+/// and waits until each of those sagas is final.
+async fn phase(config: &Config, label: &str, count: u64, rate: Option<f64>) -> Result<Phase> {
+    let prefix = format!("bench-{label}-");
+    // The tail reads from the changelog's beginning, so it may start before
+    // the first trigger without missing anything.
+    let abandon = Arc::new(AtomicBool::new(false));
+    let tail = {
+        let (config, prefix, abandon) = (config.clone(), prefix.clone(), Arc::clone(&abandon));
+        tokio::task::spawn_blocking(move || tail_until_final(&config, &prefix, count, &abandon))
+    };
+    let started = Instant::now();
+    let sent = send_triggers(config, &prefix, count, rate).await;
+    // Not every saga will start: the tail must not wait out FINAL_WITHIN.
+    abandon.store(sent.is_err(), Ordering::Relaxed);
+    let trigger_send_s = started.elapsed().as_secs_f64();
+    let finals = tail.await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let (sent, finals) = (sent?, finals?);
+    let (trigger_to_final, start_to_final) = latencies(&sent, &finals);
+    Ok(Phase {
+        sagas: count,
+        rate,
+        trigger_send_s,
+        seconds,
+        sagas_per_s: count as f64 / seconds,
+        trigger_to_final,
+        start_to_final,
+    })
+}
+
 /// `count` AuctionDetails records of ended auctions with a winner, as the
-/// projector writes them, sent flat out to the trigger topic; returns each
-/// auction's record timestamp (ms), set at send.
-async fn send_triggers(config: &Config, count: u64) -> Result<HashMap<String, i64>> {
+/// projector writes them, sent to the trigger topic at `rate`/s (open loop:
+/// trigger n is due at start + n / rate) or flat out; returns each auction's
+/// record timestamp (ms), set at send.
+async fn send_triggers(
+    config: &Config,
+    prefix: &str,
+    count: u64,
+    rate: Option<f64>,
+) -> Result<HashMap<String, i64>> {
     let producer: FutureProducer = kafka::producer_config(config).create()?;
     let topic = SagaTopics::of(config, &Payment).trigger;
     let mut sent = HashMap::with_capacity(count as usize);
     let mut acks = Vec::with_capacity(count as usize);
+    let start = tokio::time::Instant::now();
     for i in 0..count {
-        let key = format!("bench-lot-{i}");
+        if let Some(rate) = rate {
+            tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
+        }
+        let key = format!("{prefix}{i}");
         let payload = serde_json::to_vec(&sold(&key, 1_000 + (i % 5_000) as i64)?)?;
         let at = now().millis();
         let record = FutureRecord::to(&topic)
@@ -215,10 +275,11 @@ struct Final {
 }
 
 /// Reads the saga changelog (committed records only) from the beginning until
-/// `count` sagas have a final state: completed, compensated or failed.
-/// Gives up early once `abandon` is set.
+/// `count` sagas keyed `<prefix>…` have a final state: completed, compensated
+/// or failed. Gives up early once `abandon` is set.
 fn tail_until_final(
     config: &Config,
+    prefix: &str,
     count: u64,
     abandon: &AtomicBool,
 ) -> Result<HashMap<String, Final>> {
@@ -238,7 +299,7 @@ fn tail_until_final(
         }
         if Instant::now() > deadline {
             bail!(
-                "{} of {count} sagas reached a final state within {FINAL_WITHIN:?}",
+                "{} of {count} sagas {prefix}* reached a final state within {FINAL_WITHIN:?}",
                 finals.len()
             );
         }
@@ -249,6 +310,9 @@ fn tail_until_final(
         let (Some(key), Some(payload)) = (message.key(), message.payload()) else {
             continue;
         };
+        if !key.starts_with(prefix.as_bytes()) {
+            continue;
+        }
         let state: SagaState<PaymentSaga> = serde_json::from_slice(payload)?;
         if state.status.is_terminal() {
             finals
