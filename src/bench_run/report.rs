@@ -226,12 +226,9 @@ impl Report {
     }
 
     fn latency_table(&self, md: &mut String) {
-        let _ = writeln!(
-            md,
-            "## Latency at fixed rates (ms, open loop, from each command's scheduled send time)\n"
-        );
-        let Some(runs) = self.latency.get() else {
-            let _ = writeln!(md, "{}\n", self.latency.why());
+        let title =
+            "Latency at fixed rates (ms, open loop, from each command's scheduled send time)";
+        let Some(runs) = section(md, title, &self.latency) else {
             return;
         };
         let _ = writeln!(md, "| rate/s | via | sent/s | completed/s | accepted | rejected | timed out | outcome p50 | p95 | p99 | max | row p50 | p95 | p99 | max | rows not seen in drain | settled |");
@@ -254,9 +251,8 @@ impl Report {
     }
 
     fn resource_table(&self, md: &mut String) {
-        let _ = writeln!(md, "## Workers (separate processes; /proc)\n");
-        let Some(workers) = self.resources.get() else {
-            let _ = writeln!(md, "{}\n", self.resources.why());
+        let Some(workers) = section(md, "Workers (separate processes; /proc)", &self.resources)
+        else {
             return;
         };
         let _ = writeln!(md, "| worker | peak RSS MiB | steady RSS MiB | CPU s flat out | CPU s fixed rates | CPU s total |");
@@ -275,16 +271,10 @@ impl Report {
         }
         let _ = writeln!(md);
     }
-}
 
-impl Report {
     fn saga_section(&self, md: &mut String) {
-        let _ = writeln!(
-            md,
-            "## Saga stage (payment saga, participant failure rate 0: the happy path)\n"
-        );
-        let Some(s) = self.saga.get() else {
-            let _ = writeln!(md, "{}\n", self.saga.why());
+        let title = "Saga stage (payment saga, participant failure rate 0: the happy path)";
+        let Some(s) = section(md, title, &self.saga) else {
             return;
         };
         let _ = writeln!(
@@ -319,6 +309,15 @@ impl Report {
         }
         let _ = writeln!(md, "\nLatencies in ms, from record timestamps: the trigger's (set when sent) and the saga's first final changelog record's; \"start\" is when the orchestrator read the trigger. Flat out, every trigger is sent at once, so its latencies include the wait behind earlier sagas (a burst); the paced phase shows a saga's own duration.\n");
     }
+}
+
+/// A section's heading, then its part's figures, or why there are none.
+fn section<'a, T>(md: &mut String, title: &str, part: &'a Part<T>) -> Option<&'a T> {
+    let _ = writeln!(md, "## {title}\n");
+    if part.get().is_none() {
+        let _ = writeln!(md, "{}\n", part.why());
+    }
+    part.get()
 }
 
 /// The throughput row's note: the flat-out phase and the paced latency.
