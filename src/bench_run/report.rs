@@ -332,7 +332,7 @@ fn saga_note(s: &SagaRun) -> String {
         )
     });
     format!(
-        "{} sagas final in {:.1} s ({}){paced}",
+        "{} sagas final in {:.1} s (census of both phases: {}){paced}",
         f.sagas,
         f.seconds,
         census_line(&s.census)
