@@ -160,6 +160,9 @@ enum BenchWhich {
         #[arg(long, default_value_t = 20_000)]
         auctions: usize,
     },
+    /// Payment sagas/s and start -> final latency, orchestrator and participants
+    /// as processes (the saga stage of `bench run`, alone).
+    Saga(bench_run::saga::SagaSpec),
     /// Commands/s through the EOS aggregate processor and changelog restore rate.
     Aggregate {
         #[arg(long, default_value_t = 200_000)]
@@ -343,6 +346,12 @@ async fn main() -> Result<()> {
             which: BenchWhich::Sink { commands, auctions },
         } => {
             bench_sink::sink(&config, commands, auctions).await?;
+        }
+        Command::Bench {
+            which: BenchWhich::Saga(spec),
+        } => {
+            let run = bench_run::saga::run(&config, &spec).await?;
+            println!("{}", serde_json::to_string_pretty(&run)?);
         }
         Command::Bench {
             which: BenchWhich::Run(args),

@@ -3,8 +3,8 @@
 # ProducerPerformance / ConsumerPerformance give the broker's raw limit on this
 # machine; `gavel bench run` then measures a raw rdkafka loop, the whole
 # pipeline as worker processes (throughput flat out, latency at fixed rates,
-# memory and CPU per worker), the aggregate's restore and the read side's
-# rebuild, and writes a JSON + Markdown + PNG report under bench/reports/
+# memory and CPU per worker), the aggregate's restore, the read side's
+# rebuild and the payment saga stage (orchestrator + participants), and writes a JSON + Markdown + PNG report under bench/reports/
 # (how to read it: bench/README.md).
 # Usage: bench.sh [run [gavel bench run flags...] | aggregate [COMMANDS [AUCTIONS]] | sink [COMMANDS [AUCTIONS]]]
 #   e.g. bench.sh run --commands 1000000 --rates 1000,2000,5000,10000

@@ -9,6 +9,7 @@ mod plot;
 mod raw;
 mod report;
 mod resources;
+pub mod saga;
 mod sampler;
 mod visible;
 mod workers;
@@ -44,6 +45,8 @@ pub struct RunArgs {
     /// Commands of the in-process aggregate / read-side benchmarks (restore, rebuild).
     #[arg(long, default_value_t = 50_000)]
     pub stage_commands: usize,
+    #[command(flatten)]
+    pub saga: saga::SagaSpec,
     /// Records of the raw rdkafka produce/consume loop.
     #[arg(long, default_value_t = 200_000)]
     pub raw_records: u64,
@@ -110,6 +113,8 @@ pub async fn run(config: &Config, args: &RunArgs) -> Result<()> {
     );
     println!("[bench] read side: projector, view sink, rebuild, COPY baseline");
     let read_side = part(crate::bench_sink::sink(config, args.stage_commands, args.auctions).await);
+    println!("[bench] saga stage: payment saga orchestrator and participants as processes");
+    let saga = part(saga::run(config, &args.saga).await);
     let (end_to_end, latency, resources, samples) = split_pipeline(pipeline);
     let mut report = Report {
         gavel_commit: git_commit(),
@@ -119,6 +124,8 @@ pub async fn run(config: &Config, args: &RunArgs) -> Result<()> {
             "commands": args.commands, "auctions": args.auctions, "rates": args.rates,
             "rate_secs": args.rate_secs, "via": if args.via == Via::Http { "http" } else { "kafka" },
             "stage_commands": args.stage_commands, "raw_records": args.raw_records,
+            "sagas": args.saga.sagas, "saga_rate": args.saga.saga_rate,
+            "saga_rate_secs": args.saga.saga_rate_secs,
             "partitions": config.partitions,
         }),
         wall_s: 0.0,
@@ -129,7 +136,7 @@ pub async fn run(config: &Config, args: &RunArgs) -> Result<()> {
         resources,
         aggregate,
         read_side,
-        saga: Part::missing("the saga stage (gavel saga + participants) exists but this bench does not measure it yet"),
+        saga,
         ratios: Value::Null,
     };
     report.compute_ratios();

@@ -4,7 +4,7 @@
 
 use super::sampler::{Sample, Sampler, Stage};
 use super::visible::{self, Visibility};
-use super::workers::{free_address, Worker};
+use super::workers::{free_address, ready_all, stop_all, Worker};
 use crate::bench::{transactional_end, wait_until_committed, PrivatePipeline};
 use crate::load_cmd::{run_load, LoadArgs, Via};
 use anyhow::Result;
@@ -91,12 +91,7 @@ async fn with_pipeline(config: &Config, spec: &PipelineSpec) -> Result<PipelineR
         Ok(()) => measure(config, spec, &api, &workers).await,
         Err(error) => Err(error),
     };
-    for worker in workers {
-        let role = worker.role;
-        if let Err(error) = worker.stop(STOP_GRACE) {
-            tracing::warn!(%error, role, "stopping a bench worker");
-        }
-    }
+    stop_all(workers, STOP_GRACE);
     result
 }
 
@@ -113,10 +108,7 @@ async fn spawn_all(
         let args = ["--listen".to_owned(), api.to_owned()];
         workers.push(Worker::spawn(config, "command-api", &args)?);
     }
-    for worker in workers.iter_mut() {
-        worker.ready(READY_WITHIN).await?;
-    }
-    Ok(())
+    ready_all(workers, READY_WITHIN).await
 }
 
 fn stages(config: &Config) -> Result<Vec<Stage>> {

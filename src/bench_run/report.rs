@@ -4,6 +4,7 @@
 use super::pipeline::{RateRun, Throughput};
 use super::raw::RawLimit;
 use super::resources::WorkerUse;
+use super::saga::SagaRun;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fmt::Write;
@@ -71,7 +72,7 @@ pub struct Report {
     pub resources: Part<Vec<WorkerUse>>,
     pub aggregate: Part<Value>,
     pub read_side: Part<Value>,
-    pub saga: Part<Value>,
+    pub saga: Part<SagaRun>,
     /// Derived ratios: Gavel figures over the raw limits measured above.
     pub ratios: Value,
 }
@@ -106,6 +107,7 @@ impl Report {
         self.throughput_table(&mut md);
         self.latency_table(&mut md);
         self.resource_table(&mut md);
+        self.saga_section(&mut md);
         let _ = writeln!(md, "## Plot\n\n{plot_legend}");
         md
     }
@@ -214,17 +216,19 @@ impl Report {
             field(read, "baseline_copy_rows_per_s"),
             self.read_side.why(),
         );
-        row("saga orchestrator", None, self.saga.why());
+        let saga = self.saga.get();
+        row(
+            "**saga** payment sagas/s flat out (orchestrator + participants, separate processes)",
+            saga.map(|s| s.flat_out.sagas_per_s),
+            saga.map_or(self.saga.why(), saga_note),
+        );
         let _ = writeln!(md);
     }
 
     fn latency_table(&self, md: &mut String) {
-        let _ = writeln!(
-            md,
-            "## Latency at fixed rates (ms, open loop, from each command's scheduled send time)\n"
-        );
-        let Some(runs) = self.latency.get() else {
-            let _ = writeln!(md, "{}\n", self.latency.why());
+        let title =
+            "Latency at fixed rates (ms, open loop, from each command's scheduled send time)";
+        let Some(runs) = section(md, title, &self.latency) else {
             return;
         };
         let _ = writeln!(md, "| rate/s | via | sent/s | completed/s | accepted | rejected | timed out | outcome p50 | p95 | p99 | max | row p50 | p95 | p99 | max | rows not seen in drain | settled |");
@@ -247,9 +251,8 @@ impl Report {
     }
 
     fn resource_table(&self, md: &mut String) {
-        let _ = writeln!(md, "## Workers (separate processes; /proc)\n");
-        let Some(workers) = self.resources.get() else {
-            let _ = writeln!(md, "{}\n", self.resources.why());
+        let Some(workers) = section(md, "Workers (separate processes; /proc)", &self.resources)
+        else {
             return;
         };
         let _ = writeln!(md, "| worker | peak RSS MiB | steady RSS MiB | CPU s flat out | CPU s fixed rates | CPU s total |");
@@ -268,6 +271,78 @@ impl Report {
         }
         let _ = writeln!(md);
     }
+
+    fn saga_section(&self, md: &mut String) {
+        let title = "Saga stage (payment saga, participant failure rate 0: the happy path)";
+        let Some(s) = section(md, title, &self.saga) else {
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "Final states (saga census of both phases): {}.\n",
+            census_line(&s.census)
+        );
+        let _ = writeln!(md, "| phase | sagas | sent in s | all final after s | sagas/s | trigger → final p50 | p95 | p99 | max | start → final p50 | p95 | p99 | max |");
+        let _ = writeln!(
+            md,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for phase in s.paced.iter().chain([&s.flat_out]) {
+            let (t, f) = (&phase.trigger_to_final, &phase.start_to_final);
+            let name = phase
+                .rate
+                .map_or("flat out".into(), |r| format!("{r:.0} sagas/s"));
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                phase.sagas, phase.trigger_send_s, phase.seconds, phase.sagas_per_s,
+                t.p50_ms, t.p95_ms, t.p99_ms, t.max_ms, f.p50_ms, f.p95_ms, f.p99_ms, f.max_ms
+            );
+        }
+        let _ = writeln!(md, "\n| process | peak RSS MiB | median RSS MiB | CPU s (both phases) |\n|---|---:|---:|---:|");
+        for p in &s.processes {
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} | {:.1} | {:.1} |",
+                p.process, p.peak_rss_mib, p.median_rss_mib, p.cpu_s
+            );
+        }
+        let _ = writeln!(md, "\nLatencies in ms, from record timestamps: the trigger's (set when sent) and the saga's first final changelog record's; \"start\" is when the orchestrator read the trigger. Flat out, every trigger is sent at once, so its latencies include the wait behind earlier sagas (a burst); the paced phase shows a saga's own duration.\n");
+    }
+}
+
+/// A section's heading, then its part's figures, or why there are none.
+fn section<'a, T>(md: &mut String, title: &str, part: &'a Part<T>) -> Option<&'a T> {
+    let _ = writeln!(md, "## {title}\n");
+    if part.get().is_none() {
+        let _ = writeln!(md, "{}\n", part.why());
+    }
+    part.get()
+}
+
+/// The throughput row's note: the flat-out phase and the paced latency.
+fn saga_note(s: &SagaRun) -> String {
+    let f = &s.flat_out;
+    let paced = s.paced.as_ref().map_or(String::new(), |p| {
+        format!(
+            "; at {:.0} sagas/s trigger → final p50 {:.0} ms, p99 {:.0} ms",
+            p.rate.unwrap_or(0.0),
+            p.trigger_to_final.p50_ms,
+            p.trigger_to_final.p99_ms
+        )
+    });
+    format!(
+        "{} sagas final in {:.1} s (census of both phases: {}){paced}",
+        f.sagas,
+        f.seconds,
+        census_line(&s.census)
+    )
+}
+
+/// `COMPLETED=5000 FAILED=0`-style counts of the saga census.
+fn census_line(census: &std::collections::BTreeMap<String, i64>) -> String {
+    let counts: Vec<String> = census.iter().map(|(s, n)| format!("{s}={n}")).collect();
+    counts.join(" ")
 }
 
 fn note_bytes(bytes: Option<usize>, why: &str) -> String {

@@ -1,6 +1,7 @@
 //! Per-worker memory and CPU figures from the sampler's /proc readings.
 
 use super::sampler::Sample;
+use super::workers::ProcSample;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -17,6 +18,48 @@ pub struct WorkerUse {
     pub cpu_s_total: f64,
 }
 
+/// Memory and CPU of one process over a run that has a single phase (the
+/// saga stage).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessUse {
+    pub process: &'static str,
+    /// VmHWM: the most the process was ever resident.
+    pub peak_rss_mib: f64,
+    /// Median VmRSS over the run.
+    pub median_rss_mib: f64,
+    /// CPU seconds (user + system) from the first sample to the last.
+    pub cpu_s: f64,
+}
+
+/// Process `index`'s readings (in sampler order), with their sample times.
+fn readings(samples: &[Sample], index: usize) -> Vec<(f64, ProcSample)> {
+    samples
+        .iter()
+        .filter_map(|s| Some((s.t_s, s.procs.get(index).copied().flatten()?)))
+        .collect()
+}
+
+fn peak_rss(readings: &[(f64, ProcSample)]) -> f64 {
+    readings.iter().map(|(_, p)| p.hwm_mib).fold(0.0, f64::max)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Figures for process `index` (in sampler order) over the whole run.
+pub fn process_use(samples: &[Sample], index: usize, process: &'static str) -> ProcessUse {
+    let readings = readings(samples, index);
+    let cpu = |at: Option<&(f64, ProcSample)>| at.map_or(0.0, |(_, p)| p.cpu_s);
+    ProcessUse {
+        process,
+        peak_rss_mib: peak_rss(&readings),
+        median_rss_mib: median(readings.iter().map(|(_, p)| p.rss_mib).collect()),
+        cpu_s: cpu(readings.last()) - cpu(readings.first()),
+    }
+}
+
 /// Figures for worker `index` (in sampler order), split at `latency_from_s`.
 pub fn worker_use(
     samples: &[Sample],
@@ -24,10 +67,7 @@ pub fn worker_use(
     role: &'static str,
     latency_from_s: f64,
 ) -> WorkerUse {
-    let readings: Vec<(f64, super::workers::ProcSample)> = samples
-        .iter()
-        .filter_map(|s| Some((s.t_s, s.procs.get(index).copied().flatten()?)))
-        .collect();
+    let readings = readings(samples, index);
     let cpu_at = |t: f64| {
         readings
             .iter()
@@ -38,16 +78,15 @@ pub fn worker_use(
     let first_cpu = readings.first().map_or(0.0, |(_, p)| p.cpu_s);
     let last_cpu = readings.last().map_or(0.0, |(_, p)| p.cpu_s);
     let split_cpu = cpu_at(latency_from_s);
-    let mut steady: Vec<f64> = readings
+    let steady: Vec<f64> = readings
         .iter()
         .filter(|(at, _)| *at >= latency_from_s)
         .map(|(_, p)| p.rss_mib)
         .collect();
-    steady.sort_by(f64::total_cmp);
     WorkerUse {
         role,
-        peak_rss_mib: readings.iter().map(|(_, p)| p.hwm_mib).fold(0.0, f64::max),
-        steady_rss_mib: steady.get(steady.len() / 2).copied().unwrap_or(0.0),
+        peak_rss_mib: peak_rss(&readings),
+        steady_rss_mib: median(steady),
         cpu_s_throughput: split_cpu - first_cpu,
         cpu_s_latency: last_cpu - split_cpu,
         cpu_s_total: last_cpu,
@@ -56,7 +95,6 @@ pub fn worker_use(
 
 #[cfg(test)]
 mod tests {
-    use super::super::workers::ProcSample;
     use super::*;
 
     #[test]
@@ -83,5 +121,9 @@ mod tests {
         assert_eq!(use_.cpu_s_throughput, 3.0);
         assert_eq!(use_.cpu_s_latency, 1.0);
         assert_eq!(use_.cpu_s_total, 5.0);
+        let whole = process_use(&samples, 0, "saga");
+        assert_eq!(whole.peak_rss_mib, 90.0);
+        assert_eq!(whole.median_rss_mib, 35.0);
+        assert_eq!(whole.cpu_s, 4.0);
     }
 }

@@ -105,6 +105,25 @@ impl Worker {
     }
 }
 
+/// Waits until every worker is ready (see `Worker::ready`).
+pub async fn ready_all(workers: &mut [Worker], within: Duration) -> Result<()> {
+    for worker in workers.iter_mut() {
+        worker.ready(within).await?;
+    }
+    Ok(())
+}
+
+/// Stops every worker (see `Worker::stop`); a worker that will not stop is
+/// logged, not an error, so the run's figures are still reported.
+pub fn stop_all(workers: Vec<Worker>, grace: Duration) {
+    for worker in workers {
+        let role = worker.role;
+        if let Err(error) = worker.stop(grace) {
+            tracing::warn!(%error, role, "stopping a bench worker");
+        }
+    }
+}
+
 /// A loopback address with a port nobody listens on right now.
 pub fn free_address() -> Result<String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
