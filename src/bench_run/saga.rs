@@ -259,9 +259,11 @@ fn sold(id: &str, price_minor: i64) -> Result<AuctionDetails> {
         created_at: at,
         updated_at: at,
         version: 5,
+        // As the projector closes an auction: every bidder, highest first.
+        bidder_count: 2,
         bidders: vec![
-            bidder(&format!("outbid-{id}"), price_minor - 10)?,
             bidder(winner.as_str(), price_minor)?,
+            bidder(&format!("outbid-{id}"), price_minor - 10)?,
         ],
     })
 }
