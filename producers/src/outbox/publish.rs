@@ -174,10 +174,12 @@ fn permanent(error: &KafkaError) -> Option<&'static str> {
         Code::MessageSizeTooLarge | Code::InvalidMessageSize | Code::MessageBatchTooLarge => {
             Some(TOO_LARGE)
         }
-        Code::InvalidTopic
-        | Code::InvalidRecord
-        | Code::InvalidMessage
-        | Code::TopicAuthorizationFailed => Some("rejected"),
+        Code::InvalidTopic | Code::TopicAuthorizationFailed => Some("rejected"),
+        // Not InvalidRecord / InvalidTimestamp: the broker judges the record's
+        // timestamp, which the relay's clock sets, against the topic's bounds.
+        // A skewed clock or a tightened topic rejects every row alike, and
+        // dead-lettering would empty the whole outbox into the DLQ; the batch
+        // waits and goes again instead, in order, once either is fixed.
         _ => None,
     }
 }
@@ -254,6 +256,8 @@ mod tests {
         ));
         let outage = KafkaError::MessageProduction(Code::BrokerTransportFailure);
         assert!(dead_or_fail(outage).is_err());
+        let clock_skew = KafkaError::MessageProduction(Code::InvalidRecord);
+        assert!(dead_or_fail(clock_skew).is_err());
         assert_eq!(row("{}").kafka_key(), "lot-1");
     }
 }
