@@ -2,25 +2,48 @@
 //! a dead-letter topic of each test's own. Rows carry `<aggregate>:<seq>` as
 //! payload and `<aggregate>-<seq>` as event id, so the topic shows order,
 //! gaps and re-sends per aggregate.
+//! One test restarts the shared Postgres: it runs alone (`STACK`), the others
+//! share the stack with each other.
 
 mod common;
 
-use common::process::{read_all, RawRecord, Worker};
+use common::observe::{free_addr, get, samples};
+use common::process::{read_all, restart_postgres, RawRecord, Worker};
 use common::{eventually, unique, TestEnv};
 use gavel_runtime::dlq::header as dlq_header;
 use gavel_runtime::{kafka, postgres, Shutdown};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Held for reading by every test of this binary, for writing by the one that
+/// restarts Postgres: that restart would break the others' connections.
+static STACK: RwLock<()> = RwLock::const_new(());
+
+enum StackUse {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
 
 /// A test's outbox: the table migrated the way an upstream service ships it,
 /// and the topic its rows name.
 struct Outbox {
     env: TestEnv,
     topic: String,
+    _stack: StackUse,
 }
 
 impl Outbox {
     async fn new(batch: i64) -> Self {
+        Self::create(batch, StackUse::Shared(STACK.read().await)).await
+    }
+
+    /// `new`, with no other test of this binary running meanwhile.
+    async fn alone(batch: i64) -> Self {
+        Self::create(batch, StackUse::Alone(STACK.write().await)).await
+    }
+
+    async fn create(batch: i64, stack: StackUse) -> Self {
         let mut env = TestEnv::new(3).await;
         env.config.outbox_batch = batch;
         env.config.outbox_poll = Duration::from_millis(20);
@@ -38,7 +61,11 @@ impl Outbox {
         postgres::migrate(&mut client, &env.config.outbox_schema, &migrations)
             .await
             .expect("outbox migration");
-        Self { env, topic }
+        Self {
+            env,
+            topic,
+            _stack: stack,
+        }
     }
 
     async fn insert_round(&self, client: &tokio_postgres::Client, aggregates: &[String], seq: u32) {
@@ -86,6 +113,30 @@ impl Outbox {
             .sum()
     }
 
+    /// Makes the broker reject every record on the data topic, or take them
+    /// again: `message.timestamp.before.max.ms` 0 refuses any record stamped
+    /// before the broker's clock, as a relay host whose clock runs behind
+    /// would be refused. INVALID_TIMESTAMP is no error librdkafka retries, so
+    /// the relay gets it. (A broker refusing writes with a retriable error,
+    /// min.insync.replicas above the replicas, is clamped away by Kafka 4.)
+    async fn reject_records(&self, reject: bool) {
+        use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+        use rdkafka::client::DefaultClientContext;
+        let admin: AdminClient<DefaultClientContext> = kafka::client_config(&self.env.config)
+            .create()
+            .expect("admin client");
+        let before_max_ms = if reject { "0" } else { "9223372036854775807" };
+        let config = AlterConfig::new(ResourceSpecifier::Topic(&self.topic))
+            .set("message.timestamp.before.max.ms", before_max_ms);
+        let results = admin
+            .alter_configs([&config], &AdminOptions::new())
+            .await
+            .expect("alter topic config");
+        for result in results {
+            result.expect("message.timestamp.before.max.ms set");
+        }
+    }
+
     async fn stop(self) {
         let c = &self.env.config;
         let topics = [self.topic.as_str(), c.outbox_dlq_topic.as_str()];
@@ -108,6 +159,18 @@ async fn insert_round(
     aggregates: &[String],
     seq: u32,
 ) {
+    try_insert_round(client, schema, topic, aggregates, seq)
+        .await
+        .expect("insert outbox rows");
+}
+
+async fn try_insert_round(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    topic: &str,
+    aggregates: &[String],
+    seq: u32,
+) -> Result<u64, tokio_postgres::Error> {
     let sql = format!(
         "INSERT INTO {schema}.outbox (aggregate_id, topic, payload, headers, event_id)
          SELECT a, $2, convert_to(a || ':' || $3, 'UTF8'),
@@ -117,7 +180,6 @@ async fn insert_round(
     client
         .execute(&sql, &[&aggregates, &topic, &seq.to_string()])
         .await
-        .expect("insert outbox rows");
 }
 
 /// Inserts `rounds` rows per aggregate, one round every `pause`.
@@ -135,6 +197,76 @@ fn spawn_inserts(
             tokio::time::sleep(pause).await;
         }
     })
+}
+
+/// `spawn_inserts` as an upstream service lives through a Postgres outage: a
+/// failed round is retried on a new connection, unless it did commit (the
+/// connection can break after the commit): a round is one statement, so one
+/// of its event ids tells.
+fn spawn_resilient_inserts(
+    outbox: &Outbox,
+    aggregates: Vec<String>,
+    rounds: u32,
+    pause: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let (config, topic) = (outbox.env.config.clone(), outbox.topic.clone());
+    tokio::spawn(async move {
+        let schema = &config.outbox_schema;
+        let mut client = postgres::connect(&config).await.ok();
+        for seq in 1..=rounds {
+            while !round_inserted(client.as_ref(), schema, &topic, &aggregates, seq).await {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                client = postgres::connect(&config).await.ok();
+            }
+            tokio::time::sleep(pause).await;
+        }
+    })
+}
+
+/// Inserts round `seq` unless it is in already; false when Postgres failed.
+async fn round_inserted(
+    client: Option<&tokio_postgres::Client>,
+    schema: &str,
+    topic: &str,
+    aggregates: &[String],
+    seq: u32,
+) -> bool {
+    let Some(client) = client else { return false };
+    let exists = format!("SELECT EXISTS (SELECT 1 FROM {schema}.outbox WHERE event_id = $1)");
+    let first = format!("{}-{seq}", aggregates[0]);
+    match client.query_one(&exists, &[&first]).await {
+        Ok(row) if row.get::<_, bool>(0) => true,
+        Ok(_) => try_insert_round(client, schema, topic, aggregates, seq)
+            .await
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// One sample of the relay's metric `name` (summed over label sets), scraped.
+async fn scrape(addr: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let (_, text) = get(addr, "/metrics").await?;
+    let found = samples(&text, name, labels);
+    (!found.is_empty()).then(|| found.iter().sum())
+}
+
+/// SIGTERM; the relay must exit by itself with status 0 within `grace`.
+/// Returns how long it took.
+fn terminate_within(relay: &mut Worker, grace: Duration) -> Duration {
+    let asked = Instant::now();
+    relay.signal("TERM");
+    assert!(
+        relay.exited_within(grace),
+        "{} still running {grace:?} after SIGTERM",
+        relay.name
+    );
+    let status = relay.child.try_wait().expect("exit status");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{} exited with {status:?}",
+        relay.name
+    );
+    asked.elapsed()
 }
 
 /// What the topic shows per aggregate: `first occurrences` must be 1, 2, 3, ...
@@ -177,6 +309,17 @@ fn check_order(records: &[RawRecord]) -> Result<Check, String> {
         }
     }
     Ok(check)
+}
+
+/// The whole data topic: in order, `rows_each` rows of every aggregate, and
+/// nothing more than re-sends.
+fn assert_relayed(outbox: &Outbox, aggregates: &[String], rows_each: u32) -> Check {
+    let records = read_all(&outbox.env, &outbox.topic);
+    let check = check_order(&records).expect("per-aggregate order on the topic");
+    assert_complete(&check, aggregates, rows_each);
+    let rows = aggregates.len() * rows_each as usize;
+    assert_eq!(records.len(), rows + check.resent, "records on the topic");
+    check
 }
 
 fn assert_complete(check: &Check, aggregates: &[String], rows_each: u32) {
@@ -236,7 +379,8 @@ async fn two_replicas_relay_every_row_once_in_aggregate_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_relay_killed_again_and_again_loses_and_reorders_nothing() {
     // Rows arrive faster than one relay drains them, so the relay is nearly
-    // always inside a batch when it is killed.
+    // always inside a batch when it is killed. (One round every 10 ms was
+    // slower than a relay on an idle machine: no kill landed mid-batch.)
     let outbox = Outbox::new(500).await;
     let aggregates = aggregates(200);
     let (rounds, total) = (400, 200 * 400);
@@ -245,7 +389,7 @@ async fn a_relay_killed_again_and_again_loses_and_reorders_nothing() {
         &outbox,
         aggregates.clone(),
         rounds,
-        Duration::from_millis(10),
+        Duration::from_millis(1),
     );
     let (mut kills, mut mid_batch) = (0, 0);
     while !inserts.is_finished() || kills < 10 || (mid_batch == 0 && kills < 60) {
@@ -371,6 +515,184 @@ async fn unpublishable_rows_are_dead_lettered_and_their_aggregates_move_on() {
     println!(
         "missing topic dead-lettered after {:.1} s",
         elapsed.as_secs_f64()
+    );
+    outbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgres_restart_while_relaying_loses_and_reorders_nothing() {
+    let outbox = Outbox::alone(200).await;
+    let addr = free_addr();
+    let relay = Worker::spawn_with_env(
+        &outbox.env,
+        "outbox-relay",
+        "relay-pg",
+        &[("GAVEL_METRICS_ADDR", addr.as_str())],
+    );
+    let aggregates = aggregates(100);
+    let rounds = 300;
+    let inserts = spawn_resilient_inserts(
+        &outbox,
+        aggregates.clone(),
+        rounds,
+        Duration::from_millis(20),
+    );
+    // Postgres must go away while the relay is at work: some rows out, more coming.
+    let relaying = eventually(Duration::from_secs(60), || async {
+        (outbox.count("sent_at IS NOT NULL").await > 0).then_some(())
+    })
+    .await;
+    assert!(relaying.is_some(), "the relay never sent a row");
+    assert!(
+        !inserts.is_finished(),
+        "rows stopped coming before the outage"
+    );
+    let started = Instant::now();
+    tokio::task::spawn_blocking(restart_postgres)
+        .await
+        .expect("restart postgres");
+    let outage = started.elapsed();
+    inserts.await.expect("inserts");
+    outbox.wait_until_all_sent(Duration::from_secs(120)).await;
+    let caught_up = started.elapsed();
+    let label = [("kind", "postgres-unavailable")];
+    let errors = scrape(&addr, "gavel_outbox_relay_errors_total", &label).await;
+    assert!(
+        errors.is_some_and(|n| n >= 1.0),
+        "the relay did not count the outage: {errors:?}"
+    );
+    // Exit code 0: the relay that lived through the restart reconnected, never died.
+    relay.stop();
+    let check = assert_relayed(&outbox, &aggregates, rounds);
+    assert_eq!(outbox.count("dead_letter_reason IS NOT NULL").await, 0);
+    println!(
+        "postgres restart took {:.1} s; all {} rows sent {:.1} s after it began, {} re-sent",
+        outage.as_secs_f64(),
+        100 * rounds,
+        caught_up.as_secs_f64(),
+        check.resent
+    );
+    outbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rows_stay_unsent_while_the_broker_rejects_them_then_go_out_in_order() {
+    let outbox = Outbox::new(100).await;
+    let client = outbox.env.pg().await;
+    let aggregates = aggregates(20);
+    outbox.reject_records(true).await;
+    for seq in 1..=5 {
+        outbox.insert_round(&client, &aggregates, seq).await;
+    }
+    let addr = free_addr();
+    let relay = Worker::spawn_with_env(
+        &outbox.env,
+        "outbox-relay",
+        "relay-rejected",
+        &[("GAVEL_METRICS_ADDR", addr.as_str())],
+    );
+    // Every batch fails and goes again: counted, /ready says so, and the
+    // backlog gauges keep moving meanwhile.
+    let kafka_errors = [("kind", "kafka")];
+    let failing = eventually(Duration::from_secs(60), || async {
+        let failed = scrape(&addr, "gavel_outbox_relay_errors_total", &kafka_errors).await?;
+        let oldest = scrape(&addr, "gavel_outbox_relay_oldest_unsent_age_seconds", &[]).await?;
+        (failed >= 3.0 && oldest >= 5.0).then_some((failed, oldest))
+    })
+    .await;
+    assert!(
+        failing.is_some(),
+        "no failed batches counted or no growing unsent age while records are rejected"
+    );
+    let ready = get(&addr, "/ready").await.map(|(status, _)| status);
+    assert_eq!(ready, Some(503), "/ready while Kafka rejects the batches");
+    for seq in 6..=8 {
+        outbox.insert_round(&client, &aggregates, seq).await;
+    }
+    assert_eq!(outbox.count("sent_at IS NULL").await, 20 * 8);
+    assert_eq!(
+        outbox.records_on_topic(),
+        0,
+        "the broker took a rejected record"
+    );
+    let accepted_at = Instant::now();
+    outbox.reject_records(false).await;
+    outbox.wait_until_all_sent(Duration::from_secs(60)).await;
+    let recovered = accepted_at.elapsed();
+    let ready = eventually(Duration::from_secs(10), || async {
+        let (status, _) = get(&addr, "/ready").await?;
+        (status == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "/ready never came back after Kafka did");
+    relay.stop();
+    let check = assert_relayed(&outbox, &aggregates, 8);
+    assert_eq!(outbox.count("dead_letter_reason IS NOT NULL").await, 0);
+    println!(
+        "rejected: {failing:?} (failed batches, oldest unsent s); all sent {:.1} s after the topic took records again, {} re-sent",
+        recovered.as_secs_f64(),
+        check.resent
+    );
+    outbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_mid_batch_exits_cleanly_and_the_next_relay_sends_the_rest() {
+    let outbox = Outbox::new(500).await;
+    let aggregates = aggregates(200);
+    let rounds = 150;
+    let inserts = spawn_inserts(
+        &outbox,
+        aggregates.clone(),
+        rounds,
+        Duration::from_millis(10),
+    );
+    // Rows keep coming: each SIGTERM finds the relay busy; it finishes its
+    // batch and exits.
+    let (mut stopped_in, mut busy) = (Vec::new(), 0);
+    for lifetime in [600, 800, 1000, 1200, 1400] {
+        let mut relay = Worker::spawn(&outbox.env, "outbox-relay", &unique("relay-term"));
+        tokio::time::sleep(Duration::from_millis(lifetime)).await;
+        busy += usize::from(outbox.count("sent_at IS NULL").await > 0);
+        stopped_in.push(terminate_within(&mut relay, Duration::from_secs(15)));
+    }
+    assert!(busy > 0, "no SIGTERM came while rows were waiting");
+    inserts.await.expect("inserts");
+    // Now batches Kafka rejects: SIGTERM while they fail and go again.
+    outbox.reject_records(true).await;
+    let client = outbox.env.pg().await;
+    outbox.insert_round(&client, &aggregates, rounds + 1).await;
+    let addr = free_addr();
+    let mut relay = Worker::spawn_with_env(
+        &outbox.env,
+        "outbox-relay",
+        "relay-rejected",
+        &[("GAVEL_METRICS_ADDR", addr.as_str())],
+    );
+    let failing = eventually(Duration::from_secs(60), || async {
+        let failed = scrape(&addr, "gavel_outbox_relay_errors_total", &[]).await?;
+        (failed >= 1.0).then_some(())
+    })
+    .await;
+    assert!(
+        failing.is_some(),
+        "no batch failed while records are rejected"
+    );
+    let sent_before = outbox.count("sent_at IS NOT NULL").await;
+    let failing_stopped_in = terminate_within(&mut relay, Duration::from_secs(15));
+    assert_eq!(
+        outbox.count("sent_at IS NOT NULL").await,
+        sent_before,
+        "a rejected batch was marked sent"
+    );
+    outbox.reject_records(false).await;
+    let last = Worker::spawn(&outbox.env, "outbox-relay", "relay-last");
+    outbox.wait_until_all_sent(Duration::from_secs(120)).await;
+    last.stop();
+    let check = assert_relayed(&outbox, &aggregates, rounds + 1);
+    println!(
+        "SIGTERM: busy relays ({busy} of 5 with rows waiting) exited after {stopped_in:?}, a failing one after {failing_stopped_in:?}; {} re-sent",
+        check.resent
     );
     outbox.stop().await;
 }

@@ -103,6 +103,30 @@ panels = [
           + [dict(t, refId="R" + t["refId"]) for t in per_component(
               "sum(rate(gavel_{c}_restored_records_total[1m]))", "{{component}} restored/s")],
           "short", 12, 70),
+    # Every relay replica samples the same outbox table: max() shows it once per deployment.
+    row("Outbox relay", 78),
+    panel("Outbox rows not sent yet",
+          [target("max by (component) (gavel_outbox_relay_backlog_rows)", "unsent")], "short", 0, 79,
+          description="Rows upstream services committed that the relay has not published (sampled every 5 s)."),
+    panel("Age of the oldest unsent outbox row (alert above 2 min)",
+          [target("max by (component) (gavel_outbox_relay_oldest_unsent_age_seconds)", "oldest")], "s", 12, 79,
+          description="0 when the outbox is drained; keeps growing while the relay, Postgres or Kafka is stuck."),
+    panel("Outbox rows / s: claimed, published, dead-lettered",
+          [target("sum(rate(gavel_outbox_relay_claimed_rows_total[1m]))", "claimed", "A"),
+           target("sum(rate(gavel_outbox_relay_published_records_total[1m]))", "published", "B"),
+           target("sum by (reason) (rate(gavel_outbox_relay_dead_letters_total[5m]))",
+                  "dead-lettered {{reason}}", "C")], "ops", 0, 87,
+          description="Claimed above published: batches rolled back and retried (their rows are claimed again)."),
+    panel("Outbox relay failed batches / s by kind",
+          [target("sum by (kind) (rate(gavel_outbox_relay_errors_total[5m]))", "{{kind}}")], "ops", 12, 87,
+          description="postgres-unavailable: reconnecting; kafka: the producer is renewed. Either way the batch goes again."),
+    panel("Outbox relay: wait for Kafka's acknowledgements (alert above 1 min)",
+          [target("max by (instance) (gavel_outbox_relay_ack_wait_seconds)", "{{instance}}")], "s", 0, 95,
+          description="Deliveries never time out: a broker refusing writes shows here as a growing wait."),
+    panel("Outbox batch duration p50 / p95",
+          [target(f"histogram_quantile({q}, sum by (le) (rate(gavel_outbox_relay_batch_duration_seconds_bucket[5m])))",
+                  PCT[q], chr(ord("A") + i)) for i, q in enumerate(("0.5", "0.95"))], "s", 12, 95,
+          description="Claim, publish, wait for every acknowledgement and mark sent: one Postgres transaction."),
 ]
 
 dashboard = {

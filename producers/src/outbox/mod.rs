@@ -76,7 +76,10 @@ pub async fn run_with(
     };
     relay.readiness.set_started();
     tracing::info!(schema = %relay.config.outbox_schema, batch = relay.config.outbox_batch, "outbox relay started");
-    relay.run_loop(&shutdown).await?;
+    let sampler = tokio::spawn(sample_backlog(relay.config.clone(), shutdown.clone()));
+    let ended = relay.run_loop(&shutdown).await;
+    sampler.abort();
+    ended?;
     tracing::info!(stats = ?relay.stats, "outbox relay stopped");
     Ok(relay.stats)
 }
@@ -84,13 +87,8 @@ pub async fn run_with(
 impl Relay {
     async fn run_loop(&mut self, shutdown: &Shutdown) -> Result<(), ProducerError> {
         let mut backoff = Duration::from_millis(100);
-        let mut backlog_at = Instant::now() - BACKLOG_EVERY;
         while !shutdown.is_triggered() {
             self.readiness.beat();
-            if backlog_at.elapsed() >= BACKLOG_EVERY {
-                backlog_at = Instant::now();
-                self.sample_backlog().await;
-            }
             let pause = match self.relay_batch(shutdown).await {
                 Ok(0) => self.config.outbox_poll,
                 Ok(_) => Duration::ZERO,
@@ -124,10 +122,12 @@ impl Relay {
         let m = metrics::outbox_relay();
         m.claimed.inc_by(rows.len() as u64);
         let span = tracing::info_span!("outbox_batch", rows = rows.len(), first_id = rows[0].id);
+        // Acknowledgements never time out: waiting for a broker that refuses
+        // writes is the loop still turning, not a hung relay to restart.
+        let publish = self.publisher.publish(&rows, shutdown);
         let published = self
-            .publisher
-            .publish(&rows, shutdown)
-            .instrument(span.clone())
+            .readiness
+            .beating(publish.instrument(span.clone()))
             .await?;
         let Some(outcomes) = published else {
             // Dropping the transaction rolls it back: the rows stay unsent.
@@ -197,15 +197,32 @@ impl Relay {
             other => Err(other),
         }
     }
+}
 
-    async fn sample_backlog(&self) {
-        match self.sql.backlog(&self.client).await {
-            Ok((rows, oldest)) => {
-                let m = metrics::outbox_relay();
-                m.backlog_rows.set(rows);
-                m.oldest_unsent_seconds.set(oldest);
+/// Refreshes the backlog gauges every few seconds on a connection of its own:
+/// they must stay current while a batch waits for Kafka, which is when the
+/// alert on the oldest unsent row has to fire. Reconnects quietly; while
+/// Postgres is away the gauges keep their last value.
+async fn sample_backlog(config: Config, shutdown: Shutdown) {
+    let sql = Statements::new(&config.outbox_schema);
+    let mut client: Option<Client> = None;
+    while !shutdown.is_triggered() {
+        if client.as_ref().is_none_or(Client::is_closed) {
+            client = postgres::connect(&config).await.ok();
+        }
+        if let Some(client) = &client {
+            match sql.backlog(client).await {
+                Ok((rows, oldest)) => {
+                    let m = metrics::outbox_relay();
+                    m.backlog_rows.set(rows);
+                    m.oldest_unsent_seconds.set(oldest);
+                }
+                Err(error) => tracing::debug!(%error, "outbox backlog not measured"),
             }
-            Err(error) => tracing::debug!(%error, "outbox backlog not measured"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(BACKLOG_EVERY) => {}
+            _ = shutdown.triggered() => {}
         }
     }
 }

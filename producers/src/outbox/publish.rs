@@ -6,12 +6,14 @@ use super::store::OutboxRow;
 use crate::ProducerError;
 use gavel_runtime::dlq::{DeadLetter, DeadLetters, ErrorClass};
 use gavel_runtime::envelope::header::EVENT_ID;
+use gavel_runtime::observe::metrics;
 use gavel_runtime::{kafka, Config, Shutdown};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode as Code;
-use std::time::Duration;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
 
 /// After shutdown is asked for, how long a batch may still wait for its
 /// acknowledgements (Kafka unreachable) before it is given up unmarked: inside
@@ -64,10 +66,13 @@ impl Publisher {
             pending.push(self.enqueue(row).await?);
         }
         let all = futures::future::join_all(pending.into_iter().map(settle));
-        tokio::select! {
+        let published = tokio::select! {
             outcomes = all => outcomes.into_iter().collect::<Result<Vec<_>, _>>().map(Some),
             _ = grace_after(shutdown) => Ok(None),
-        }
+            never = report_ack_wait() => match never {},
+        };
+        metrics::outbox_relay().ack_wait_seconds.set(0.0);
+        published
     }
 
     async fn enqueue(&self, row: &OutboxRow) -> Result<Pending, ProducerError> {
@@ -132,6 +137,18 @@ async fn settle(pending: Pending) -> Result<Outcome, ProducerError> {
     }
 }
 
+/// Publishes how long this batch has waited for its acknowledgements, every
+/// second until dropped: a broker that refuses writes (librdkafka retries
+/// forever) is otherwise invisible.
+async fn report_ack_wait() -> Infallible {
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let waited = started.elapsed().as_secs_f64();
+        metrics::outbox_relay().ack_wait_seconds.set(waited);
+    }
+}
+
 async fn grace_after(shutdown: &Shutdown) {
     shutdown.triggered().await;
     tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -157,10 +174,12 @@ fn permanent(error: &KafkaError) -> Option<&'static str> {
         Code::MessageSizeTooLarge | Code::InvalidMessageSize | Code::MessageBatchTooLarge => {
             Some(TOO_LARGE)
         }
-        Code::InvalidTopic
-        | Code::InvalidRecord
-        | Code::InvalidMessage
-        | Code::TopicAuthorizationFailed => Some("rejected"),
+        Code::InvalidTopic | Code::TopicAuthorizationFailed => Some("rejected"),
+        // Not InvalidRecord / InvalidTimestamp: the broker judges the record's
+        // timestamp, which the relay's clock sets, against the topic's bounds.
+        // A skewed clock or a tightened topic rejects every row alike, and
+        // dead-lettering would empty the whole outbox into the DLQ; the batch
+        // waits and goes again instead, in order, once either is fixed.
         _ => None,
     }
 }
@@ -237,6 +256,8 @@ mod tests {
         ));
         let outage = KafkaError::MessageProduction(Code::BrokerTransportFailure);
         assert!(dead_or_fail(outage).is_err());
+        let clock_skew = KafkaError::MessageProduction(Code::InvalidRecord);
+        assert!(dead_or_fail(clock_skew).is_err());
         assert_eq!(row("{}").kafka_key(), "lot-1");
     }
 }

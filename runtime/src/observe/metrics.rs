@@ -110,6 +110,10 @@ pub struct OutboxRelay {
     pub backlog_rows: IntGauge,
     /// Age of the oldest row not sent yet (0 when none).
     pub oldest_unsent_seconds: Gauge,
+    /// How long the batch in flight has waited for Kafka's acknowledgements
+    /// (0 between batches). Deliveries never time out, so a broker refusing
+    /// writes shows here, not as an error.
+    pub ack_wait_seconds: Gauge,
 }
 
 pub struct Metrics {
@@ -316,6 +320,10 @@ impl Builder<'_> {
             oldest_unsent_seconds: self.float_gauge(
                 "oldest_unsent_age_seconds",
                 "Age of the oldest outbox row not sent yet (0 when none)",
+            )?,
+            ack_wait_seconds: self.float_gauge(
+                "ack_wait_seconds",
+                "How long the batch in flight has waited for Kafka's acknowledgements (0 between batches)",
             )?,
         })
     }
