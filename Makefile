@@ -29,6 +29,6 @@ lint:
 	cargo clippy --release --workspace --all-targets -- -D warnings
 
 # Every benchmark in one run; report under bench/reports/. Flags for
-# `gavel bench run` go in ARGS, e.g. make bench ARGS="--commands 1000000".
+# `gavel bench run` go in ARGS, e.g. make bench ARGS="--commands 50000".
 bench:
 	@bash deploy/local/bench.sh run $(ARGS)

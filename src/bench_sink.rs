@@ -146,7 +146,13 @@ async fn copy_baseline(client: &tokio_postgres::Client, schema: &str, rows: usiz
     }
     let started = Instant::now();
     let sink = client
-        .copy_in(&format!("COPY {schema}.copy_baseline FROM STDIN"))
+        .copy_in(&format!(
+            // Named columns: a column added to the view later keeps its default.
+            "COPY {schema}.copy_baseline (auction_id, tenant_id, seller_id, title, status, currency,
+                 starting_price_minor, reserve_price_minor, min_increment_minor, current_price_minor,
+                 bid_count, leading_bidder, winner_id, end_time, created_at, updated_at, version, bidders)
+             FROM STDIN"
+        ))
         .await?;
     futures::pin_mut!(sink);
     sink.send(Bytes::from(text)).await?;

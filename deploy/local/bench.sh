@@ -7,7 +7,7 @@
 # rebuild and the payment saga stage (orchestrator + participants), and writes a JSON + Markdown + PNG report under bench/reports/
 # (how to read it: bench/README.md).
 # Usage: bench.sh [run [gavel bench run flags...] | aggregate [COMMANDS [AUCTIONS]] | sink [COMMANDS [AUCTIONS]]]
-#   e.g. bench.sh run --commands 1000000 --rates 1000,2000,5000,10000
+#   e.g. bench.sh run --commands 50000 --rates 1000,2000,5000,10000
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"

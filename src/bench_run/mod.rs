@@ -27,8 +27,8 @@ use std::time::Instant;
 
 #[derive(Args, Clone)]
 pub struct RunArgs {
-    /// Commands sent flat out through the whole pipeline (use 1000000 for the 1M run).
-    #[arg(long, default_value_t = 50_000)]
+    /// Commands sent flat out through the whole pipeline (smaller for a quick run).
+    #[arg(long, default_value_t = 1_000_000)]
     pub commands: u64,
     /// Auctions of the throughput run (the fixed-rate runs use at most as many).
     #[arg(long, default_value_t = 2_000)]
