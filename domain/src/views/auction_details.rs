@@ -46,11 +46,11 @@ pub struct AuctionDetails {
     /// How many distinct users bid.
     #[serde(default)]
     pub bidder_count: u32,
-    /// The bidders, highest bid first: the top `TOP_BIDDERS` while the auction
-    /// runs, every bidder in the record that closes it. The record is rewritten
-    /// on every bid, so carrying every bidder on each would make a hot auction's
-    /// n-th bid cost O(n) bytes to publish and store (quadratic over its life);
-    /// each bidder's own figures live in UserBids.
+    /// The `TOP_BIDDERS` highest bidders, highest bid first. Bounded because
+    /// the record is rewritten on every bid: carrying every bidder made a hot
+    /// auction's n-th bid cost O(n) bytes to publish and store (quadratic over
+    /// its life), and a closing record naming 10,000 bidders broke Kafka's
+    /// 1 MB record limit. Every bidder's own figures live in UserBids.
     #[serde(default)]
     pub bidders: Vec<BidderSummary>,
 }

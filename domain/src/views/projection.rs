@@ -33,11 +33,10 @@ impl AuctionProjection {
                 promote(&mut self.details.bidders, summary);
                 self.details.bidder_count = self.bidders.len() as u32;
             }
-            // The closing record names every bidder, once.
-            AuctionEvent::Ended { .. } | AuctionEvent::Cancelled { .. } => {
-                self.details.bidders = self.bidders.highest_first();
-            }
-            AuctionEvent::Created { .. } | AuctionEvent::Started { .. } => {}
+            AuctionEvent::Created { .. }
+            | AuctionEvent::Started { .. }
+            | AuctionEvent::Ended { .. }
+            | AuctionEvent::Cancelled { .. } => {}
         }
     }
 }
@@ -126,10 +125,10 @@ fn touched_users(
                 .collect()
         }
         AuctionEvent::Ended { .. } | AuctionEvent::Cancelled { .. } => after
-            .details
             .bidders
-            .iter()
-            .map(|b| b.user_id.clone())
+            .highest_first()
+            .into_iter()
+            .map(|b| b.user_id)
             .collect(),
         AuctionEvent::Created { .. } | AuctionEvent::Started { .. } => Vec::new(),
     }

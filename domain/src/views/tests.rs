@@ -211,12 +211,19 @@ fn a_running_auction_lists_only_its_top_bidders_highest_first() {
 }
 
 #[test]
-fn the_closing_record_names_every_bidder_highest_first() {
+fn closing_settles_every_bidder_and_still_lists_only_the_top() {
     let changes = given_when(&bidding_war(14), ended(Some("u13"), 2_300)).unwrap();
-    let all = &changes.details.bidders;
-    assert_eq!(all.len(), 14);
-    assert_eq!((names(all)[0], names(all)[13]), ("u13", "u00"));
+    let top = &changes.details.bidders;
+    assert_eq!((top.len(), changes.details.bidder_count), (TOP_BIDDERS, 14));
+    assert_eq!(names(top)[0], "u13");
     assert_eq!(changes.user_bids.len(), 14);
+    let won: Vec<&str> = changes
+        .user_bids
+        .iter()
+        .filter(|row| row.status == UserBidStatus::Won)
+        .map(|row| row.user_id.as_str())
+        .collect();
+    assert_eq!(won, ["u13"]);
 }
 
 #[test]
@@ -276,9 +283,7 @@ proptest! {
             }
             let now = state.as_ref().unwrap();
             // The top list kept by promotion is the top of a full sort.
-            if now.is_running() {
-                prop_assert_eq!(&now.details.bidders, &now.bidders.top());
-            }
+            prop_assert_eq!(&now.details.bidders, &now.bidders.top());
             prop_assert_eq!(changes.details, now.details.clone());
         }
         let last = state.unwrap();

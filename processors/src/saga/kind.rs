@@ -29,7 +29,7 @@ pub trait SagaKind: Send + 'static {
 
 /// The payment saga starts from the projector's AuctionDetails record of an
 /// ended auction with a winner: AuctionEnded alone lacks the seller and the
-/// outbid bidders, and the closing details record carries every bidder, once per
+/// runners-up, and the closing details record lists the highest bidders, once per
 /// version, on the auction's partition.
 pub struct Payment;
 

@@ -3,7 +3,7 @@
 
 use super::{details_sql, View};
 use crate::SinkError;
-use gavel_domain::auction::Auction;
+use gavel_domain::auction::{Auction, AuctionStatus};
 use gavel_domain::views::{AuctionDetails, AuctionListItem, UserBid, UserBidStatus};
 use gavel_domain::AuctionId;
 use std::collections::BTreeMap;
@@ -200,12 +200,20 @@ fn user_rows_disagreements(row: &AuctionDetails, mut rows: UserRows) -> Vec<Stri
             ));
         }
     }
-    let outbid = UserBidStatus::Outbid.as_str();
+    // A bidder below the listed ones neither leads nor won.
+    let below_top = match row.status {
+        AuctionStatus::Ended => UserBidStatus::Lost,
+        AuctionStatus::Cancelled => UserBidStatus::Cancelled,
+        AuctionStatus::Draft | AuctionStatus::Active => UserBidStatus::Outbid,
+    }
+    .as_str();
     problems.extend(
         rows.iter()
-            .filter(|(_, (_, _, status))| !row.is_running() || status != outbid)
+            .filter(|(_, (_, _, status))| status != below_top)
             .map(|(user, got)| {
-                format!("user_bids {user}/{id}: {got:?}, expected an outbid bidder of a running auction")
+                format!(
+                    "user_bids {user}/{id}: {got:?}, expected {below_top} below the listed bidders"
+                )
             }),
     );
     problems

@@ -22,7 +22,9 @@ pub struct AuctionSold {
     pub seller_id: UserId,
     pub winner_id: UserId,
     pub final_price: Money,
-    /// Everyone else who bid; the winner and duplicates are left out of notices.
+    /// The runners-up to notify: the other bidders the closing details record
+    /// lists (the highest ones; a record naming every bidder of a hot auction
+    /// would not fit in Kafka). The winner and duplicates are left out of notices.
     pub outbid_user_ids: Vec<UserId>,
 }
 
