@@ -49,6 +49,17 @@ pub struct Throughput {
     pub events_per_s: f64,
     pub stages: Vec<StageDone>,
     pub load: LoadReport,
+    /// Every view rebuilt from the throughput run's view topics (offset 0,
+    /// shadow tables, swap) while the live sink runs; why not, if it failed.
+    pub rebuild: Result<FullRebuild, String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FullRebuild {
+    pub records: u64,
+    pub rows: u64,
+    pub seconds: f64,
+    pub records_per_s: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -229,6 +240,8 @@ async fn throughput(config: &Config, spec: &PipelineSpec) -> Result<Throughput> 
         done("event-store", events, store_done),
     ];
     let seconds = stages.iter().map(|s| s.done_s).fold(0.0, f64::max);
+    println!("[bench] rebuilding every view from the throughput run's view topics");
+    let rebuild = rebuild_all(config).await.map_err(|e| format!("{e:#}"));
     Ok(Throughput {
         commands: spec.commands,
         events,
@@ -238,6 +251,24 @@ async fn throughput(config: &Config, spec: &PipelineSpec) -> Result<Throughput> 
         events_per_s: events as f64 / seconds,
         stages,
         load,
+        rebuild,
+    })
+}
+
+/// Rebuilds every view, one after the other, as `gavel rebuild all` does.
+async fn rebuild_all(config: &Config) -> Result<FullRebuild> {
+    let (mut records, mut rows, mut seconds) = (0, 0, 0.0);
+    for view in gavel_sinks::views::View::ALL {
+        let report = gavel_sinks::views::rebuild::rebuild(config, view).await?;
+        records += report.records;
+        rows += report.rows;
+        seconds += report.elapsed.as_secs_f64();
+    }
+    Ok(FullRebuild {
+        records,
+        rows,
+        seconds,
+        records_per_s: records as f64 / seconds,
     })
 }
 

@@ -167,6 +167,21 @@ impl Report {
                         format!("{} records done at {:.1} s", stage.records, stage.done_s),
                     );
                 }
+                match &t.rebuild {
+                    Ok(r) => row(
+                        "rebuild of all views from the throughput run, records/s",
+                        Some(r.records_per_s),
+                        format!(
+                            "{} view records into {} rows in {:.1} s, live sink running",
+                            r.records, r.rows, r.seconds
+                        ),
+                    ),
+                    Err(why) => row(
+                        "rebuild of all views from the throughput run",
+                        None,
+                        format!("failed: {why}"),
+                    ),
+                }
             }
             None => row("end to end", None, self.end_to_end.why()),
         }
@@ -207,7 +222,7 @@ impl Report {
             self.read_side.why(),
         );
         row(
-            "rebuild of all views records/s",
+            "rebuild of all views records/s (in-process, stage commands)",
             field(read, "rebuild_records_per_s"),
             self.read_side.why(),
         );
