@@ -265,7 +265,9 @@ pub fn transactional_end(config: &Config, topics: &[&str]) -> Result<i64> {
     let mut total = 0;
     for topic in topics {
         for partition in 0..kafka::partition_count(config, topic)? {
-            let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+            let (_, high) = kafka::retry_leaderless(|| {
+                consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))
+            })?;
             total += (high - 1).max(0);
         }
     }

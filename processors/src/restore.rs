@@ -26,7 +26,9 @@ pub fn read_to_end(
     let mut counts: HashMap<i32, u64> = partitions.iter().map(|p| (*p, 0)).collect();
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10))?;
+        let (low, high) = kafka::retry_leaderless(|| {
+            consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10))
+        })?;
         if high > low {
             assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
         }

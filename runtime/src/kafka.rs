@@ -176,12 +176,45 @@ pub async fn delete_auction_topics(config: &Config) -> Result<()> {
 /// How many partitions `topic` has (an error when it does not exist). A topic
 /// created a moment ago may not be in every broker's metadata yet, so a missing
 /// one is looked up again for a few seconds before that counts as absent.
+/// How long a metadata call is tried again while a partition has no leader.
+const LEADERLESS_FOR_AT_MOST: Duration = Duration::from_secs(10);
+
+/// Runs a metadata call (watermarks, metadata) again, for up to 10 s, while it
+/// fails only because a partition has no leader yet: right after its topic was
+/// created, or while the broker moves leadership, the broker answers
+/// NotLeaderForPartition / LeaderNotAvailable for a moment. A worker starting
+/// then must wait, not exit (the command API did, in the benchmark).
+pub fn retry_leaderless<T>(mut call: impl FnMut() -> rdkafka::error::KafkaResult<T>) -> Result<T> {
+    let deadline = std::time::Instant::now() + LEADERLESS_FOR_AT_MOST;
+    loop {
+        match call() {
+            Err(error) if is_leaderless(&error) && std::time::Instant::now() < deadline => {
+                tracing::debug!(%error, "partition without a leader yet; asking again");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+fn is_leaderless(error: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+        )
+    )
+}
+
 pub fn partition_count(config: &Config, topic: &str) -> Result<i32> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = client_config(config).create()?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let metadata =
+            retry_leaderless(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(10)))?;
         let count = metadata
             .topics()
             .iter()

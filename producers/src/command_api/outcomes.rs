@@ -155,7 +155,9 @@ fn positioned_consumer(config: &Config) -> Result<(StreamConsumer, String), Prod
     let partitions = kafka::partition_count(config, topic)?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions {
-        let (_, end) = consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT)?;
+        let (_, end) = kafka::retry_leaderless(|| {
+            consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+        })?;
         assignment.add_partition_offset(topic, partition, Offset::Offset(end))?;
     }
     consumer.assign(&assignment)?;

@@ -132,7 +132,8 @@ fn assign_at_end(consumer: &StreamConsumer, topic: &str) -> Result<(), SinkError
     }
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
-        let (_, end) = consumer.fetch_watermarks(topic, partition, KAFKA_TIMEOUT)?;
+        let (_, end) =
+            kafka::retry_leaderless(|| consumer.fetch_watermarks(topic, partition, KAFKA_TIMEOUT))?;
         assignment.add_partition_offset(topic, partition, Offset::Offset(end))?;
     }
     consumer.assign(&assignment)?;
