@@ -62,13 +62,6 @@ impl Bidders {
         });
         all
     }
-
-    /// The `TOP_BIDDERS` highest, as `highest_first` orders them.
-    pub fn top(&self) -> Vec<BidderSummary> {
-        let mut top = self.highest_first();
-        top.truncate(TOP_BIDDERS);
-        top
-    }
 }
 
 /// Puts `summary` (the bidder of the newest, hence highest, accepted bid) at

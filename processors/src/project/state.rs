@@ -65,7 +65,7 @@ impl ViewState {
     ) -> Result<RestoreStats, ProcessorError> {
         let started = Instant::now();
         let group = format!("{}-restore", config.project_group);
-        let mut details: HashMap<Partition, HashMap<String, AuctionDetails>> =
+        let mut restored: HashMap<Partition, Auctions> =
             partitions.iter().map(|p| (*p, HashMap::new())).collect();
         let mut records = read_views(
             config,
@@ -73,44 +73,36 @@ impl ViewState {
             &config.topics.view_details,
             partitions,
             |partition, key, row: Option<AuctionDetails>| {
-                let auctions = details.entry(partition).or_default();
+                let auctions = restored.entry(partition).or_default();
                 match row.filter(AuctionDetails::is_running) {
-                    Some(row) => auctions.insert(key.to_owned(), row),
+                    Some(details) => auctions.insert(key.to_owned(), from_details(details)),
                     None => auctions.remove(key),
                 };
             },
         )?;
-        let mut bidders: HashMap<(Partition, String), Bidders> = HashMap::new();
+        // Read after the details: a user row (as new as or newer than the
+        // details' top list) replaces the bidder's entry.
         records += read_views(
             config,
             &group,
             &config.topics.view_user_bids,
             partitions,
             |partition, _key, row: Option<UserBid>| {
-                let Some(row) = row else { return };
-                let auction = row.auction_id.to_string();
-                if details
-                    .get(&partition)
-                    .is_some_and(|d| d.contains_key(&auction))
-                {
-                    bidders
-                        .entry((partition, auction))
-                        .or_default()
-                        .restore(row.summary());
+                let auction = row.as_ref().and_then(|row| {
+                    restored
+                        .get_mut(&partition)?
+                        .get_mut(row.auction_id.as_str())
+                });
+                if let (Some(auction), Some(row)) = (auction, &row) {
+                    auction.bidders.restore(row.summary());
                 }
             },
         )?;
-        let mut running = 0;
-        for (partition, auctions) in details {
-            let state = self.partitions.entry(partition).or_default();
-            for (key, row) in auctions {
-                let known = bidders
-                    .remove(&(partition, key.clone()))
-                    .unwrap_or_default();
-                state.insert(key, restored(row, known));
-                running += 1;
-            }
+        let running = restored.values().map(HashMap::len).sum();
+        for auctions in restored.values() {
+            auctions.values().for_each(warn_if_bidders_missing);
         }
+        self.partitions.extend(restored);
         Ok(RestoreStats {
             records,
             running,
@@ -119,26 +111,26 @@ impl ViewState {
     }
 }
 
-/// An auction's state from its details record and its bidders' rows. A details
-/// record written before the top-list limit carries every bidder; those count
-/// too, and a user row (as new or newer) replaces its entry.
-fn restored(details: AuctionDetails, rows: Bidders) -> AuctionProjection {
+/// A running auction's state as far as its details record tells: the bidders
+/// it lists (a record written before the top-list limit lists every bidder).
+fn from_details(details: AuctionDetails) -> AuctionProjection {
     let mut bidders = Bidders::default();
     for summary in details.bidders.iter().cloned() {
         bidders.restore(summary);
     }
-    for summary in rows.highest_first() {
-        bidders.restore(summary);
-    }
-    if details.bidder_count as usize > bidders.len() {
+    AuctionProjection { details, bidders }
+}
+
+fn warn_if_bidders_missing(auction: &AuctionProjection) {
+    let details = &auction.details;
+    if details.bidder_count as usize > auction.bidders.len() {
         tracing::warn!(
             auction = %details.auction_id,
             expected = details.bidder_count,
-            found = bidders.len(),
+            found = auction.bidders.len(),
             "restore found fewer bidder rows than the details record counts"
         );
     }
-    AuctionProjection { details, bidders }
 }
 
 /// Reads a view topic's partitions to the end, decoding each record; a record
