@@ -13,6 +13,7 @@ use common::{eventually, unique, TestEnv};
 use gavel_runtime::dlq::header as dlq_header;
 use gavel_runtime::{kafka, postgres, Shutdown};
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -159,40 +160,44 @@ async fn insert_round(
     aggregates: &[String],
     seq: u32,
 ) {
-    try_insert_round(client, schema, topic, aggregates, seq)
+    try_insert_rounds(client, schema, topic, aggregates, seq..=seq)
         .await
         .expect("insert outbox rows");
 }
 
-async fn try_insert_round(
+/// Rows `seqs` of every aggregate in one statement, round after round: ids
+/// follow the rounds, so each aggregate's rows are in `seq` order.
+async fn try_insert_rounds(
     client: &tokio_postgres::Client,
     schema: &str,
     topic: &str,
     aggregates: &[String],
-    seq: u32,
+    seqs: RangeInclusive<u32>,
 ) -> Result<u64, tokio_postgres::Error> {
     let sql = format!(
         "INSERT INTO {schema}.outbox (aggregate_id, topic, payload, headers, event_id)
-         SELECT a, $2, convert_to(a || ':' || $3, 'UTF8'),
-                jsonb_build_object('seq', $3, 'source', 'outbox-test'), a || '-' || $3
-         FROM unnest($1::text[]) AS a"
+         SELECT a, $2, convert_to(a || ':' || s, 'UTF8'),
+                jsonb_build_object('seq', s::text, 'source', 'outbox-test'), a || '-' || s
+         FROM generate_series($3::int4, $4::int4) AS s, unnest($1::text[]) AS a
+         ORDER BY s"
     );
+    let (first, last) = (*seqs.start() as i32, *seqs.end() as i32);
     client
-        .execute(&sql, &[&aggregates, &topic, &seq.to_string()])
+        .execute(&sql, &[&aggregates, &topic, &first, &last])
         .await
 }
 
-/// Inserts `rounds` rows per aggregate, one round every `pause`.
+/// Inserts rounds `seqs` of every aggregate, one round every `pause`.
 fn spawn_inserts(
     outbox: &Outbox,
     aggregates: Vec<String>,
-    rounds: u32,
+    seqs: RangeInclusive<u32>,
     pause: Duration,
 ) -> tokio::task::JoinHandle<()> {
     let (config, topic) = (outbox.env.config.clone(), outbox.topic.clone());
     tokio::spawn(async move {
         let client = postgres::connect(&config).await.expect("postgres");
-        for seq in 1..=rounds {
+        for seq in seqs {
             insert_round(&client, &config.outbox_schema, &topic, &aggregates, seq).await;
             tokio::time::sleep(pause).await;
         }
@@ -236,7 +241,7 @@ async fn round_inserted(
     let first = format!("{}-{seq}", aggregates[0]);
     match client.query_one(&exists, &[&first]).await {
         Ok(row) if row.get::<_, bool>(0) => true,
-        Ok(_) => try_insert_round(client, schema, topic, aggregates, seq)
+        Ok(_) => try_insert_rounds(client, schema, topic, aggregates, seq..=seq)
             .await
             .is_ok(),
         Err(_) => false,
@@ -347,9 +352,14 @@ async fn two_replicas_relay_every_row_once_in_aggregate_order() {
         .collect();
     let aggregates = aggregates(200);
     let started = Instant::now();
-    spawn_inserts(&outbox, aggregates.clone(), 20, Duration::from_millis(30))
-        .await
-        .expect("inserts");
+    spawn_inserts(
+        &outbox,
+        aggregates.clone(),
+        1..=20,
+        Duration::from_millis(30),
+    )
+    .await
+    .expect("inserts");
     outbox.wait_until_all_sent(Duration::from_secs(60)).await;
     let elapsed = started.elapsed();
     shutdown.trigger();
@@ -378,17 +388,24 @@ async fn two_replicas_relay_every_row_once_in_aggregate_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_relay_killed_again_and_again_loses_and_reorders_nothing() {
-    // Rows arrive faster than one relay drains them, so the relay is nearly
-    // always inside a batch when it is killed. (One round every 10 ms was
-    // slower than a relay on an idle machine: no kill landed mid-batch.)
+    // Half the rows wait before the first relay starts and the rest keep
+    // coming, so a relay is nearly always inside a batch when it is killed,
+    // however fast this machine inserts. (Rows inserted only as the relays ran,
+    // one round every millisecond, were drained as they came on a loaded CI
+    // machine: the relay sat idle and 60 kills never landed mid-batch.)
     let outbox = Outbox::new(500).await;
     let aggregates = aggregates(200);
     let (rounds, total) = (400, 200 * 400);
+    let client = outbox.env.pg().await;
+    let schema = &outbox.env.config.outbox_schema;
+    try_insert_rounds(&client, schema, &outbox.topic, &aggregates, 1..=rounds / 2)
+        .await
+        .expect("insert the backlog");
     let started = Instant::now();
     let inserts = spawn_inserts(
         &outbox,
         aggregates.clone(),
-        rounds,
+        rounds / 2 + 1..=rounds,
         Duration::from_millis(1),
     );
     let (mut kills, mut mid_batch) = (0, 0);
@@ -644,7 +661,7 @@ async fn sigterm_mid_batch_exits_cleanly_and_the_next_relay_sends_the_rest() {
     let inserts = spawn_inserts(
         &outbox,
         aggregates.clone(),
-        rounds,
+        1..=rounds,
         Duration::from_millis(10),
     );
     // Rows keep coming: each SIGTERM finds the relay busy; it finishes its
