@@ -13,6 +13,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 MODE=${1:-run}
 shift || true
+case $MODE in
+  run | aggregate | sink) ;;
+  -h | --help | help)
+    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    echo "Flags of run: target/release/gavel bench run --help"
+    exit 0 ;;
+  *) echo "bench.sh: unknown mode '$MODE' (run, aggregate, sink or --help)" >&2; exit 2 ;;
+esac
 bash deploy/local/stack.sh up >/dev/null
 bash deploy/local/build.sh >/dev/null
 if [[ $MODE == sink ]]; then
