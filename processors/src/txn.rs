@@ -109,6 +109,29 @@ pub fn await_deliveries(producer: &TxnProducer) -> Result<(), ProcessorError> {
     Ok(())
 }
 
+/// How long a batch may wait for its next record. Until `linger` after the
+/// batch began it waits; after that it still takes every record already
+/// fetched, without waiting, up to the batch limit. So under load a batch
+/// holds what arrived during the previous commit (throughput needs no long
+/// linger), and when records trickle in, the linger bounds what the first one
+/// waits before its transaction commits.
+pub struct Linger {
+    deadline: Instant,
+}
+
+impl Linger {
+    pub fn start(linger: Duration) -> Self {
+        Self {
+            deadline: Instant::now() + linger,
+        }
+    }
+
+    /// The next poll's timeout: what is left of the linger, or zero.
+    pub fn wait(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
 /// Counts a committed batch transaction on the stage's metrics.
 pub fn count_commit(
     stage: &gavel_runtime::observe::metrics::Stage,

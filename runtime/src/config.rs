@@ -201,8 +201,8 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ),
     (
         "GAVEL_BATCH_LINGER_MS",
-        "20",
-        "How long a batch waits to fill",
+        "5",
+        "How long a batch waits for more records; records already fetched join it without waiting",
     ),
     (
         "GAVEL_METRICS_ADDR",

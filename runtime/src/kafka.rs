@@ -71,6 +71,9 @@ pub fn transactional_producer_config(config: &Config, transactional_id: &str) ->
     client
         .set("transactional.id", transactional_id)
         .set("transaction.timeout.ms", "10000")
+        // The commit waits for the last record's acknowledgement, so the
+        // last record's linger is paid by every transaction.
+        .set("linger.ms", "1")
         // Right after a commit the coordinator answers CONCURRENT_TRANSACTIONS
         // until its markers are written; the default 100 ms backoff would stall
         // every transaction by that much (Java clients retry this after 20 ms).

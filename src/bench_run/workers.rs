@@ -40,7 +40,12 @@ impl Worker {
                 "GAVEL_INSTANCE_ID",
                 format!("{}-{role}", config.instance_id),
             )
-            .env("GAVEL_LOG", "warn")
+            // Quiet by default (the harness prints the figures); a filter
+            // such as `warn,gavel_processors::aggregate=debug` to look inside.
+            .env(
+                "GAVEL_LOG",
+                std::env::var("GAVEL_BENCH_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)

@@ -7,6 +7,7 @@ use super::poison::Decoded;
 use super::record::{wall_clock, BorrowedMessageOwned};
 use super::store::{Pending, StateStore};
 use super::writers::Writers;
+use crate::txn::Linger;
 use crate::ProcessorError;
 use gavel_domain::Timestamp;
 use gavel_runtime::avro::AvroCodec;
@@ -190,13 +191,9 @@ impl<'a> Session<'a> {
         if self.process(first, batch)? == Step::HeldBack {
             return Ok(());
         }
-        let deadline = Instant::now() + self.config.batch_linger;
+        let linger = Linger::start(self.config.batch_linger);
         while batch.records < self.config.batch_max {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let Some(message) = self.poll(left) else {
+            let Some(message) = self.poll(linger.wait()) else {
                 break;
             };
             // A held-back record ends the batch: what came before commits,
@@ -228,13 +225,15 @@ impl<'a> Session<'a> {
             .send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
         let offsets_sent = started.elapsed();
         crate::txn::await_deliveries(&self.producer)?;
+        let acknowledged = started.elapsed();
         self.producer.commit_transaction(TXN_TIMEOUT)?;
         tracing::debug!(
             records = batch.records,
             changelog = batch.pending.writes.len(),
             changelog_ms = changelog_written.as_millis() as u64,
             offsets_ms = (offsets_sent - changelog_written).as_millis() as u64,
-            commit_ms = (started.elapsed() - offsets_sent).as_millis() as u64,
+            acks_ms = (acknowledged - offsets_sent).as_millis() as u64,
+            commit_ms = (started.elapsed() - acknowledged).as_millis() as u64,
             "transaction committed"
         );
         Ok(())

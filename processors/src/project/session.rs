@@ -7,7 +7,7 @@
 use super::records::{view_headers, view_records};
 use super::state::ViewState;
 use super::Stats;
-use crate::txn::{self, TxnProducer, TXN_TIMEOUT};
+use crate::txn::{self, Linger, TxnProducer, TXN_TIMEOUT};
 use crate::ProcessorError;
 use gavel_domain::auction::AuctionEvent;
 use gavel_domain::views::{project, EventMeta};
@@ -124,13 +124,9 @@ impl<'a> Session<'a> {
 
     fn fill(&mut self, first: OwnedMessage, batch: &mut Batch) -> Result<(), ProcessorError> {
         self.process(first, batch)?;
-        let deadline = Instant::now() + self.config.batch_linger;
+        let linger = Linger::start(self.config.batch_linger);
         while batch.records < self.config.batch_max {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match self.poll(left)? {
+            match self.poll(linger.wait())? {
                 Some(message) => self.process(message, batch)?,
                 None => break,
             }

@@ -12,7 +12,7 @@ use super::kind::SagaKind;
 use super::outputs;
 use super::store::{DueTimer, SagaStore};
 use super::{SagaTopics, Stats};
-use crate::txn::{self, TxnProducer, TXN_TIMEOUT};
+use crate::txn::{self, Linger, TxnProducer, TXN_TIMEOUT};
 use crate::ProcessorError;
 use gavel_domain::saga::{decide, evolve, Cause, SagaAction, SagaDefinition, SagaInput, SagaState};
 use gavel_domain::Timestamp;
@@ -185,13 +185,9 @@ impl<'a, K: SagaKind> Session<'a, K> {
 
     fn fill(&mut self, first: OwnedMessage, batch: &mut Batch) -> Result<(), ProcessorError> {
         self.process(first, batch)?;
-        let deadline = Instant::now() + self.config.batch_linger;
+        let linger = Linger::start(self.config.batch_linger);
         while batch.records < self.config.batch_max {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match self.poll(left) {
+            match self.poll(linger.wait()) {
                 Some(message) => self.process(message, batch)?,
                 None => break,
             }
