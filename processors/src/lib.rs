@@ -7,6 +7,7 @@ mod error;
 pub mod project;
 mod restore;
 pub mod saga;
+mod span;
 mod txn;
 
 pub use error::ProcessorError;

@@ -147,6 +147,8 @@ impl<'a> Session<'a> {
     }
 
     fn process(&mut self, message: OwnedMessage, batch: &mut Batch) -> Result<(), ProcessorError> {
+        let span = crate::span::record_span(&message);
+        let _entered = span.enter();
         let partition = message.partition();
         self.ensure_restored(partition)?;
         batch.offsets.insert(partition, message.offset() + 1);

@@ -221,6 +221,8 @@ impl<'a, K: SagaKind> Session<'a, K> {
     }
 
     fn process(&mut self, message: OwnedMessage, batch: &mut Batch) -> Result<(), ProcessorError> {
+        let span = crate::span::record_span(&message);
+        let _entered = span.enter();
         let partition = message.partition();
         if !self.store.is_restored(partition) {
             self.restore(&[partition])?;
