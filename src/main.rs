@@ -216,8 +216,9 @@ enum SchemasAction {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    telemetry::init_tracing();
     let cli = Cli::parse();
+    // Held until main returns: dropping it flushes the spans still queued.
+    let _telemetry = telemetry::init_tracing(&service_name());
     let config = Config::load().context("loading configuration")?;
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
@@ -412,4 +413,10 @@ async fn produce(
         report.rejected.len()
     );
     Ok(())
+}
+
+/// `gavel-<subcommand>`: the service name exported spans carry.
+fn service_name() -> String {
+    let role = std::env::args().nth(1).unwrap_or_default();
+    format!("gavel-{role}")
 }

@@ -6,13 +6,14 @@
 mod common;
 
 use common::observe::{free_addr, get, samples, spawn_observed};
-use common::process::read_all;
+use common::process::{read_all, Worker};
 use common::{eventually, TestEnv, TriggerOnDrop};
 use gavel_runtime::dlq::{self, header};
 use gavel_runtime::observe::measure_group;
 use gavel_runtime::Shutdown;
 use rdkafka::message::{Header, OwnedHeaders};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -269,5 +270,97 @@ async fn lag_rises_while_the_event_store_is_frozen_and_falls_to_zero_after() {
         "lag falls back to zero after the sink resumes"
     );
     sink.stop();
+    env.stop().await;
+}
+
+/// A bare OTLP/HTTP traces endpoint: keeps every request body it is sent and
+/// answers 200 (HTTP/1.1, keep-alive, as the exporter's client speaks it).
+async fn otlp_collector() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/v1/traces",
+        listener.local_addr().expect("address")
+    );
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&bodies);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(serve_otlp(socket, Arc::clone(&kept)));
+        }
+    });
+    (url, bodies)
+}
+
+async fn serve_otlp(socket: tokio::net::TcpStream, bodies: Arc<Mutex<Vec<Vec<u8>>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let mut socket = BufReader::new(socket);
+    loop {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if socket.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        if socket.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        bodies.lock().expect("bodies").push(body);
+        let ok =
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+        if socket.get_mut().write_all(ok).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commands_span_reaches_an_otlp_collector_with_its_coordinates() {
+    let env = TestEnv::new(2).await;
+    let (endpoint, bodies) = otlp_collector().await;
+    let aggregate = Worker::spawn_with_env(
+        &env,
+        "aggregate",
+        "otlp-aggregate",
+        &[
+            ("GAVEL_OTLP_ENDPOINT", endpoint.as_str()),
+            ("GAVEL_LOG", "info,gavel_processors=debug"),
+        ],
+    );
+    produce(&env, &create_lines("traced", 0, 1)).await;
+    let exported = eventually(TIMEOUT, || async {
+        let bodies = bodies.lock().expect("bodies");
+        bodies
+            .iter()
+            .any(|body| {
+                holds(body, b"gavel-aggregate")
+                    && holds(body, b"command")
+                    && holds(body, b"traced-0")
+                    && holds(body, env.config.topics.commands.as_bytes())
+            })
+            .then_some(())
+    })
+    .await;
+    aggregate.stop();
+    assert!(
+        exported.is_some(),
+        "no OTLP export of the command's span (service gavel-aggregate, aggregate id, topic) in {} requests",
+        bodies.lock().expect("bodies").len()
+    );
     env.stop().await;
 }

@@ -84,7 +84,7 @@ pub fn unique(prefix: &str) -> String {
 impl TestEnv {
     /// Topics, schemas and Postgres schema of our own; workers not started yet.
     pub async fn new(partitions: i32) -> Self {
-        gavel_runtime::telemetry::init_tracing();
+        std::mem::forget(gavel_runtime::telemetry::init_tracing("gavel-test"));
         let id = unique("t");
         let mut config = Config::defaults().expect("default config").isolated(&id);
         config.partitions = partitions;
