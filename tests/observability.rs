@@ -343,6 +343,18 @@ async fn a_commands_span_reaches_an_otlp_collector_with_its_coordinates() {
         ],
     );
     produce(&env, &create_lines("traced", 0, 1)).await;
+    // The span joins the trace of the command's traceparent header: its
+    // trace id travels as 16 raw bytes in the protobuf body.
+    let command = read_all(&env, &env.config.topics.commands);
+    let traceparent = command[0]
+        .headers
+        .iter()
+        .find(|(key, _)| key == "traceparent")
+        .map(|(_, value)| value.clone())
+        .expect("the command carries a traceparent");
+    let trace_id: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&traceparent[3 + 2 * i..5 + 2 * i], 16).expect("hex"))
+        .collect();
     let exported = eventually(TIMEOUT, || async {
         let bodies = bodies.lock().expect("bodies");
         bodies
@@ -352,6 +364,7 @@ async fn a_commands_span_reaches_an_otlp_collector_with_its_coordinates() {
                     && holds(body, b"command")
                     && holds(body, b"traced-0")
                     && holds(body, env.config.topics.commands.as_bytes())
+                    && holds(body, &trace_id)
             })
             .then_some(())
     })
@@ -359,7 +372,7 @@ async fn a_commands_span_reaches_an_otlp_collector_with_its_coordinates() {
     aggregate.stop();
     assert!(
         exported.is_some(),
-        "no OTLP export of the command's span (service gavel-aggregate, aggregate id, topic) in {} requests",
+        "no OTLP export of the command's span (service gavel-aggregate, aggregate id, topic, trace id of {traceparent}) in {} requests",
         bodies.lock().expect("bodies").len()
     );
     env.stop().await;

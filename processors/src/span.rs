@@ -1,6 +1,7 @@
 //! The tracing span of one consumed record.
 
 use gavel_runtime::envelope::{header, header_str};
+use gavel_runtime::telemetry::follow_traceparent;
 use rdkafka::message::{Message, OwnedMessage};
 
 /// Where a record came from and which user action it belongs to. Debug level:
@@ -17,7 +18,7 @@ pub fn record_span(message: &OwnedMessage) -> tracing::Span {
         .key()
         .and_then(|key| std::str::from_utf8(key).ok())
         .unwrap_or("");
-    tracing::debug_span!(
+    let span = tracing::debug_span!(
         "record",
         topic = message.topic(),
         partition = message.partition(),
@@ -25,5 +26,7 @@ pub fn record_span(message: &OwnedMessage) -> tracing::Span {
         aggregate_id = key,
         correlation_id = header(header::CORRELATION_ID),
         causation_id = header(header::CAUSATION_ID),
-    )
+    );
+    follow_traceparent(&span, header(header::TRACEPARENT));
+    span
 }

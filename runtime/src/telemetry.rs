@@ -8,13 +8,21 @@
 //! lets through, in batches, as service `gavel-<role>`. Unset: nothing is
 //! exported and no exporter thread runs.
 
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter};
+
+/// Set once spans are exported, so records skip the trace-context parsing otherwise.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// Keeps the span exporter alive; dropping it flushes the spans still queued.
 #[must_use = "dropping the guard stops the span export"]
@@ -68,6 +76,7 @@ pub fn init_tracing(service: &str) -> Telemetry {
     if !matches!(format.as_str(), "" | "text" | "json") {
         tracing::warn!(%format, "GAVEL_LOG_FORMAT must be text or json; using text");
     }
+    EXPORTING.store(provider.is_some(), Ordering::Relaxed);
     match (&provider, export_error) {
         (Some(_), _) => tracing::info!(%endpoint, %service, "exporting spans over OTLP/HTTP"),
         (None, Some(error)) => {
@@ -99,4 +108,17 @@ fn otlp_provider(endpoint: &str, service: &str) -> Result<SdkTracerProvider, Str
                 .build(),
         )
         .build())
+}
+
+/// Makes a record's span a child of the W3C `traceparent` its record carries,
+/// so the exported spans of one user action (the trace id is its correlation
+/// id) form one trace across the command API, the processors and the sinks.
+pub fn follow_traceparent(span: &tracing::Span, traceparent: &str) {
+    if traceparent.is_empty() || span.is_disabled() || !EXPORTING.load(Ordering::Relaxed) {
+        return;
+    }
+    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let parent = TraceContextPropagator::new().extract(&carrier);
+    // Only fails when no OpenTelemetry layer is installed: then nothing is exported.
+    let _ = span.set_parent(parent);
 }

@@ -324,6 +324,8 @@ impl<'a> Session<'a> {
             correlation_id = message.header(header::CORRELATION_ID).unwrap_or(""),
             causation_id = message.header(header::COMMAND_ID).unwrap_or(""),
             traceparent = message.header(header::TRACEPARENT).unwrap_or(""));
+        let traceparent = message.header(header::TRACEPARENT).unwrap_or("");
+        gavel_runtime::telemetry::follow_traceparent(&span, traceparent);
         let _entered = span.enter();
         match decoded {
             Decoded::Command(command, meta) => {
