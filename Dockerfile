@@ -40,9 +40,9 @@ FROM debian:bookworm-slim
 
 # ca-certificates: the registry client (reqwest + rustls) verifies HTTPS against the
 # system trust store, and so will Kafka (SASL_SSL) and Postgres (sslmode=require) TLS.
-# zlib1g is what the binary links today (librdkafka's libz); libcurl4, libssl3 and
-# libsasl2-2 are the runtime halves of the -dev packages in the builder, kept so that
-# enabling rdkafka's ssl/sasl features needs no image change.
+# The binary links libssl3 (librdkafka's TLS and SCRAM, Postgres TLS) and zlib1g
+# (librdkafka's libz); libcurl4 and libsasl2-2 are the runtime halves of the other -dev
+# packages in the builder.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \

@@ -139,6 +139,23 @@ enum Command {
     },
 }
 
+impl Command {
+    /// Roles and tools that need Kafka stop at once when the brokers refuse
+    /// their credentials or certificate. Not the ones that work without Kafka
+    /// (config, audit, schemas) or report on it being unwell (status, lag
+    /// exporter).
+    fn fails_fast_on_kafka_rejection(&self) -> bool {
+        !matches!(
+            self,
+            Self::Config
+                | Self::Audit { .. }
+                | Self::Schemas { .. }
+                | Self::Status { .. }
+                | Self::LagExporter
+        )
+    }
+}
+
 #[derive(Subcommand)]
 enum SagaAction {
     /// Orchestrate sagas of one kind until SIGTERM.
@@ -220,6 +237,11 @@ async fn main() -> Result<()> {
     // Held until main returns: dropping it flushes the spans still queued.
     let _telemetry = telemetry::init_tracing(&service_name());
     let config = Config::load().context("loading configuration")?;
+    if cli.command.fails_fast_on_kafka_rejection() {
+        let preflight = config.clone();
+        tokio::task::spawn_blocking(move || gavel_runtime::preflight::check_kafka(&preflight))
+            .await??;
+    }
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
     match cli.command {

@@ -3,13 +3,14 @@
 # Gavel local dev stack without Docker: PostgreSQL 15, Kafka 4.3.1 (single KRaft node) and
 # Apicurio Registry 3.3.3, all bound to 127.0.0.1. See deploy/local/README.md.
 #
-# Usage: deploy/local/stack.sh up|down|status|logs-dir|restart-postgres|stop-registry|start-registry
+# Usage: deploy/local/stack.sh up|down|status|logs-dir|tls-env|restart-postgres|stop-registry|start-registry
 #
 # Environment (defaults in parentheses):
 #   GAVEL_STACK_DIR   data, logs, pid files ($HOME/.local/share/gavel/stack, or
 #                     /var/tmp/gavel-stack-$UID when running as root with a closed $HOME)
 #   GAVEL_CACHE       downloaded jars ($HOME/.cache/gavel)
 #   GAVEL_PG_PORT (5432)  GAVEL_KAFKA_PORT (9092)  GAVEL_KAFKA_CONTROLLER_PORT (9093)
+#   GAVEL_KAFKA_SASL_SSL_PORT (9094: SASL_SSL + SCRAM, see lib/tls.sh)
 #   GAVEL_REGISTRY_PORT (8081)  GAVEL_REGISTRY_MGMT_PORT (9000)  KAFKA_HEAP (-Xms256m -Xmx512m)
 set -euo pipefail
 umask 022
@@ -17,6 +18,8 @@ umask 022
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib/common.sh
 . "$HERE/lib/common.sh"
+# shellcheck source=lib/tls.sh
+. "$HERE/lib/tls.sh"
 # shellcheck source=lib/postgres.sh
 . "$HERE/lib/postgres.sh"
 # shellcheck source=lib/kafka.sh
@@ -77,6 +80,8 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   logs-dir) echo "$LOG_DIR" ;;
+  # KEY=VALUE lines a worker sets to reach this stack over SASL_SSL and Postgres TLS.
+  tls-env) tls_env ;;
   # For fault tests: Postgres goes away and comes back with its data.
   restart-postgres)
     take_lock
@@ -94,7 +99,7 @@ case ${1:-} in
     registry_up
     ;;
   *)
-    echo "usage: $0 up|down|status|logs-dir|restart-postgres|stop-registry|start-registry" >&2
+    echo "usage: $0 up|down|status|logs-dir|tls-env|restart-postgres|stop-registry|start-registry" >&2
     exit 2
     ;;
 esac

@@ -1,6 +1,7 @@
 //! Configuration: built-in local defaults, overridden by a `KEY=VALUE` file named
 //! by `GAVEL_CONFIG`, overridden by the environment. One struct, read once.
 
+use crate::security::{KafkaSecurity, PostgresTls};
 use crate::{Result, RuntimeError};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,8 +42,12 @@ impl Topics {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub kafka_bootstrap: String,
+    /// TLS and SASL of every Kafka client.
+    pub kafka_security: KafkaSecurity,
     pub registry_url: String,
     pub postgres_url: String,
+    /// Whether (and against which CA) Postgres connections use TLS.
+    pub postgres_tls: PostgresTls,
     /// Postgres schema holding the read models (tests use one per test).
     pub postgres_schema: String,
     pub topics: Topics,
@@ -112,6 +117,31 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "Kafka bootstrap servers",
     ),
     (
+        "GAVEL_KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT",
+        "Kafka security.protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    ),
+    (
+        "GAVEL_KAFKA_SASL_MECHANISM",
+        "SCRAM-SHA-512",
+        "SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+    ),
+    (
+        "GAVEL_KAFKA_SASL_USERNAME",
+        "",
+        "SASL user name (required with SASL_*)",
+    ),
+    (
+        "GAVEL_KAFKA_SASL_PASSWORD",
+        "",
+        "SASL password (required with SASL_*; from a Secret)",
+    ),
+    (
+        "GAVEL_KAFKA_SSL_CA_LOCATION",
+        "",
+        "PEM file of the CA signing the brokers' certificates (empty: system trust store)",
+    ),
+    (
         "GAVEL_REGISTRY_URL",
         "http://127.0.0.1:8081/apis/ccompat/v7",
         "Confluent-compatible schema registry URL",
@@ -119,7 +149,12 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "GAVEL_POSTGRES_URL",
         "postgres://gavel:gavel@127.0.0.1:5432/gavel",
-        "Postgres connection URL",
+        "Postgres connection URL (sslmode=require: TLS, certificate and host name verified)",
+    ),
+    (
+        "GAVEL_POSTGRES_SSL_ROOT_CERT",
+        "",
+        "PEM file of the CA signing Postgres' certificate (empty: system trust store)",
     ),
     (
         "GAVEL_POSTGRES_SCHEMA",
@@ -275,8 +310,19 @@ impl Config {
         let get = |key: &str| values.get(key).cloned().unwrap_or_default();
         Ok(Self {
             kafka_bootstrap: get("GAVEL_KAFKA_BOOTSTRAP"),
+            kafka_security: KafkaSecurity::new(
+                &get("GAVEL_KAFKA_SECURITY_PROTOCOL"),
+                &get("GAVEL_KAFKA_SASL_MECHANISM"),
+                &get("GAVEL_KAFKA_SASL_USERNAME"),
+                Secret::new(get("GAVEL_KAFKA_SASL_PASSWORD")),
+                &get("GAVEL_KAFKA_SSL_CA_LOCATION"),
+            )?,
             registry_url: get("GAVEL_REGISTRY_URL"),
             postgres_url: get("GAVEL_POSTGRES_URL"),
+            postgres_tls: PostgresTls::new(
+                &get("GAVEL_POSTGRES_URL"),
+                &get("GAVEL_POSTGRES_SSL_ROOT_CERT"),
+            )?,
             postgres_schema: identifier("GAVEL_POSTGRES_SCHEMA", &get("GAVEL_POSTGRES_SCHEMA"))?,
             topics: Topics {
                 commands: get("GAVEL_TOPIC_COMMANDS"),
@@ -338,6 +384,27 @@ impl Config {
         config
     }
 
+    /// A copy with some settings replaced (`KEY`, value), checked as `load`
+    /// checks them; an unknown key is an error.
+    pub fn with_overrides<K: AsRef<str>, V: Into<String>>(
+        &self,
+        overrides: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        let mut values: HashMap<String, String> = self
+            .to_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        for (key, value) in overrides {
+            let key = key.as_ref();
+            if !values.contains_key(key) {
+                return Err(RuntimeError::Config(format!("unknown setting {key}")));
+            }
+            values.insert(key.to_owned(), value.into());
+        }
+        Self::from_map(&values)
+    }
+
     /// Every setting as the environment a child `gavel` process needs to load
     /// exactly this configuration (benchmarks spawn workers on a private pipeline).
     pub fn to_env(&self) -> Vec<(&'static str, String)> {
@@ -349,8 +416,32 @@ impl Config {
             .collect();
         vec![
             ("GAVEL_KAFKA_BOOTSTRAP", self.kafka_bootstrap.clone()),
+            (
+                "GAVEL_KAFKA_SECURITY_PROTOCOL",
+                self.kafka_security.protocol.as_str().to_owned(),
+            ),
+            (
+                "GAVEL_KAFKA_SASL_MECHANISM",
+                self.kafka_security.sasl_mechanism.clone(),
+            ),
+            (
+                "GAVEL_KAFKA_SASL_USERNAME",
+                self.kafka_security.sasl_username.clone(),
+            ),
+            (
+                "GAVEL_KAFKA_SASL_PASSWORD",
+                self.kafka_security.sasl_password.expose().to_owned(),
+            ),
+            (
+                "GAVEL_KAFKA_SSL_CA_LOCATION",
+                self.kafka_security.ssl_ca_location.clone(),
+            ),
             ("GAVEL_REGISTRY_URL", self.registry_url.clone()),
             ("GAVEL_POSTGRES_URL", self.postgres_url.clone()),
+            (
+                "GAVEL_POSTGRES_SSL_ROOT_CERT",
+                self.postgres_tls.root_cert.clone(),
+            ),
             ("GAVEL_POSTGRES_SCHEMA", self.postgres_schema.clone()),
             ("GAVEL_TOPIC_COMMANDS", t.commands.clone()),
             ("GAVEL_TOPIC_EVENTS", t.events.clone()),

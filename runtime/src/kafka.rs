@@ -14,6 +14,7 @@ pub fn client_config(config: &Config) -> ClientConfig {
         .set("bootstrap.servers", &config.kafka_bootstrap)
         .set("client.id", format!("gavel-{}", config.instance_id))
         .set("socket.nagle.disable", "true");
+    config.kafka_security.apply(&mut client);
     client
 }
 

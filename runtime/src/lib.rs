@@ -11,8 +11,10 @@ pub mod error;
 pub mod kafka;
 pub mod observe;
 pub mod postgres;
+pub mod preflight;
 pub mod registry;
 pub mod saga_wire;
+pub mod security;
 pub mod shutdown;
 pub mod telemetry;
 

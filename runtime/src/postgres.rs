@@ -5,15 +5,34 @@ use crate::{Config, Result, RuntimeError, Shutdown};
 use deadpool_postgres::{Pool, Runtime};
 use tokio_postgres::{Client, NoTls};
 
-/// One dedicated connection (a sink worker writes through exactly one).
+/// One dedicated connection (a sink worker writes through exactly one), over
+/// TLS when the URL says `sslmode=require`.
 pub async fn connect(config: &Config) -> Result<Client> {
-    let (client, connection) = tokio_postgres::connect(&config.postgres_url, NoTls).await?;
+    let url = &config.postgres_url;
+    if config.postgres_tls.required {
+        let (client, connection) =
+            tokio_postgres::connect(url, config.postgres_tls.connector()?).await?;
+        drive(connection);
+        Ok(client)
+    } else {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        drive(connection);
+        Ok(client)
+    }
+}
+
+/// Runs a connection's I/O until it closes.
+fn drive<F>(connection: F)
+where
+    F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>>
+        + Send
+        + 'static,
+{
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::warn!(%error, "postgres connection closed");
         }
     });
-    Ok(client)
 }
 
 /// A new connection after a transient failure, retried with backoff; `None`
@@ -54,9 +73,12 @@ pub fn pool(config: &Config, size: usize) -> Result<Pool> {
     let mut pool_config = deadpool_postgres::Config::new();
     pool_config.url = Some(config.postgres_url.clone());
     pool_config.pool = Some(deadpool_postgres::PoolConfig::new(size));
-    pool_config
-        .create_pool(Some(Runtime::Tokio1), NoTls)
-        .map_err(|e| RuntimeError::Pool(e.to_string()))
+    let pool = if config.postgres_tls.required {
+        pool_config.create_pool(Some(Runtime::Tokio1), config.postgres_tls.connector()?)
+    } else {
+        pool_config.create_pool(Some(Runtime::Tokio1), NoTls)
+    };
+    pool.map_err(|e| RuntimeError::Pool(e.to_string()))
 }
 
 /// One schema change; `sql` may hold several statements and may use `{schema}`.

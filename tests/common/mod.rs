@@ -84,9 +84,19 @@ pub fn unique(prefix: &str) -> String {
 impl TestEnv {
     /// Topics, schemas and Postgres schema of our own; workers not started yet.
     pub async fn new(partitions: i32) -> Self {
+        Self::new_with(partitions, &[]).await
+    }
+
+    /// `new` with some settings replaced (as `GAVEL_*` names), e.g. the
+    /// secured transports of the local stack.
+    pub async fn new_with(partitions: i32, overrides: &[(String, String)]) -> Self {
         std::mem::forget(gavel_runtime::telemetry::init_tracing("gavel-test"));
         let id = unique("t");
-        let mut config = Config::defaults().expect("default config").isolated(&id);
+        let base = Config::defaults()
+            .expect("default config")
+            .with_overrides(overrides.iter().map(|(k, v)| (k, v.as_str())))
+            .expect("overrides are valid settings");
+        let mut config = base.isolated(&id);
         config.partitions = partitions;
         config.postgres_schema = format!("test_{id}");
         config.batch_linger = Duration::from_millis(5);

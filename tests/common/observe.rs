@@ -3,7 +3,7 @@
 
 use super::process::Worker;
 use super::TestEnv;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// A loopback address with a port free right now.
@@ -15,40 +15,7 @@ pub fn free_addr() -> String {
 
 /// `gavel <role>` with this test's topics and groups, serving probes on `metrics_addr`.
 pub fn spawn_observed(env: &TestEnv, role: &str, instance: &str, metrics_addr: &str) -> Worker {
-    let c = &env.config;
-    let log_dir = std::env::temp_dir().join("gavel-test-logs");
-    std::fs::create_dir_all(&log_dir).expect("log dir");
-    let name = format!(
-        "{}-{role}-{instance}-{}.log",
-        c.instance_id,
-        super::unique("")
-    );
-    let log = std::fs::File::create(log_dir.join(name)).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .arg(role)
-        .env("GAVEL_KAFKA_BOOTSTRAP", &c.kafka_bootstrap)
-        .env("GAVEL_REGISTRY_URL", &c.registry_url)
-        .env("GAVEL_POSTGRES_URL", &c.postgres_url)
-        .env("GAVEL_POSTGRES_SCHEMA", &c.postgres_schema)
-        .env("GAVEL_TOPIC_COMMANDS", &c.topics.commands)
-        .env("GAVEL_TOPIC_EVENTS", &c.topics.events)
-        .env("GAVEL_TOPIC_OUTCOMES", &c.topics.outcomes)
-        .env("GAVEL_TOPIC_CHANGELOG", &c.topics.changelog)
-        .env("GAVEL_AGGREGATE_GROUP", &c.aggregate_group)
-        .env("GAVEL_SINK_GROUP", &c.sink_group)
-        .env("GAVEL_INSTANCE_ID", instance)
-        .env("GAVEL_BATCH_LINGER_MS", "5")
-        .env("GAVEL_METRICS_ADDR", metrics_addr)
-        .env("GAVEL_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn gavel");
-    Worker {
-        child,
-        name: format!("{role}/{instance}"),
-    }
+    Worker::spawn_with_env(env, role, instance, &[("GAVEL_METRICS_ADDR", metrics_addr)])
 }
 
 /// GET `http://addr/path`: status and body, or `None` when nothing answers.

@@ -38,11 +38,36 @@ pg_psql() {
   "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$GAVEL_PG_PORT" -U gavel "$@"
 }
 
+# Rewritten on every start so port overrides take effect. TLS is on (plain
+# connections still work): sslmode=require clients verify it against lib/tls.sh's CA.
+pg_write_conf() {
+  tls_ensure
+  tls_postgres_files
+  as_pg tee "$PG_DATA/gavel.conf" >/dev/null <<EOF
+listen_addresses = '127.0.0.1'
+port = $GAVEL_PG_PORT
+unix_socket_directories = ''
+max_connections = 200
+shared_buffers = 256MB
+synchronous_commit = off
+fsync = on
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+EOF
+}
+
 pg_up() {
   local bin
   bin=$(pg_bin)
   if pg_running; then
     log "postgres already running (pid $(pid_of postgres))"
+    # TLS settings reload without a restart; a stack started before them gains them.
+    if [[ $(pg_psql -d postgres -Atc 'SHOW ssl' 2>/dev/null) != on ]]; then
+      pg_write_conf
+      pg_psql -d postgres -Atc 'SELECT pg_reload_conf()' >/dev/null
+      log "postgres TLS turned on (configuration reloaded)"
+    fi
   else
     require_free_port "$GAVEL_PG_PORT" postgres
     if [[ $(id -u) -eq 0 ]] && ! id -u "$GAVEL_PG_OS_USER" >/dev/null 2>&1; then
@@ -66,16 +91,7 @@ pg_up() {
       printf 'host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' |
         as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null
     fi
-    # Rewritten on every start so port overrides take effect.
-    as_pg tee "$PG_DATA/gavel.conf" >/dev/null <<EOF
-listen_addresses = '127.0.0.1'
-port = $GAVEL_PG_PORT
-unix_socket_directories = ''
-max_connections = 200
-shared_buffers = 256MB
-synchronous_commit = off
-fsync = on
-EOF
+    pg_write_conf
     log "starting postgres on 127.0.0.1:$GAVEL_PG_PORT"
     as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null ||
       die "postgres failed to start; see $PG_LOG"
