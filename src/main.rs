@@ -76,10 +76,16 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: std::net::SocketAddr,
     },
-    /// Rebuild a read model from its view topic (offset 0) into a shadow table, then swap it in.
+    /// Rebuild read models into shadow tables from offset 0 of the events (or of
+    /// the view topics) up to where the live sink stands, then swap them in.
     Rebuild {
         #[arg(value_enum)]
         view: View,
+        /// events: replay auction.events through the projection (a changed
+        /// reducer, a damaged view topic); view-topic: copy the compacted view
+        /// topic (faster, for a lost or damaged table).
+        #[arg(long, value_enum, default_value = "events")]
+        from: RebuildSource,
     },
     /// Send a generated auction workload and wait until the read model matches it.
     DemoLoad {
@@ -216,6 +222,12 @@ impl View {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RebuildSource {
+    Events,
+    ViewTopic,
+}
+
 #[derive(Subcommand)]
 enum TopicsAction {
     /// Create the pipeline's topics (existing ones are left alone).
@@ -315,21 +327,7 @@ async fn main() -> Result<()> {
             obs.readiness.set_started();
             gavel_producers::command_api::run(config, listen, shutdown).await?;
         }
-        Command::Rebuild { view } => {
-            for view in view.views() {
-                let report = gavel_sinks::views::rebuild::rebuild(&config, view).await?;
-                println!(
-                    "{} rebuilt from offset 0 of {} and swapped in: {} records, {} row writes, {} skipped, {:.1} s, {:.0} records/s",
-                    view.name(),
-                    view.topic(&config),
-                    report.records,
-                    report.rows,
-                    report.skipped,
-                    report.elapsed.as_secs_f64(),
-                    report.records_per_second()
-                );
-            }
-        }
+        Command::Rebuild { view, from } => rebuild(&config, &view.views(), from).await?,
         Command::DemoLoad {
             auctions,
             bids,
@@ -441,4 +439,32 @@ async fn produce(
 fn service_name() -> String {
     let role = std::env::args().nth(1).unwrap_or_default();
     format!("gavel-{role}")
+}
+
+async fn rebuild(
+    config: &Config,
+    views: &[gavel_sinks::views::View],
+    from: RebuildSource,
+) -> Result<()> {
+    use gavel_sinks::views::rebuild::{self, Source};
+    let (source, what, unit) = match from {
+        RebuildSource::Events => (Source::Events, config.topics.events.clone(), "events"),
+        RebuildSource::ViewTopic => (
+            Source::ViewTopic,
+            "their view topics".into(),
+            "view records",
+        ),
+    };
+    let report = rebuild::rebuild(config, views, source).await?;
+    let names: Vec<&str> = views.iter().map(|v| v.name()).collect();
+    println!(
+        "{} rebuilt from offset 0 of {what} up to the live sink's position and swapped in: {} {unit}, {} row writes, {} skipped, {:.1} s, {:.0} {unit}/s",
+        names.join(", "),
+        report.records,
+        report.rows,
+        report.skipped,
+        report.elapsed.as_secs_f64(),
+        report.records_per_second()
+    );
+    Ok(())
 }

@@ -1,55 +1,78 @@
-//! Rebuilding every view while commands keep flowing: a concurrent reader
-//! never sees rows disappear, and afterwards the swapped-in tables equal what
-//! the pure domain predicts and agree with each other.
+//! Rebuilding read models while commands keep flowing, from the events and from
+//! the view topics: a concurrent reader never sees rows disappear, and
+//! afterwards the swapped-in tables equal what the pure domain predicts and
+//! agree with each other. A rebuild from the events stops exactly where the
+//! live sink stands, so a sink that is behind resumes on the new tables.
 
 mod common;
 
+use common::process::Worker;
 use common::{eventually, TestEnv};
-use gavel_producers::loadgen::{generate, LoadSpec};
+use gavel_producers::loadgen::{generate, Command, LoadSpec, Workload};
 use gavel_producers::CommandProducer;
-use gavel_sinks::views::{rebuild, verify, View};
+use gavel_sinks::views::rebuild::{self, Source};
+use gavel_sinks::views::{verify, View};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_rebuild_during_live_traffic_swaps_in_an_equal_table_without_gaps_for_readers() {
-    let env = TestEnv::with_workers(3).await;
+fn workload(prefix: &str, auctions: usize, bids: usize) -> Workload {
     let spec = LoadSpec {
-        run_id: common::unique("rb"),
+        run_id: common::unique(prefix),
         tenant: "t".into(),
-        auctions: 60,
-        bids: 4_000,
+        auctions,
+        bids,
         duration_ms: 600_000,
         seed: 3,
     };
-    let workload = generate(&spec, gavel_producers::produce::now());
-    let expected = workload.expected_before_end();
-    let commands: Vec<_> = workload.setup.iter().chain(&workload.bids).collect();
-    let (first, second) = commands.split_at(commands.len() / 2);
+    generate(&spec, gavel_producers::produce::now())
+}
+
+async fn send(env: &TestEnv, commands: &[&Command]) {
     let mut producer = CommandProducer::connect(&env.config)
         .await
         .expect("producer");
-    for (command, meta) in first {
+    for (command, meta) in commands {
         producer.send(command, meta).await.expect("send");
     }
     producer.flush().await.expect("flush");
+}
+
+async fn count(client: &tokio_postgres::Client, table: &str) -> Option<i64> {
+    let sql = format!("SELECT count(*) FROM {table}");
+    client.query_one(&sql, &[]).await.ok().map(|r| r.get(0))
+}
+
+/// Every row of the three view tables, as text in key order: two equal
+/// digests mean equal tables.
+async fn digest(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
+    let mut digests = Vec::new();
+    for (table, order) in [
+        ("auction_details", "auction_id"),
+        ("auction_list", "auction_id"),
+        ("user_bids", "user_id, auction_id"),
+    ] {
+        let sql = format!(
+            "SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY {order})), '') || ':' || count(*)
+             FROM {schema}.{table} t"
+        );
+        let row = client.query_one(&sql, &[]).await.expect("digest");
+        digests.push(format!("{table} {}", row.get::<_, String>(0)));
+    }
+    digests
+}
+
+async fn rebuild_during_live_traffic(source: Source) {
+    let env = TestEnv::with_workers(3).await;
+    let workload = workload("rb", 60, 4_000);
+    let expected = workload.expected_before_end();
+    let commands: Vec<_> = workload.setup.iter().chain(&workload.bids).collect();
+    let (first, second) = commands.split_at(commands.len() / 2);
+    send(&env, first).await;
     let client = env.pg().await;
     let table = format!("{}.auction_details", env.config.postgres_schema);
-    let rows_now = |sql: String| {
-        let client = &client;
-        async move {
-            client
-                .query_one(&sql, &[])
-                .await
-                .ok()
-                .map(|r| r.get::<_, i64>(0))
-        }
-    };
     eventually(Duration::from_secs(60), || async {
-        rows_now(format!("SELECT count(*) FROM {table}"))
-            .await
-            .filter(|n| *n == 60)
+        count(&client, &table).await.filter(|n| *n == 60)
     })
     .await
     .expect("all auctions materialized before the rebuild");
@@ -63,14 +86,14 @@ async fn a_rebuild_during_live_traffic_swaps_in_an_equal_table_without_gaps_for_
     let reader = {
         let (stop, lowest, failures) = (stop.clone(), lowest.clone(), failures.clone());
         let reader_client = env.pg().await;
-        let sql = format!("SELECT count(*) FROM {table}");
+        let table = table.clone();
         tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                match reader_client.query_one(&sql, &[]).await {
-                    Ok(row) => {
-                        lowest.fetch_min(row.get::<_, i64>(0) as u64, Ordering::SeqCst);
+                match count(&reader_client, &table).await {
+                    Some(n) => {
+                        lowest.fetch_min(n as u64, Ordering::SeqCst);
                     }
-                    Err(_) => {
+                    None => {
                         failures.fetch_add(1, Ordering::SeqCst);
                     }
                 }
@@ -79,20 +102,23 @@ async fn a_rebuild_during_live_traffic_swaps_in_an_equal_table_without_gaps_for_
         })
     };
     let traffic = {
-        let config = env.config.clone();
+        let env_config = env.config.clone();
         let second: Vec<_> = second.iter().map(|c| (*c).clone()).collect();
         tokio::spawn(async move {
-            let mut producer = CommandProducer::connect(&config).await.expect("producer");
+            let mut producer = CommandProducer::connect(&env_config)
+                .await
+                .expect("producer");
             for (command, meta) in &second {
                 producer.send(command, meta).await.expect("send");
             }
             producer.flush().await.expect("flush");
         })
     };
-    for view in View::ALL {
-        let report = rebuild::rebuild(&env.config, view).await.expect("rebuild");
-        assert!(report.records > 0, "{} rebuilt from its topic", view.name());
-    }
+    let report = rebuild::rebuild(&env.config, &View::ALL, source)
+        .await
+        .expect("rebuild");
+    assert!(report.records > 0, "{source:?}: nothing was replayed");
+    assert_eq!(report.skipped, 0);
     traffic.await.expect("traffic");
 
     let schema = env.config.postgres_schema.clone();
@@ -116,5 +142,76 @@ async fn a_rebuild_during_live_traffic_swaps_in_an_equal_table_without_gaps_for_
     let comparison = caught_up.expect("after the swap the table equals the pure-domain prediction");
     assert_eq!(comparison.matching, 60);
     common::assert_views_agree(&client, &schema).await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_from_the_events_during_live_traffic_swaps_in_equal_tables_without_gaps() {
+    rebuild_during_live_traffic(Source::Events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_from_the_view_topics_during_live_traffic_swaps_in_equal_tables_without_gaps() {
+    rebuild_during_live_traffic(Source::ViewTopic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_from_the_events_stops_where_a_stopped_sink_stands_and_repairs_damage() {
+    let mut env = TestEnv::new(3).await;
+    env.start_aggregate();
+    env.start_project();
+    let workload = workload("cut", 40, 2_000);
+    let expected = workload.expected_before_end();
+    let commands: Vec<_> = workload.setup.iter().chain(&workload.bids).collect();
+    let (first, second) = commands.split_at(commands.len() / 2);
+    let sink = Worker::spawn(&env, "sink", "cut-sink");
+    send(&env, first).await;
+    let client = env.pg().await;
+    let schema = env.config.postgres_schema.clone();
+    let details = format!("{schema}.auction_details");
+    eventually(Duration::from_secs(60), || async {
+        count(&client, &details).await.filter(|n| *n == 40)
+    })
+    .await
+    .expect("all auctions materialized");
+    // The sink stops; the second half is projected but not applied.
+    sink.stop();
+    send(&env, second).await;
+    // Every command decided: the event log is well past the sink's position.
+    let outcomes = env.outcomes(commands.len(), Duration::from_secs(60)).await;
+    assert_eq!(outcomes.len(), commands.len());
+    let accepted = outcomes.iter().filter(|o| o.rejection_code.is_none()).count() as u64;
+    let before = digest(&client, &schema).await;
+    // Damage the live tables: the rebuild must put back what the sink built.
+    client
+        .batch_execute(&format!(
+            "UPDATE {details} SET title = 'damaged';
+             DELETE FROM {schema}.user_bids WHERE user_id IN
+                 (SELECT user_id FROM {schema}.user_bids LIMIT 5);"
+        ))
+        .await
+        .expect("damage");
+    assert_ne!(digest(&client, &schema).await, before);
+
+    let report = rebuild::rebuild_from_events(&env.config, &View::ALL)
+        .await
+        .expect("rebuild from the events");
+    assert!(
+        report.records > 0 && report.records < accepted,
+        "read {} of at least {accepted} events: only those the sink had applied",
+        report.records
+    );
+    assert_eq!(
+        digest(&client, &schema).await,
+        before,
+        "the rebuilt tables are exactly what the sink had built, not more"
+    );
+
+    // The sink resumes on the new tables from its own offsets and catches up.
+    let sink = Worker::spawn(&env, "sink", "cut-sink-2");
+    let comparison = common::assert_read_model(&client, &schema, &expected).await;
+    assert_eq!(comparison.matching, 40);
+    common::assert_views_agree(&client, &schema).await;
+    sink.stop();
     env.stop().await;
 }

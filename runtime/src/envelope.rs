@@ -18,6 +18,10 @@ pub mod header {
     pub const TENANT_ID: &str = "tenant_id";
     pub const SCHEMA_VERSION: &str = "schema_version";
     pub const TRACEPARENT: &str = "traceparent";
+    /// On a view record: the offset, in the event topic, of the event it was
+    /// projected from (same partition number). A rebuild from the events uses
+    /// it to stop exactly where the live sink stands.
+    pub const SOURCE_OFFSET: &str = "source_offset";
 }
 
 /// Metadata of a command: who asked, under which idempotency key.

@@ -113,12 +113,13 @@ pub async fn unapplied<'a>(
     };
     for message in batch {
         let stored_next = offsets.next_offset(client, message.partition()).await?;
-        fresh
-            .next_offsets
-            .insert(message.partition(), message.offset() + 1);
         if message.offset() < stored_next {
+            // Not recorded: storing a redelivered offset would move it back.
             fresh.replays += 1;
         } else {
+            fresh
+                .next_offsets
+                .insert(message.partition(), message.offset() + 1);
             fresh.records.push(message);
         }
     }

@@ -18,6 +18,8 @@ pub enum SinkError {
     },
     #[error("encoding a row: {0}")]
     Encode(String),
+    #[error("rebuild: {0}")]
+    Rebuild(String),
     #[error("query api: {0}")]
     QueryApi(String),
 }

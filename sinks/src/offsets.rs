@@ -15,6 +15,12 @@ CREATE TABLE IF NOT EXISTS {schema}.sink_offsets (
     PRIMARY KEY (consumer_group, topic, partition)
 );";
 
+/// The view sink also stores, per view partition, one past the event-topic
+/// offset of the last view record it applied (see `header::SOURCE_OFFSET`):
+/// the point up to which a rebuild from the events reproduces its table.
+pub const SOURCE_OFFSET_SQL: &str = "
+ALTER TABLE {schema}.sink_offsets ADD COLUMN IF NOT EXISTS source_next_offset bigint;";
+
 pub struct OffsetStore {
     schema: String,
     group: String,
@@ -86,6 +92,41 @@ impl OffsetStore {
                 self.schema
             ),
             &[&self.group, &self.topic, &partitions, &nexts],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `save`, with each partition's source position (`None`: no record of
+    /// the batch said which event it came from; the stored one is kept).
+    pub async fn save_with_sources(
+        &mut self,
+        tx: &Transaction<'_>,
+        offsets: &HashMap<i32, (i64, Option<i64>)>,
+    ) -> Result<(), tokio_postgres::Error> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut partitions = Vec::with_capacity(offsets.len());
+        let mut nexts = Vec::with_capacity(offsets.len());
+        let mut sources = Vec::with_capacity(offsets.len());
+        for (partition, (next, source)) in offsets {
+            partitions.push(*partition);
+            nexts.push(*next);
+            sources.push(*source);
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO {}.sink_offsets AS t
+                     (consumer_group, topic, partition, next_offset, source_next_offset)
+                 SELECT $1, $2, p, o, s FROM UNNEST($3::int4[], $4::int8[], $5::int8[]) AS u(p, o, s)
+                 ON CONFLICT (consumer_group, topic, partition)
+                 DO UPDATE SET next_offset = excluded.next_offset,
+                     source_next_offset = COALESCE(excluded.source_next_offset, t.source_next_offset),
+                     updated_at = now()",
+                self.schema
+            ),
+            &[&self.group, &self.topic, &partitions, &nexts, &sources],
         )
         .await?;
         Ok(())

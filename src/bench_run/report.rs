@@ -167,20 +167,25 @@ impl Report {
                         format!("{} records done at {:.1} s", stage.records, stage.done_s),
                     );
                 }
-                match &t.rebuild {
-                    Ok(r) => row(
-                        "rebuild of all views from the throughput run, records/s",
-                        Some(r.records_per_s),
-                        format!(
-                            "{} view records into {} rows in {:.1} s, live sink running",
-                            r.records, r.rows, r.seconds
+                for (source, unit, result) in [
+                    ("events", "events", &t.rebuild_from_events),
+                    ("view topics", "view records", &t.rebuild),
+                ] {
+                    match result {
+                        Ok(r) => row(
+                            &format!("rebuild of all views from the run's {source}, records/s"),
+                            Some(r.records_per_s),
+                            format!(
+                                "{} {unit} into {} rows in {:.1} s, live sink running",
+                                r.records, r.rows, r.seconds
+                            ),
                         ),
-                    ),
-                    Err(why) => row(
-                        "rebuild of all views from the throughput run",
-                        None,
-                        format!("failed: {why}"),
-                    ),
+                        Err(why) => row(
+                            &format!("rebuild of all views from the run's {source}"),
+                            None,
+                            format!("failed: {why}"),
+                        ),
+                    }
                 }
             }
             None => row("end to end", None, self.end_to_end.why()),

@@ -50,12 +50,13 @@ pub fn view_records<'a>(
     Ok(records)
 }
 
-/// The source event's version (the sinks' replay guard, also for tombstones)
-/// and its trace context.
-pub fn view_headers(envelope: &EventEnvelope, version: &str) -> OwnedHeaders {
+/// The source event's version (the sinks' replay guard, also for tombstones),
+/// its offset in the event topic, and its trace context.
+pub fn view_headers(envelope: &EventEnvelope, version: &str, source_offset: &str) -> OwnedHeaders {
     let traceparent = gavel_runtime::envelope::traceparent(&envelope.correlation_id);
     [
         (header::AGGREGATE_VERSION, version),
+        (header::SOURCE_OFFSET, source_offset),
         (header::TENANT_ID, envelope.tenant_id.as_str()),
         (header::CORRELATION_ID, &envelope.correlation_id),
         (header::CAUSATION_ID, &envelope.event_id),
@@ -63,7 +64,7 @@ pub fn view_headers(envelope: &EventEnvelope, version: &str) -> OwnedHeaders {
     ]
     .into_iter()
     .fold(
-        OwnedHeaders::new_with_capacity(5),
+        OwnedHeaders::new_with_capacity(6),
         |headers, (key, value)| {
             headers.insert(Header {
                 key,

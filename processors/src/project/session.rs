@@ -154,7 +154,7 @@ impl<'a> Session<'a> {
         batch.offsets.insert(partition, message.offset() + 1);
         batch.records += 1;
         match self.decode(&message)? {
-            Ok((event, envelope)) => self.apply(partition, &event, &envelope),
+            Ok((event, envelope)) => self.apply(partition, message.offset(), &event, &envelope),
             Err((class, reason)) => self.dead_letter(&message, class, &reason),
         }
     }
@@ -178,6 +178,7 @@ impl<'a> Session<'a> {
     fn apply(
         &mut self,
         partition: i32,
+        offset: i64,
         event: &AuctionEvent,
         envelope: &EventEnvelope,
     ) -> Result<(), ProcessorError> {
@@ -199,6 +200,7 @@ impl<'a> Session<'a> {
         };
         let stage = metrics::project();
         let version = changes.details.version.to_string();
+        let source_offset = offset.to_string();
         for record in view_records(&self.config.topics, &changes)? {
             txn::send(
                 &self.producer,
@@ -206,7 +208,7 @@ impl<'a> Session<'a> {
                 partition,
                 &record.key,
                 record.payload.as_deref(),
-                view_headers(envelope, &version),
+                view_headers(envelope, &version, &source_offset),
             )?;
             self.stats.view_records += 1;
             stage.produced.inc();

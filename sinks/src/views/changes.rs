@@ -4,7 +4,7 @@
 
 use super::{details_sql, list_sql, user_bids_sql, View};
 use crate::SinkError;
-use gavel_domain::views::{AuctionDetails, AuctionListItem, UserBid};
+use gavel_domain::views::{AuctionDetails, AuctionListItem, ListChange, UserBid, ViewChanges};
 use gavel_runtime::envelope::{header, header_str};
 use rdkafka::message::{Message, OwnedMessage};
 use std::collections::HashMap;
@@ -51,6 +51,34 @@ impl Changes {
             }
         }
         Ok(())
+    }
+
+    /// Adds what one event changed in `view`, as the projector's records for
+    /// it would (same keys, same tombstone version).
+    pub fn add_projected(&mut self, view: View, changes: &ViewChanges) {
+        let auction_key = || changes.details.auction_id.to_string();
+        match view {
+            View::AuctionDetails => {
+                self.details.insert(auction_key(), changes.details.clone());
+            }
+            View::AuctionList => match &changes.list {
+                ListChange::Unchanged => {}
+                ListChange::Upsert(item) => {
+                    self.list
+                        .insert(auction_key(), Listing::Listed(item.clone()));
+                }
+                ListChange::Delete { version } => {
+                    let version = *version;
+                    self.list
+                        .insert(auction_key(), Listing::Delisted { version });
+                }
+            },
+            View::UserBids => {
+                for row in &changes.user_bids {
+                    self.user_bids.insert(row.key(), row.clone());
+                }
+            }
+        }
     }
 
     /// Writes the changes of `view` into `table`; returns the rows changed.

@@ -94,5 +94,10 @@ pub fn migrations() -> Vec<Migration> {
             name: "auction_details_bidder_count",
             sql: details_sql::BIDDER_COUNT_SQL,
         },
+        Migration {
+            version: 7,
+            name: "sink_offsets_source_next_offset",
+            sql: crate::offsets::SOURCE_OFFSET_SQL,
+        },
     ]
 }

@@ -6,6 +6,7 @@ use crate::batch::{self, BatchSource};
 use crate::offsets::OffsetStore;
 use crate::SinkError;
 use gavel_runtime::dlq::{self, DeadLetter, DeadLetters, ErrorClass};
+use gavel_runtime::envelope::{header, header_str};
 use gavel_runtime::observe::{metrics, Readiness};
 use gavel_runtime::{postgres, Config, Shutdown};
 use rdkafka::message::{Message, OwnedMessage};
@@ -121,7 +122,10 @@ impl Sink {
         let stage = metrics::sink();
         let mut changes = Changes::default();
         let mut unreadable = Vec::new();
-        let mut next_offsets: HashMap<View, HashMap<i32, i64>> = HashMap::new();
+        // Per view partition: the next offset and the source position of the
+        // last record applied. Redelivered records (below the stored offset)
+        // change neither, so a redelivery never moves the stored offset back.
+        let mut next_offsets: HashMap<View, HashMap<i32, (i64, Option<i64>)>> = HashMap::new();
         for message in batch {
             let Some(view) = View::of_topic(&self.config, message.topic()) else {
                 continue;
@@ -130,14 +134,19 @@ impl Sink {
                 continue;
             };
             let stored_next = store.next_offset(&self.client, message.partition()).await?;
-            next_offsets
-                .entry(view)
-                .or_default()
-                .insert(message.partition(), message.offset() + 1);
             if message.offset() < stored_next {
                 self.stats.skipped_replays += 1;
                 continue;
             }
+            let positions = next_offsets.entry(view).or_default();
+            let earlier_source = positions.get(&message.partition()).and_then(|(_, s)| *s);
+            positions.insert(
+                message.partition(),
+                (
+                    message.offset() + 1,
+                    source_next_offset(message).or(earlier_source),
+                ),
+            );
             self.stats.records += 1;
             if let Err(reason) = changes.add(view, message) {
                 self.stats.undecodable += 1;
@@ -165,7 +174,7 @@ impl Sink {
             .await?;
             self.stats.rows_written += changes.write(&tx, view, &view.table(schema)).await?;
             if let Some(store) = self.offsets.get_mut(&view) {
-                store.save(&tx, offsets).await?;
+                store.save_with_sources(&tx, offsets).await?;
             }
         }
         tx.commit().await?;
@@ -174,11 +183,18 @@ impl Sink {
         stage.batch_records.observe(batch.len() as f64);
         stage.batch_seconds.observe(started.elapsed().as_secs_f64());
         for (view, offsets) in &next_offsets {
+            let offsets: HashMap<i32, i64> = offsets.iter().map(|(p, (o, _))| (*p, *o)).collect();
             if let Some(store) = self.offsets.get_mut(view) {
-                store.remember(offsets);
+                store.remember(&offsets);
             }
-            self.source.commit_topic(view.topic(&self.config), offsets);
+            self.source.commit_topic(view.topic(&self.config), &offsets);
         }
         Ok(())
     }
+}
+
+/// One past the event-topic offset the record was projected from.
+fn source_next_offset(message: &OwnedMessage) -> Option<i64> {
+    let offset = header_str(message.headers()?, header::SOURCE_OFFSET)?;
+    offset.parse::<i64>().ok().map(|o| o + 1)
 }

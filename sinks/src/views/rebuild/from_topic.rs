@@ -1,0 +1,98 @@
+//! Rebuild from a view's compacted topic: its records from offset 0, exactly
+//! up to the live sink's stored offsets on that topic.
+
+use super::replay::TopicReplay;
+use super::{
+    connect_migrated, lock_for_swap, progress_bar, sink_positions, total, RebuildReport, Shadow,
+    BATCH,
+};
+use crate::views::changes::Changes;
+use crate::views::View;
+use crate::{batch, SinkError};
+use gavel_runtime::Config;
+use indicatif::ProgressBar;
+use std::collections::HashMap;
+use std::time::Instant;
+use tokio_postgres::GenericClient;
+
+pub async fn rebuild_from_topic(config: &Config, view: View) -> Result<RebuildReport, SinkError> {
+    let started = Instant::now();
+    let schema = &config.postgres_schema;
+    let mut client = connect_migrated(config).await?;
+    let shadow = Shadow::create(&client, schema, view).await?;
+    let group = format!("{}-rebuild", config.sink_group);
+    let mut replay = TopicReplay::open(config, view.topic(config), &group)?;
+    let mut report = RebuildReport::default();
+
+    let targets = stored_offsets(&client, config, view).await?;
+    let progress = progress_bar(total(&targets), "records");
+    let mut copy = Copy {
+        replay: &mut replay,
+        shadow: &shadow,
+        progress: &progress,
+        report: &mut report,
+    };
+    copy.run(&client, &targets).await?;
+
+    let tx = client.transaction().await?;
+    lock_for_swap(&tx, schema, &[view]).await?;
+    let targets = stored_offsets(&tx, config, view).await?;
+    progress.set_length(total(&targets));
+    copy.run(&tx, &targets).await?;
+    shadow.swap(&tx).await?;
+    tx.commit().await?;
+    progress.finish_and_clear();
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// The live sink's next offsets on the view's topic.
+async fn stored_offsets(
+    client: &impl GenericClient,
+    config: &Config,
+    view: View,
+) -> Result<HashMap<i32, i64>, SinkError> {
+    let positions = sink_positions(client, config, view).await?;
+    Ok(positions
+        .into_iter()
+        .map(|(p, next, _)| (p, next))
+        .collect())
+}
+
+struct Copy<'a> {
+    replay: &'a mut TopicReplay,
+    shadow: &'a Shadow,
+    progress: &'a ProgressBar,
+    report: &'a mut RebuildReport,
+}
+
+impl Copy<'_> {
+    /// Applies the view records below `targets` to the shadow table.
+    async fn run(
+        &mut self,
+        client: &impl GenericClient,
+        targets: &HashMap<i32, i64>,
+    ) -> Result<(), SinkError> {
+        let view = self.shadow.view;
+        loop {
+            let records = self.replay.next_batch(targets, BATCH).await?;
+            if records.is_empty() {
+                return Ok(());
+            }
+            let mut changes = Changes::default();
+            for message in &records {
+                if let Err(reason) = changes.add(view, message) {
+                    self.report.skipped += 1;
+                    batch::log_skipped(
+                        message,
+                        &reason,
+                        "unreadable view record skipped by rebuild",
+                    );
+                }
+            }
+            self.report.rows += changes.write(client, view, &self.shadow.name).await?;
+            self.report.records += records.len() as u64;
+            self.progress.inc(records.len() as u64);
+        }
+    }
+}
