@@ -249,13 +249,16 @@ async fn main() -> Result<()> {
     // Held until main returns: dropping it flushes the spans still queued.
     let _telemetry = telemetry::init_tracing(&service_name());
     let config = Config::load().context("loading configuration")?;
-    if cli.command.fails_fast_on_kafka_rejection() {
-        let preflight = config.clone();
-        tokio::task::spawn_blocking(move || gavel_runtime::preflight::check_kafka(&preflight))
-            .await??;
-    }
+    // Before anything slow, so a SIGTERM during start-up is a graceful stop.
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals();
+    if cli.command.fails_fast_on_kafka_rejection() {
+        let (preflight, stop) = (config.clone(), shutdown.clone());
+        tokio::task::spawn_blocking(move || {
+            gavel_runtime::preflight::check_kafka(&preflight, &stop)
+        })
+        .await??;
+    }
     match cli.command {
         Command::Topics {
             action: TopicsAction::Create,

@@ -180,7 +180,10 @@ async fn a_rebuild_from_the_events_stops_where_a_stopped_sink_stands_and_repairs
     // Every command decided: the event log is well past the sink's position.
     let outcomes = env.outcomes(commands.len(), Duration::from_secs(60)).await;
     assert_eq!(outcomes.len(), commands.len());
-    let accepted = outcomes.iter().filter(|o| o.rejection_code.is_none()).count() as u64;
+    let accepted = outcomes
+        .iter()
+        .filter(|o| o.rejection_code.is_none())
+        .count() as u64;
     let before = digest(&client, &schema).await;
     // Damage the live tables: the rebuild must put back what the sink built.
     client

@@ -6,7 +6,7 @@
 //! A broker that is merely unreachable is left to the worker's own retries.
 
 use crate::kafka::client_config;
-use crate::{Config, Result, RuntimeError};
+use crate::{Config, Result, RuntimeError, Shutdown};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -51,11 +51,12 @@ impl FirstRejection {
 /// `Err` when the brokers refuse this configuration's credentials or TLS
 /// settings; `Ok` once metadata arrives, or after `FIRST_CONTACT` without an
 /// answer (the worker then waits for Kafka as it always does).
-pub fn check_kafka(config: &Config) -> Result<()> {
+/// Gives up early, without error, once `shutdown` is triggered.
+pub fn check_kafka(config: &Config, shutdown: &Shutdown) -> Result<()> {
     let producer: BaseProducer<FirstRejection> =
         client_config(config).create_with_context(FirstRejection::default())?;
     let deadline = Instant::now() + FIRST_CONTACT;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !shutdown.is_triggered() {
         // Serves the client's error events, which reach the context here.
         producer.poll(Duration::from_millis(100));
         if let Some(reason) = producer.context().take() {
@@ -73,6 +74,8 @@ pub fn check_kafka(config: &Config) -> Result<()> {
             return Ok(());
         }
     }
-    tracing::warn!(bootstrap = %config.kafka_bootstrap, "kafka did not answer the first contact: starting anyway and retrying");
+    if !shutdown.is_triggered() {
+        tracing::warn!(bootstrap = %config.kafka_bootstrap, "kafka did not answer the first contact: starting anyway and retrying");
+    }
     Ok(())
 }
