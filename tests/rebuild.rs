@@ -62,6 +62,18 @@ async fn digest(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
     digests
 }
 
+/// Every index of the schema's tables with its definition.
+async fn indexes(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
+    let rows = client
+        .query(
+            "SELECT indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY 1",
+            &[&schema],
+        )
+        .await
+        .expect("pg_indexes");
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
 async fn rebuild_during_live_traffic(source: Source) {
     let env = TestEnv::with_workers(3).await;
     let workload = workload("rb", 60, 4_000);
@@ -185,6 +197,7 @@ async fn a_rebuild_from_the_events_stops_where_a_stopped_sink_stands_and_repairs
         .filter(|o| o.rejection_code.is_none())
         .count() as u64;
     let before = digest(&client, &schema).await;
+    let indexes_before = indexes(&client, &schema).await;
     // Damage the live tables: the rebuild must put back what the sink built.
     client
         .batch_execute(&format!(
@@ -208,6 +221,11 @@ async fn a_rebuild_from_the_events_stops_where_a_stopped_sink_stands_and_repairs
         digest(&client, &schema).await,
         before,
         "the rebuilt tables are exactly what the sink had built, not more"
+    );
+    assert_eq!(
+        indexes(&client, &schema).await,
+        indexes_before,
+        "the swapped-in tables have the live tables' indexes, under the same names"
     );
 
     // The sink resumes on the new tables from its own offsets and catches up.

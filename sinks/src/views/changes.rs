@@ -53,32 +53,36 @@ impl Changes {
         Ok(())
     }
 
-    /// Adds what one event changed in `view`, as the projector's records for
-    /// it would (same keys, same tombstone version).
-    pub fn add_projected(&mut self, view: View, changes: &ViewChanges) {
-        let auction_key = || changes.details.auction_id.to_string();
-        match view {
-            View::AuctionDetails => {
-                self.details.insert(auction_key(), changes.details.clone());
-            }
-            View::AuctionList => match &changes.list {
+    /// Adds what one event changed in the views `include` selects, as the
+    /// projector's records for it would (same keys, same tombstone version).
+    /// The rows are moved in: a closing event carries every bidder's row.
+    pub fn add_projected(&mut self, changes: ViewChanges, include: impl Fn(View) -> bool) {
+        let auction_key = changes.details.auction_id.to_string();
+        if include(View::AuctionList) {
+            match changes.list {
                 ListChange::Unchanged => {}
                 ListChange::Upsert(item) => {
-                    self.list
-                        .insert(auction_key(), Listing::Listed(item.clone()));
+                    self.list.insert(auction_key.clone(), Listing::Listed(item));
                 }
                 ListChange::Delete { version } => {
-                    let version = *version;
                     self.list
-                        .insert(auction_key(), Listing::Delisted { version });
-                }
-            },
-            View::UserBids => {
-                for row in &changes.user_bids {
-                    self.user_bids.insert(row.key(), row.clone());
+                        .insert(auction_key.clone(), Listing::Delisted { version });
                 }
             }
         }
+        if include(View::UserBids) {
+            for row in changes.user_bids {
+                self.user_bids.insert(row.key(), row);
+            }
+        }
+        if include(View::AuctionDetails) {
+            self.details.insert(auction_key, changes.details);
+        }
+    }
+
+    /// How many rows the changes hold (each written once by `write`).
+    pub fn len(&self) -> usize {
+        self.details.len() + self.list.len() + self.user_bids.len()
     }
 
     /// Writes the changes of `view` into `table`; returns the rows changed.

@@ -15,6 +15,10 @@
 use super::replay::TopicReplay;
 use super::{connect_migrated, lock_for_swap, progress_bar, sink_positions, total};
 use super::{RebuildReport, Shadow, BATCH};
+
+/// Rows of changes held in memory before they are written (a few hundred
+/// bytes each).
+const FLUSH_ROWS: usize = 100_000;
 use crate::views::changes::Changes;
 use crate::views::View;
 use crate::{batch, SinkError};
@@ -49,6 +53,9 @@ pub async fn rebuild_from_events(
     let cuts = Cuts::read(&client, config, views).await?;
     let progress = progress_bar(total(&cuts.read_targets()), "events");
     fold.run(&client, &cuts, &shadows, &progress).await?;
+    for shadow in &shadows {
+        shadow.finish_indexes(&client).await?;
+    }
 
     let tx = client.transaction().await?;
     lock_for_swap(&tx, schema, views).await?;
@@ -120,8 +127,11 @@ struct EventFold {
 }
 
 impl EventFold {
-    /// Projects the events below the cuts and writes each view's changes to
-    /// its shadow, one multi-row statement per view and batch.
+    /// Projects the events below the cuts into the views' changes and writes
+    /// them to the shadows. Changes are kept across batches (newest per row),
+    /// so a row that many events touch is written once per flush rather than
+    /// once per batch. A flush of `FLUSH_ROWS` rows is written while the next
+    /// ones are read and projected: Postgres and this process work at once.
     async fn run(
         &mut self,
         client: &impl GenericClient,
@@ -130,28 +140,50 @@ impl EventFold {
         progress: &ProgressBar,
     ) -> Result<(), SinkError> {
         let targets = cuts.read_targets();
+        let mut writing = Changes::default();
         loop {
-            let events = self.replay.next_batch(&targets, BATCH).await?;
-            if events.is_empty() {
+            let mut filling = Changes::default();
+            let (written, reached) = tokio::join!(
+                write(client, shadows, &writing),
+                self.fill(&targets, cuts, shadows, &mut filling, progress)
+            );
+            self.report.rows += written?;
+            if reached? {
+                self.report.rows += write(client, shadows, &filling).await?;
                 return Ok(());
             }
-            let mut changes: Vec<Changes> = shadows.iter().map(|_| Changes::default()).collect();
+            writing = filling;
+        }
+    }
+
+    /// Reads and projects batches into `changes` until they hold `FLUSH_ROWS`
+    /// rows (false) or every partition stands at its cut (true).
+    async fn fill(
+        &mut self,
+        targets: &HashMap<i32, i64>,
+        cuts: &Cuts,
+        shadows: &[Shadow],
+        changes: &mut Changes,
+        progress: &ProgressBar,
+    ) -> Result<bool, SinkError> {
+        while changes.len() < FLUSH_ROWS {
+            let events = self.replay.next_batch(targets, BATCH).await?;
+            if events.is_empty() {
+                return Ok(true);
+            }
             for message in &events {
                 let Some(projected) = self.project(message).await? else {
                     continue;
                 };
-                for (shadow, changes) in shadows.iter().zip(changes.iter_mut()) {
-                    if cuts.includes(shadow.view, message.partition(), message.offset()) {
-                        changes.add_projected(shadow.view, &projected);
-                    }
-                }
-            }
-            for (shadow, changes) in shadows.iter().zip(&changes) {
-                self.report.rows += changes.write(client, shadow.view, &shadow.name).await?;
+                let (partition, offset) = (message.partition(), message.offset());
+                changes.add_projected(projected, |view| {
+                    shadows.iter().any(|s| s.view == view) && cuts.includes(view, partition, offset)
+                });
             }
             self.report.records += events.len() as u64;
             progress.inc(events.len() as u64);
         }
+        Ok(false)
     }
 
     /// The view changes of one event. A registry that cannot be reached stops
@@ -185,4 +217,17 @@ impl EventFold {
         }
         Ok(changes)
     }
+}
+
+/// Writes every view's share of `changes` to its shadow; the rows written.
+async fn write(
+    client: &impl GenericClient,
+    shadows: &[Shadow],
+    changes: &Changes,
+) -> Result<u64, SinkError> {
+    let mut rows = 0;
+    for shadow in shadows {
+        rows += changes.write(client, shadow.view, &shadow.name).await?;
+    }
+    Ok(rows)
 }

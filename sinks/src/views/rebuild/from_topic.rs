@@ -33,6 +33,7 @@ pub async fn rebuild_from_topic(config: &Config, view: View) -> Result<RebuildRe
         report: &mut report,
     };
     copy.run(&client, &targets).await?;
+    shadow.finish_indexes(&client).await?;
 
     let tx = client.transaction().await?;
     lock_for_swap(&tx, schema, &[view]).await?;

@@ -18,9 +18,11 @@
 mod from_events;
 mod from_topic;
 mod replay;
+mod shadow;
 
 pub use from_events::rebuild_from_events;
 pub use from_topic::rebuild_from_topic;
+use shadow::Shadow;
 
 use super::{migrations, View};
 use crate::SinkError;
@@ -83,41 +85,6 @@ async fn connect_migrated(config: &Config) -> Result<Client, SinkError> {
     let mut client = postgres::connect(config).await?;
     postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
     Ok(client)
-}
-
-/// A view's shadow table, built beside the live one.
-struct Shadow {
-    view: View,
-    live: String,
-    name: String,
-}
-
-impl Shadow {
-    async fn create(client: &Client, schema: &str, view: View) -> Result<Self, SinkError> {
-        let live = view.table(schema);
-        let name = format!("{live}_rebuild");
-        client
-            .batch_execute(&format!(
-                "DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (LIKE {live} INCLUDING ALL)"
-            ))
-            .await?;
-        Ok(Self { view, live, name })
-    }
-
-    /// Puts the shadow in the live table's place (inside the swap transaction).
-    async fn swap(&self, tx: &Transaction<'_>) -> Result<(), SinkError> {
-        let old = format!("{}_replaced", self.live);
-        let bare = |t: &str| t.rsplit('.').next().unwrap_or(t).to_owned();
-        tx.batch_execute(&format!(
-            "ALTER TABLE {live} RENAME TO {}; ALTER TABLE {shadow} RENAME TO {}; DROP TABLE {old};",
-            bare(&old),
-            bare(&self.live),
-            live = self.live,
-            shadow = self.name,
-        ))
-        .await?;
-        Ok(())
-    }
 }
 
 /// Stops the live sink's writes to `views` until the transaction ends. Taken
