@@ -14,11 +14,7 @@
 
 use super::replay::TopicReplay;
 use super::{connect_migrated, lock_for_swap, progress_bar, sink_positions, total};
-use super::{RebuildReport, Shadow, BATCH};
-
-/// Rows of changes held in memory before they are written (a few hundred
-/// bytes each).
-const FLUSH_ROWS: usize = 100_000;
+use super::{RebuildReport, Shadow, BATCH, FLUSH_ROWS};
 use crate::views::changes::Changes;
 use crate::views::View;
 use crate::{batch, SinkError};

@@ -4,7 +4,7 @@
 use super::replay::TopicReplay;
 use super::{
     connect_migrated, lock_for_swap, progress_bar, sink_positions, total, RebuildReport, Shadow,
-    BATCH,
+    BATCH, FLUSH_ROWS,
 };
 use crate::views::changes::Changes;
 use crate::views::View;
@@ -68,19 +68,24 @@ struct Copy<'a> {
 }
 
 impl Copy<'_> {
-    /// Applies the view records below `targets` to the shadow table.
+    /// Applies the view records below `targets` to the shadow table, the
+    /// newest per row kept across batches and written every `FLUSH_ROWS`.
     async fn run(
         &mut self,
         client: &impl GenericClient,
         targets: &HashMap<i32, i64>,
     ) -> Result<(), SinkError> {
         let view = self.shadow.view;
+        let mut changes = Changes::default();
         loop {
             let records = self.replay.next_batch(targets, BATCH).await?;
+            if records.is_empty() || changes.len() >= FLUSH_ROWS {
+                let pending = std::mem::take(&mut changes);
+                self.report.rows += pending.write(client, view, &self.shadow.name).await?;
+            }
             if records.is_empty() {
                 return Ok(());
             }
-            let mut changes = Changes::default();
             for message in &records {
                 if let Err(reason) = changes.add(view, message) {
                     self.report.skipped += 1;
@@ -91,7 +96,6 @@ impl Copy<'_> {
                     );
                 }
             }
-            self.report.rows += changes.write(client, view, &self.shadow.name).await?;
             self.report.records += records.len() as u64;
             self.progress.inc(records.len() as u64);
         }

@@ -32,8 +32,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio_postgres::{Client, GenericClient, Transaction};
 
-/// Records applied per shadow-table write.
+/// Records read per batch.
 const BATCH: usize = 10_000;
+
+/// Rows of changes held in memory (newest per row) before they are written to
+/// a shadow table: a few hundred bytes each.
+const FLUSH_ROWS: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
