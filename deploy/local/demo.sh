@@ -55,6 +55,8 @@ curl -fsS -H 'X-Tenant-Id: demo' "http://$API/auctions?status=ENDED&sort=current
 echo "[demo] event store audit (hash chains):"
 sleep 1
 "$GAVEL" audit verify 2>/dev/null | sed 's/^/   /' 
+echo "[demo] read models rebuilt from offset 0 of the events while the workers run (shadow tables, swap):"
+"$GAVEL" rebuild all 2>/dev/null | sed 's/^/   /' || echo "   rebuild failed; run: $GAVEL rebuild all"
 # Sagas settle within seconds of the last auction's end: wait until none is open.
 for _ in $(seq 1 60); do
   payment=$("$GAVEL" saga status payment 2>/dev/null)
