@@ -25,6 +25,8 @@ pub struct TestEnv {
     shutdown: Shutdown,
     workers: Vec<JoinHandle<()>>,
     subjects: Vec<String>,
+    /// Set once `stop` removed the topics, schema and subjects.
+    removed: bool,
     _watchdog: Watchdog,
 }
 
@@ -116,6 +118,7 @@ impl TestEnv {
             shutdown: Shutdown::new(),
             workers: Vec::new(),
             subjects,
+            removed: false,
             _watchdog: Watchdog::start(&id),
         }
     }
@@ -231,19 +234,8 @@ impl TestEnv {
         for worker in self.workers.drain(..) {
             worker.await.expect("worker ended cleanly");
         }
-        let _ = kafka::delete_auction_topics(&self.config).await;
-        if let Ok(client) = postgres::connect(&self.config).await {
-            let _ = client
-                .batch_execute(&format!(
-                    "DROP SCHEMA IF EXISTS {} CASCADE",
-                    self.config.postgres_schema
-                ))
-                .await;
-        }
-        let registry = RegistryClient::new(&self.config.registry_url);
-        for subject in &self.subjects {
-            let _ = registry.delete_subject(subject).await;
-        }
+        remove_resources(&self.config, &self.subjects).await;
+        self.removed = true;
     }
 
     /// The event-store sink as a worker, stopped by `stop`.
@@ -328,10 +320,42 @@ impl TestEnv {
 /// A test that panics never reaches `stop`. The aggregate and projector run
 /// on blocking threads the runtime must wait for when it shuts down, so
 /// without this the failed test would hang forever instead of reporting its
-/// panic. (Topics and schema stay behind in that case, named by the test id.)
+/// panic. Its topics, schema and subjects are removed here too (on a thread
+/// of its own: this may run inside the test's runtime), so failed runs do not
+/// pile topics up on the stack.
 impl Drop for TestEnv {
     fn drop(&mut self) {
         self.shutdown.trigger();
+        if self.removed {
+            return;
+        }
+        let (config, subjects) = (self.config.clone(), std::mem::take(&mut self.subjects));
+        let cleanup = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(remove_resources(&config, &subjects));
+            }
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Deletes a test's topics, Postgres schema and registry subjects.
+async fn remove_resources(config: &Config, subjects: &[String]) {
+    let _ = kafka::delete_auction_topics(config).await;
+    if let Ok(client) = postgres::connect(config).await {
+        let _ = client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                config.postgres_schema
+            ))
+            .await;
+    }
+    let registry = RegistryClient::new(&config.registry_url);
+    for subject in subjects {
+        let _ = registry.delete_subject(subject).await;
     }
 }
 
