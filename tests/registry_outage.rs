@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::observe::{get, stack};
+use common::observe::get;
+use common::process::stack_sh;
 use common::{eventually, TestEnv, TriggerOnDrop};
 use gavel_producers::json_command::parse_line;
 use gavel_producers::produce::now;
@@ -22,7 +23,7 @@ struct RegistryBack;
 
 impl Drop for RegistryBack {
     fn drop(&mut self) {
-        stack("start-registry");
+        stack_sh("start-registry");
     }
 }
 
@@ -65,7 +66,7 @@ async fn records_wait_for_the_registry_and_flow_again_when_it_returns() {
     send(&mut producer, create).await;
     assert_eq!(env.outcomes(AUCTIONS, TIMEOUT).await.len(), AUCTIONS);
 
-    stack("stop-registry");
+    stack_sh("stop-registry");
     let _restart = RegistryBack;
     // The event store starts with nothing cached; the aggregate has not seen
     // StartAuction or PlaceBid yet: both need the registry for what comes next.
@@ -114,7 +115,7 @@ async fn records_wait_for_the_registry_and_flow_again_when_it_returns() {
         "nothing stored without the registry"
     );
 
-    stack("start-registry");
+    stack_sh("start-registry");
     let outcomes = env.outcomes(3 * AUCTIONS, TIMEOUT).await;
     assert_eq!(outcomes.len(), 3 * AUCTIONS);
     assert!(

@@ -14,13 +14,7 @@ use std::time::{Duration, Instant};
 
 /// The settings that point a worker at the stack's secured listeners.
 fn secured_settings() -> Vec<(String, String)> {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh");
-    let output = Command::new("bash")
-        .arg(script)
-        .arg("tls-env")
-        .output()
-        .expect("run stack.sh tls-env");
-    assert!(output.status.success(), "stack.sh tls-env failed");
+    let output = common::process::stack_sh("tls-env");
     String::from_utf8(output.stdout)
         .expect("utf-8")
         .lines()

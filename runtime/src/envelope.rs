@@ -72,6 +72,16 @@ pub struct EventEnvelope {
 }
 
 impl EventEnvelope {
+    /// What the pure view projection needs of this envelope.
+    pub fn view_meta(&self) -> gavel_domain::views::EventMeta {
+        gavel_domain::views::EventMeta {
+            aggregate_id: self.aggregate_id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            version: self.aggregate_version,
+            occurred_at: self.occurred_at,
+        }
+    }
+
     /// The envelope of an event `command` caused, at aggregate `version`.
     pub fn caused_by(
         command: &CommandMeta,

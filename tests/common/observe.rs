@@ -3,7 +3,6 @@
 
 use super::process::Worker;
 use super::TestEnv;
-use std::process::Command;
 use std::time::Duration;
 
 /// A loopback address with a port free right now.
@@ -47,15 +46,4 @@ pub fn samples(text: &str, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
             matches.then(|| value.parse().ok()).flatten()
         })
         .collect()
-}
-
-/// `deploy/local/stack.sh <action>`: stop-registry, start-registry, ...
-pub fn stack(action: &str) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(action)
-        .status()
-        .expect("run stack.sh");
-    assert!(status.success(), "stack.sh {action} failed");
 }

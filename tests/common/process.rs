@@ -183,13 +183,23 @@ pub fn read_all(env: &TestEnv, topic: &str) -> Vec<RawRecord> {
     records
 }
 
+/// Runs `deploy/local/stack.sh <command>`, its output captured; panics if it fails.
+pub fn stack_sh(command: &str) -> std::process::Output {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh");
+    let output = Command::new("bash")
+        .arg(script)
+        .arg(command)
+        .output()
+        .expect("run stack.sh");
+    assert!(
+        output.status.success(),
+        "stack.sh {command} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// Stops and starts the local stack's Postgres (data kept), for outage tests.
 pub fn restart_postgres() {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .arg("restart-postgres")
-        .status()
-        .expect("run stack.sh");
-    assert!(status.success(), "restarting postgres failed");
+    stack_sh("restart-postgres");
 }

@@ -10,7 +10,7 @@ use super::Stats;
 use crate::txn::{self, Linger, TxnProducer, TXN_TIMEOUT};
 use crate::ProcessorError;
 use gavel_domain::auction::AuctionEvent;
-use gavel_domain::views::{project, EventMeta};
+use gavel_domain::views::project;
 use gavel_runtime::auction_codec::event_from_avro;
 use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::dlq::ErrorClass;
@@ -183,12 +183,7 @@ impl<'a> Session<'a> {
         envelope: &EventEnvelope,
     ) -> Result<(), ProcessorError> {
         let key = envelope.aggregate_id.as_str();
-        let meta = EventMeta {
-            aggregate_id: envelope.aggregate_id.clone(),
-            tenant_id: envelope.tenant_id.clone(),
-            version: envelope.aggregate_version,
-            occurred_at: envelope.occurred_at,
-        };
+        let meta = envelope.view_meta();
         let before = self.state.take(partition, key);
         let (after, changes) = project(before, &meta, event);
         if let Some(after) = after {

@@ -18,7 +18,7 @@ use super::{RebuildReport, Shadow, BATCH, FLUSH_ROWS};
 use crate::views::changes::Changes;
 use crate::views::View;
 use crate::{batch, SinkError};
-use gavel_domain::views::{project, AuctionProjection, EventMeta, ViewChanges};
+use gavel_domain::views::{project, AuctionProjection, ViewChanges};
 use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::Config;
 use indicatif::ProgressBar;
@@ -199,12 +199,7 @@ impl EventFold {
                 return Ok(None);
             }
         };
-        let meta = EventMeta {
-            aggregate_id: envelope.aggregate_id.clone(),
-            tenant_id: envelope.tenant_id.clone(),
-            version: envelope.aggregate_version,
-            occurred_at: envelope.occurred_at,
-        };
+        let meta = envelope.view_meta();
         let key = envelope.aggregate_id.as_str();
         let before = self.running.remove(key);
         let (after, changes) = project(before, &meta, &event);
