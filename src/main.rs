@@ -76,14 +76,16 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: std::net::SocketAddr,
     },
-    /// Rebuild read models into shadow tables from offset 0 of the events (or of
-    /// the view topics) up to where the live sink stands, then swap them in.
+    /// Rebuild read models into shadow tables from the events (topic or event
+    /// store) or the view topics, up to where the live sink stands, then swap them in.
     Rebuild {
         #[arg(value_enum)]
         view: View,
         /// events: replay auction.events through the projection (a changed
-        /// reducer, a damaged view topic); view-topic: copy the compacted view
-        /// topic (faster, for a lost or damaged table).
+        /// reducer, a damaged view topic); event-store: the same events from
+        /// the Postgres event store (a topic whose retention dropped old
+        /// events); view-topic: copy the compacted view topic (faster, for a
+        /// lost or damaged table).
         #[arg(long, value_enum, default_value = "events")]
         from: RebuildSource,
     },
@@ -225,6 +227,7 @@ impl View {
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum RebuildSource {
     Events,
+    EventStore,
     ViewTopic,
 }
 
@@ -451,17 +454,26 @@ async fn rebuild(
 ) -> Result<()> {
     use gavel_sinks::views::rebuild::{self, Source};
     let (source, what, unit) = match from {
-        RebuildSource::Events => (Source::Events, config.topics.events.clone(), "events"),
+        RebuildSource::Events => (
+            Source::Events,
+            format!("offset 0 of {}", config.topics.events),
+            "events",
+        ),
+        RebuildSource::EventStore => (
+            Source::EventStore,
+            format!("the event store ({}.events)", config.postgres_schema),
+            "events",
+        ),
         RebuildSource::ViewTopic => (
             Source::ViewTopic,
-            "their view topics".into(),
+            "offset 0 of their view topics".into(),
             "view records",
         ),
     };
     let report = rebuild::rebuild(config, views, source).await?;
     let names: Vec<&str> = views.iter().map(|v| v.name()).collect();
     println!(
-        "{} rebuilt from offset 0 of {what} up to the live sink's position and swapped in: {} {unit}, {} row writes, {} skipped, {:.1} s, {:.0} {unit}/s",
+        "{} rebuilt from {what} up to the live sink's position and swapped in: {} {unit}, {} row writes, {} skipped, {:.1} s, {:.0} {unit}/s",
         names.join(", "),
         report.records,
         report.rows,

@@ -1,5 +1,5 @@
-//! Rebuilding read models while commands keep flowing, from the events and from
-//! the view topics: a concurrent reader never sees rows disappear, and
+//! Rebuilding read models while commands keep flowing, from the events (the
+//! topic or the Postgres event store) and from the view topics: a concurrent reader never sees rows disappear, and
 //! afterwards the swapped-in tables equal what the pure domain predicts and
 //! agree with each other. A rebuild from the events stops exactly where the
 //! live sink stands, so a sink that is behind resumes on the new tables.
@@ -43,6 +43,15 @@ async fn count(client: &tokio_postgres::Client, table: &str) -> Option<i64> {
     client.query_one(&sql, &[]).await.ok().map(|r| r.get(0))
 }
 
+/// Waits until `table` holds `rows` rows.
+async fn wait_for_rows(client: &tokio_postgres::Client, table: &str, rows: i64) {
+    let reached = eventually(Duration::from_secs(60), || async {
+        count(client, table).await.filter(|n| *n == rows)
+    })
+    .await;
+    assert!(reached.is_some(), "{table} never held {rows} rows");
+}
+
 /// Every row of the three view tables, as text in key order: two equal
 /// digests mean equal tables.
 async fn digest(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
@@ -75,7 +84,10 @@ async fn indexes(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
 }
 
 async fn rebuild_during_live_traffic(source: Source) {
-    let env = TestEnv::with_workers(3).await;
+    let mut env = TestEnv::with_workers(3).await;
+    if source == Source::EventStore {
+        env.start_event_store();
+    }
     let workload = workload("rb", 60, 4_000);
     let expected = workload.expected_before_end();
     let commands: Vec<_> = workload.setup.iter().chain(&workload.bids).collect();
@@ -83,11 +95,7 @@ async fn rebuild_during_live_traffic(source: Source) {
     send(&env, first).await;
     let client = env.pg().await;
     let table = format!("{}.auction_details", env.config.postgres_schema);
-    eventually(Duration::from_secs(60), || async {
-        count(&client, &table).await.filter(|n| *n == 60)
-    })
-    .await
-    .expect("all auctions materialized before the rebuild");
+    wait_for_rows(&client, &table, 60).await;
 
     // A reader polling the live table for the whole rebuild.
     let stop = Arc::new(AtomicBool::new(false));
@@ -163,15 +171,32 @@ async fn a_rebuild_from_the_events_during_live_traffic_swaps_in_equal_tables_wit
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_from_the_event_store_during_live_traffic_swaps_in_equal_tables_without_gaps() {
+    rebuild_during_live_traffic(Source::EventStore).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebuild_from_the_view_topics_during_live_traffic_swaps_in_equal_tables_without_gaps() {
     rebuild_during_live_traffic(Source::ViewTopic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebuild_from_the_events_stops_where_a_stopped_sink_stands_and_repairs_damage() {
+    rebuild_where_a_stopped_sink_stands(Source::Events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_from_the_event_store_stops_where_a_stopped_sink_stands_and_repairs_damage() {
+    rebuild_where_a_stopped_sink_stands(Source::EventStore).await;
+}
+
+async fn rebuild_where_a_stopped_sink_stands(source: Source) {
     let mut env = TestEnv::new(3).await;
     env.start_aggregate();
     env.start_project();
+    if source == Source::EventStore {
+        env.start_event_store();
+    }
     let workload = workload("cut", 40, 2_000);
     let expected = workload.expected_before_end();
     let commands: Vec<_> = workload.setup.iter().chain(&workload.bids).collect();
@@ -181,11 +206,7 @@ async fn a_rebuild_from_the_events_stops_where_a_stopped_sink_stands_and_repairs
     let client = env.pg().await;
     let schema = env.config.postgres_schema.clone();
     let details = format!("{schema}.auction_details");
-    eventually(Duration::from_secs(60), || async {
-        count(&client, &details).await.filter(|n| *n == 40)
-    })
-    .await
-    .expect("all auctions materialized");
+    wait_for_rows(&client, &details, 40).await;
     // The sink stops; the second half is projected but not applied.
     sink.stop();
     send(&env, second).await;
@@ -209,9 +230,9 @@ async fn a_rebuild_from_the_events_stops_where_a_stopped_sink_stands_and_repairs
         .expect("damage");
     assert_ne!(digest(&client, &schema).await, before);
 
-    let report = rebuild::rebuild_from_events(&env.config, &View::ALL)
+    let report = rebuild::rebuild(&env.config, &View::ALL, source)
         .await
-        .expect("rebuild from the events");
+        .expect("rebuild");
     assert!(
         report.records > 0 && report.records < accepted,
         "read {} of at least {accepted} events: only those the sink had applied",
@@ -234,5 +255,63 @@ async fn a_rebuild_from_the_events_stops_where_a_stopped_sink_stands_and_repairs
     assert_eq!(comparison.matching, 40);
     common::assert_views_agree(&client, &schema).await;
     sink.stop();
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_from_an_event_store_that_cannot_say_where_the_sink_stands_is_refused() {
+    // No event-store sink runs: the store is behind the view sink.
+    let env = TestEnv::with_workers(3).await;
+    let workload = workload("behind", 10, 100);
+    let commands: Vec<_> = workload.setup.iter().chain(&workload.bids).collect();
+    send(&env, &commands).await;
+    let client = env.pg().await;
+    let schema = env.config.postgres_schema.clone();
+    let details = format!("{schema}.auction_details");
+    wait_for_rows(&client, &details, 10).await;
+    let before = digest(&client, &schema).await;
+    let refused = || async {
+        let refusal =
+            rebuild::rebuild_from_event_store(&env.config, &View::ALL, Duration::from_secs(2))
+                .await
+                .expect_err("a rebuild from the event store refused");
+        let digest_after = digest(&client, &schema).await;
+        assert_eq!(digest_after, before, "live tables untouched");
+        refusal.to_string()
+    };
+    let message = refused().await;
+    assert!(
+        message.contains("has not consumed") && message.contains("--from events"),
+        "{message}"
+    );
+    let shadows = format!(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = '{schema}' AND tablename LIKE '%_rebuild'"
+    );
+    let left: i64 = client
+        .query_one(&shadows, &[])
+        .await
+        .expect("shadows")
+        .get(0);
+    assert_eq!(left, 0, "a refused rebuild leaves no shadow table");
+
+    // A row that does not say where it was consumed from (the first attempt
+    // made the events table): refused before anything is read.
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {schema}.events (tenant_id, aggregate_id, aggregate_version, event_id,
+                     event_type, payload, envelope, occurred_at, prev_hash, hash)
+                 VALUES ('t', 'a-1', 1, 'e-1', 'AuctionStarted', '{{}}', '{{}}', now(),
+                     decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))"
+            ),
+            &[],
+        )
+        .await
+        .expect("a row without source coordinates");
+    let message = refused().await;
+    assert!(
+        message.contains("(1 of them)") && message.contains("do not say"),
+        "{message}"
+    );
     env.stop().await;
 }

@@ -57,6 +57,9 @@ sleep 1
 "$GAVEL" audit verify 2>/dev/null | sed 's/^/   /' 
 echo "[demo] read models rebuilt from offset 0 of the events while the workers run (shadow tables, swap):"
 "$GAVEL" rebuild all 2>/dev/null | sed 's/^/   /' || echo "   rebuild failed; run: $GAVEL rebuild all"
+echo "[demo] ... and again from the same events in the Postgres event store:"
+"$GAVEL" rebuild all --from event-store 2>/dev/null | sed 's/^/   /' ||
+  echo "   rebuild failed; run: $GAVEL rebuild all --from event-store"
 # Sagas settle within seconds of the last auction's end: wait until none is open.
 for _ in $(seq 1 60); do
   payment=$("$GAVEL" saga status payment 2>/dev/null)

@@ -56,6 +56,8 @@ pub struct Throughput {
     /// Every view rebuilt from the run's events (offset 0, the projection,
     /// shadow tables, swap) while the live sink runs.
     pub rebuild_from_events: Result<FullRebuild, String>,
+    /// The same, reading the events from the Postgres event store.
+    pub rebuild_from_event_store: Result<FullRebuild, String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -248,6 +250,10 @@ async fn throughput(config: &Config, spec: &PipelineSpec) -> Result<Throughput> 
     let rebuild_from_events = rebuild_all(config, Source::Events)
         .await
         .map_err(|e| format!("{e:#}"));
+    println!("[bench] rebuilding every view from the throughput run's events in the event store");
+    let rebuild_from_event_store = rebuild_all(config, Source::EventStore)
+        .await
+        .map_err(|e| format!("{e:#}"));
     println!("[bench] rebuilding every view from the throughput run's view topics");
     let rebuild = rebuild_all(config, Source::ViewTopic)
         .await
@@ -263,6 +269,7 @@ async fn throughput(config: &Config, spec: &PipelineSpec) -> Result<Throughput> 
         load,
         rebuild,
         rebuild_from_events,
+        rebuild_from_event_store,
     })
 }
 

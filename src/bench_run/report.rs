@@ -169,6 +169,11 @@ impl Report {
                 }
                 for (source, unit, result) in [
                     ("events", "events", &t.rebuild_from_events),
+                    (
+                        "events in the event store",
+                        "events",
+                        &t.rebuild_from_event_store,
+                    ),
                     ("view topics", "view records", &t.rebuild),
                 ] {
                     match result {

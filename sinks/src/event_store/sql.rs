@@ -22,6 +22,11 @@ pub fn migrations() -> Vec<Migration> {
             name: "events",
             sql: EVENTS_SQL,
         },
+        Migration {
+            version: 102,
+            name: "events_source_position",
+            sql: super::source::SOURCE_INDEX_SQL,
+        },
     ]
 }
 

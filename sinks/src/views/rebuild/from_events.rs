@@ -1,5 +1,6 @@
-//! Rebuild from the events: `auction.events` from offset 0 through the pure
-//! `project` step (the projector's own reducer), every chosen view in one pass.
+//! Rebuild from the events: `auction.events` from offset 0, or the Postgres
+//! event store, through the pure `project` step (the projector's own
+//! reducer), every chosen view in one pass.
 //!
 //! Where to stop: each view record carries the event-topic offset it was
 //! projected from, and the live sink stores, per view partition, one past the
@@ -12,24 +13,44 @@
 //! that event's records, comes again with a version the table has and is a
 //! no-op under the version guard.
 
-use super::replay::TopicReplay;
+use super::event_source::EventSource;
 use super::{connect_migrated, lock_for_swap, progress_bar, sink_positions, total};
 use super::{RebuildReport, Shadow, BATCH, FLUSH_ROWS};
+use crate::event_store::StoredEvent;
 use crate::views::changes::Changes;
 use crate::views::View;
-use crate::{batch, SinkError};
+use crate::SinkError;
 use gavel_domain::views::{project, AuctionProjection, ViewChanges};
-use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::Config;
 use indicatif::ProgressBar;
-use rdkafka::message::{Message, OwnedMessage};
 use std::collections::HashMap;
-use std::time::Instant;
-use tokio_postgres::GenericClient;
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, GenericClient};
 
 pub async fn rebuild_from_events(
     config: &Config,
     views: &[View],
+) -> Result<RebuildReport, SinkError> {
+    let source = EventSource::topic(config)?;
+    rebuild_by_projection(config, views, source).await
+}
+
+/// The same rebuild, reading the events from the Postgres event store, which
+/// must have consumed them as far as the live view sink has applied them:
+/// it is waited for up to `catch_up`, then the rebuild is refused.
+pub async fn rebuild_from_event_store(
+    config: &Config,
+    views: &[View],
+    catch_up: Duration,
+) -> Result<RebuildReport, SinkError> {
+    let source = EventSource::store(config, catch_up).await?;
+    rebuild_by_projection(config, views, source).await
+}
+
+async fn rebuild_by_projection(
+    config: &Config,
+    views: &[View],
+    source: EventSource,
 ) -> Result<RebuildReport, SinkError> {
     let started = Instant::now();
     let schema = &config.postgres_schema;
@@ -38,31 +59,21 @@ pub async fn rebuild_from_events(
     for view in views {
         shadows.push(Shadow::create(&client, schema, *view).await?);
     }
-    let group = format!("{}-rebuild", config.sink_group);
     let mut fold = EventFold {
-        codec: AvroCodec::new(&config.registry_url),
-        replay: TopicReplay::open(config, &config.topics.events, &group)?,
+        source,
         running: HashMap::new(),
         report: RebuildReport::default(),
     };
-
-    let cuts = Cuts::read(&client, config, views).await?;
-    let progress = progress_bar(total(&cuts.read_targets()), "events");
-    fold.run(&client, &cuts, &shadows, &progress).await?;
-    for shadow in &shadows {
-        shadow.finish_indexes(&client).await?;
+    let built = fold
+        .build_and_swap(&mut client, config, views, &shadows)
+        .await;
+    if built.is_err() {
+        // The live tables are untouched; leave no half-built shadow behind.
+        for shadow in &shadows {
+            shadow.discard(&client).await;
+        }
     }
-
-    let tx = client.transaction().await?;
-    lock_for_swap(&tx, schema, views).await?;
-    let cuts = Cuts::read(&tx, config, views).await?;
-    progress.set_length(total(&cuts.read_targets()));
-    fold.run(&tx, &cuts, &shadows, &progress).await?;
-    for shadow in &shadows {
-        shadow.swap(&tx).await?;
-    }
-    tx.commit().await?;
-    progress.finish_and_clear();
+    built?;
     fold.report.elapsed = started.elapsed();
     Ok(fold.report)
 }
@@ -116,13 +127,41 @@ impl Cuts {
 /// The replay's state: the running auctions' projections (as the projector
 /// keeps them; a closed auction can change no more and is dropped).
 struct EventFold {
-    codec: AvroCodec,
-    replay: TopicReplay,
+    source: EventSource,
     running: HashMap<String, AuctionProjection>,
     report: RebuildReport,
 }
 
 impl EventFold {
+    /// Phase one up to where the live sink stood, then phase two and the swap
+    /// under the swap locks, up to where it stands now.
+    async fn build_and_swap(
+        &mut self,
+        client: &mut Client,
+        config: &Config,
+        views: &[View],
+        shadows: &[Shadow],
+    ) -> Result<(), SinkError> {
+        let cuts = Cuts::read(&*client, config, views).await?;
+        let progress = progress_bar(total(&cuts.read_targets()), "events");
+        self.run(&*client, &cuts, shadows, &progress).await?;
+        for shadow in shadows {
+            shadow.finish_indexes(client).await?;
+        }
+
+        let tx = client.transaction().await?;
+        lock_for_swap(&tx, &config.postgres_schema, views).await?;
+        let cuts = Cuts::read(&tx, config, views).await?;
+        progress.set_length(total(&cuts.read_targets()));
+        self.run(&tx, &cuts, shadows, &progress).await?;
+        for shadow in shadows {
+            shadow.swap(&tx).await?;
+        }
+        tx.commit().await?;
+        progress.finish_and_clear();
+        Ok(())
+    }
+
     /// Projects the events below the cuts into the views' changes and writes
     /// them to the shadows. Changes are kept across batches (newest per row),
     /// so a row that many events touch is written once per flush rather than
@@ -163,50 +202,38 @@ impl EventFold {
         progress: &ProgressBar,
     ) -> Result<bool, SinkError> {
         while changes.len() < FLUSH_ROWS {
-            let events = self.replay.next_batch(targets, BATCH).await?;
-            if events.is_empty() {
+            let batch = self
+                .source
+                .next_batch(targets, BATCH, &mut self.report)
+                .await?;
+            if batch.read == 0 {
                 return Ok(true);
             }
-            for message in &events {
-                let Some(projected) = self.project(message).await? else {
+            for event in &batch.events {
+                let Some(projected) = self.project(event) else {
                     continue;
                 };
-                let (partition, offset) = (message.partition(), message.offset());
+                let (partition, offset) = (event.partition, event.offset);
                 changes.add_projected(projected, |view| {
                     shadows.iter().any(|s| s.view == view) && cuts.includes(view, partition, offset)
                 });
             }
-            self.report.records += events.len() as u64;
-            progress.inc(events.len() as u64);
+            self.report.records += batch.read as u64;
+            progress.inc(batch.read as u64);
         }
         Ok(false)
     }
 
-    /// The view changes of one event. A registry that cannot be reached stops
-    /// the rebuild (the live tables are untouched); an event that will never
-    /// decode is skipped with its coordinates, as the projector dead-letters it.
-    async fn project(&mut self, message: &OwnedMessage) -> Result<Option<ViewChanges>, SinkError> {
-        let (event, envelope) = match batch::decode_event(&self.codec, message).await {
-            Ok(decoded) => decoded,
-            Err(error) if error.is_transient() => return Err(error.into()),
-            Err(error) => {
-                self.report.skipped += 1;
-                batch::log_skipped(
-                    message,
-                    &error.to_string(),
-                    "undecodable event skipped by rebuild",
-                );
-                return Ok(None);
-            }
-        };
-        let meta = envelope.view_meta();
-        let key = envelope.aggregate_id.as_str();
+    /// The view changes of one event (none for an event that changes no
+    /// view), keeping its auction's projection.
+    fn project(&mut self, stored: &StoredEvent) -> Option<ViewChanges> {
+        let key = stored.meta.aggregate_id.as_str();
         let before = self.running.remove(key);
-        let (after, changes) = project(before, &meta, &event);
+        let (after, changes) = project(before, &stored.meta, &stored.event);
         if let Some(after) = after.filter(AuctionProjection::is_running) {
             self.running.insert(key.to_owned(), after);
         }
-        Ok(changes)
+        changes
     }
 }
 

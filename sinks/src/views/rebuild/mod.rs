@@ -3,9 +3,11 @@
 //! live view sink stands, so the sink resumes on the new tables from its own
 //! stored offsets and nothing is applied twice or skipped.
 //!
-//! Two sources:
+//! Three sources:
 //! * the events (`auction.events` from offset 0) through the pure projection:
 //!   what a changed reducer, a new column or a damaged view topic needs;
+//! * the same events from the Postgres event store, by the topic coordinates
+//!   it keeps with each (for a topic whose retention has dropped old events);
 //! * a view's compacted topic from offset 0: fewer records, for a lost or
 //!   damaged table.
 //!
@@ -15,12 +17,13 @@
 //! same transaction. Readers see the old table or the new one, never a
 //! half-built one.
 
+mod event_source;
 mod from_events;
 mod from_topic;
 mod replay;
 mod shadow;
 
-pub use from_events::rebuild_from_events;
+pub use from_events::{rebuild_from_event_store, rebuild_from_events};
 pub use from_topic::rebuild_from_topic;
 use shadow::Shadow;
 
@@ -39,9 +42,14 @@ const BATCH: usize = 10_000;
 /// a shadow table: a few hundred bytes each.
 const FLUSH_ROWS: usize = 100_000;
 
+/// How long a rebuild from the event store waits for the store to consume
+/// the events as far as the live view sink has applied them.
+pub const STORE_CATCH_UP: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Events,
+    EventStore,
     ViewTopic,
 }
 
@@ -62,7 +70,7 @@ impl RebuildReport {
     }
 }
 
-/// Rebuilds `views` from `source`: from the events all of them in one pass,
+/// Rebuilds `views` from `source`: from the events (topic or store) all of them in one pass,
 /// from the view topics one after the other.
 pub async fn rebuild(
     config: &Config,
@@ -71,6 +79,7 @@ pub async fn rebuild(
 ) -> Result<RebuildReport, SinkError> {
     match source {
         Source::Events => rebuild_from_events(config, views).await,
+        Source::EventStore => rebuild_from_event_store(config, views, STORE_CATCH_UP).await,
         Source::ViewTopic => {
             let mut total = RebuildReport::default();
             for view in views {

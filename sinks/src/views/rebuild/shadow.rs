@@ -86,6 +86,15 @@ impl Shadow {
         Ok(())
     }
 
+    /// Drops the shadow of a rebuild that failed (best effort: the next
+    /// rebuild of the view drops it anyway).
+    pub async fn discard(&self, client: &Client) {
+        let drop = format!("DROP TABLE IF EXISTS {}", self.name);
+        if let Err(error) = client.batch_execute(&drop).await {
+            tracing::warn!(%error, table = %self.name, "shadow table of a failed rebuild not dropped");
+        }
+    }
+
     /// Puts the shadow in the live table's place (inside the swap transaction).
     pub async fn swap(&self, tx: &Transaction<'_>) -> Result<(), SinkError> {
         let old = format!("{}_replaced", self.live);
