@@ -23,7 +23,7 @@ use crate::SinkError;
 use gavel_domain::views::{project, AuctionProjection, ViewChanges};
 use gavel_runtime::Config;
 use indicatif::ProgressBar;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, GenericClient};
 
@@ -113,14 +113,32 @@ impl Cuts {
         offset < cut.copied().unwrap_or(0)
     }
 
-    /// How far to read each event partition: the furthest cut of any view.
-    fn read_targets(&self) -> HashMap<i32, i64> {
-        let mut targets: HashMap<i32, i64> = HashMap::new();
-        for (partition, cut) in self.0.values().flatten() {
-            let target = targets.entry(*partition).or_insert(0);
-            *target = (*target).max(*cut);
-        }
-        targets
+    /// How far the last phase reads each event partition: the furthest cut
+    /// of any view (events past a view's own cut are not applied to it).
+    fn furthest(&self) -> HashMap<i32, i64> {
+        self.per_partition(i64::max)
+    }
+
+    /// How far the first phase reads: the nearest cut of any view (0 for a
+    /// view with no position on the partition yet). Reading further would
+    /// pass events that a view behind the others must still get once its cut
+    /// moves on, and the replay never reads an event twice.
+    fn nearest(&self) -> HashMap<i32, i64> {
+        self.per_partition(i64::min)
+    }
+
+    fn per_partition(&self, pick: fn(i64, i64) -> i64) -> HashMap<i32, i64> {
+        let partitions: HashSet<i32> = self.0.values().flat_map(|p| p.keys().copied()).collect();
+        partitions
+            .into_iter()
+            .map(|partition| {
+                let cuts = self
+                    .0
+                    .values()
+                    .map(|p| p.get(&partition).copied().unwrap_or(0));
+                (partition, cuts.reduce(pick).unwrap_or(0))
+            })
+            .collect()
     }
 }
 
@@ -133,8 +151,8 @@ struct EventFold {
 }
 
 impl EventFold {
-    /// Phase one up to where the live sink stood, then phase two and the swap
-    /// under the swap locks, up to where it stands now.
+    /// Phase one up to where the live sink stood (on every view), then phase
+    /// two and the swap under the swap locks, up to where it stands now.
     async fn build_and_swap(
         &mut self,
         client: &mut Client,
@@ -143,8 +161,10 @@ impl EventFold {
         shadows: &[Shadow],
     ) -> Result<(), SinkError> {
         let cuts = Cuts::read(&*client, config, views).await?;
-        let progress = progress_bar(total(&cuts.read_targets()), "events");
-        self.run(&*client, &cuts, shadows, &progress).await?;
+        let targets = cuts.nearest();
+        let progress = progress_bar(total(&targets), "events");
+        self.run(&*client, &cuts, &targets, shadows, &progress)
+            .await?;
         for shadow in shadows {
             shadow.finish_indexes(client).await?;
         }
@@ -152,8 +172,9 @@ impl EventFold {
         let tx = client.transaction().await?;
         lock_for_swap(&tx, &config.postgres_schema, views).await?;
         let cuts = Cuts::read(&tx, config, views).await?;
-        progress.set_length(total(&cuts.read_targets()));
-        self.run(&tx, &cuts, shadows, &progress).await?;
+        let targets = cuts.furthest();
+        progress.set_length(total(&targets));
+        self.run(&tx, &cuts, &targets, shadows, &progress).await?;
         for shadow in shadows {
             shadow.swap(&tx).await?;
         }
@@ -171,16 +192,16 @@ impl EventFold {
         &mut self,
         client: &impl GenericClient,
         cuts: &Cuts,
+        targets: &HashMap<i32, i64>,
         shadows: &[Shadow],
         progress: &ProgressBar,
     ) -> Result<(), SinkError> {
-        let targets = cuts.read_targets();
         let mut writing = Changes::default();
         loop {
             let mut filling = Changes::default();
             let (written, reached) = tokio::join!(
                 write(client, shadows, &writing),
-                self.fill(&targets, cuts, shadows, &mut filling, progress)
+                self.fill(targets, cuts, shadows, &mut filling, progress)
             );
             self.report.rows += written?;
             if reached? {
@@ -248,4 +269,39 @@ async fn write(
         rows += changes.write(client, shadow.view, &shadow.name).await?;
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cuts(entries: &[(View, &[(i32, i64)])]) -> Cuts {
+        Cuts(
+            entries
+                .iter()
+                .map(|(view, parts)| (*view, parts.iter().copied().collect()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_first_phase_stops_at_the_view_furthest_behind_and_the_last_at_the_one_ahead() {
+        let cuts = cuts(&[
+            (View::AuctionDetails, &[(0, 10), (1, 7)]),
+            (View::UserBids, &[(0, 5), (1, 9)]),
+        ]);
+        assert_eq!(cuts.nearest(), HashMap::from([(0, 5), (1, 7)]));
+        assert_eq!(cuts.furthest(), HashMap::from([(0, 10), (1, 9)]));
+    }
+
+    #[test]
+    fn a_view_without_a_position_on_a_partition_holds_the_first_phase_back_to_zero() {
+        let cuts = cuts(&[
+            (View::AuctionDetails, &[(0, 10), (1, 7)]),
+            (View::AuctionList, &[(0, 4)]),
+        ]);
+        assert_eq!(cuts.nearest(), HashMap::from([(0, 4), (1, 0)]));
+        assert!(cuts.includes(View::AuctionDetails, 1, 6));
+        assert!(!cuts.includes(View::AuctionList, 1, 0));
+    }
 }
