@@ -85,19 +85,32 @@ impl AvroCodec {
 
     /// The latest registered schema of `record_name` on `topic`
     /// (TopicRecordNameStrategy subject `<topic>-<record_name>`), for encoding.
+    /// A lookup the registry did not answer (a stalled request, a 503) is
+    /// tried again, on a fresh connection if need be, before it fails.
     pub async fn writer_for(&self, topic: &str, record_name: &str) -> Result<Arc<CachedSchema>> {
-        let strategy =
-            SubjectNameStrategy::TopicRecordNameStrategy(topic.to_owned(), record_name.to_owned());
         let subject = format!("{topic}-{record_name}");
-        let registered = self
-            .encoder
-            .get_schema_and_id(&subject, strategy)
-            .await
-            .map_err(|e| {
-                RuntimeError::Registry(format!(
-                    "subject {subject}: {e} (run `gavel schemas register`)"
-                ))
-            })?;
+        let mut attempt = 1;
+        let registered = loop {
+            let strategy = SubjectNameStrategy::TopicRecordNameStrategy(
+                topic.to_owned(),
+                record_name.to_owned(),
+            );
+            match self.encoder.get_schema_and_id(&subject, strategy).await {
+                Ok(registered) => break registered,
+                Err(error) => {
+                    let error = RuntimeError::from(error);
+                    if !error.is_transient() || attempt == WRITER_ATTEMPTS {
+                        return Err(RuntimeError::Registry(format!(
+                            "subject {subject}: {error} (run `gavel schemas register`)"
+                        )));
+                    }
+                    tracing::warn!(%subject, %error, attempt, "schema lookup failed; retrying");
+                    self.encoder.remove_errors_from_cache();
+                    tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
+                    attempt += 1;
+                }
+            }
+        };
         self.remember(&registered)
     }
 
@@ -152,11 +165,15 @@ impl AvroCodec {
     }
 }
 
+/// Tries of a writer-schema lookup (at start-up) before it fails.
+const WRITER_ATTEMPTS: u64 = 3;
+
 /// Registry settings with a bounded request time, so a stalled registry fails a
-/// lookup instead of hanging the worker.
+/// lookup instead of hanging the worker. An answer takes milliseconds; 10 s
+/// is a request lost on the way.
 fn settings(registry_url: &str) -> SrSettings {
     SrSettings::new_builder(registry_url.to_owned())
-        .set_timeout(std::time::Duration::from_secs(30))
+        .set_timeout(std::time::Duration::from_secs(10))
         .build()
         .unwrap_or_else(|_| SrSettings::new(registry_url.to_owned()))
 }

@@ -39,13 +39,23 @@ impl Api {
             listener,
             shutdown.clone(),
         ));
-        let http = reqwest::Client::new();
-        let up = eventually(Duration::from_secs(30), || async {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("http client");
+        let up = eventually(Duration::from_secs(60), || async {
+            if task.is_finished() {
+                return Some(false);
+            }
             let response = http.get(format!("{base}/healthz")).send().await.ok()?;
-            response.status().is_success().then_some(())
+            response.status().is_success().then_some(true)
         })
         .await;
-        assert!(up.is_some(), "command api answers /healthz");
+        if up == Some(false) {
+            let ended = task.await.expect("command api task");
+            panic!("command api ended before answering /healthz: {ended:?}");
+        }
+        assert!(up.is_some(), "command api answers /healthz within 60 s");
         Self {
             base,
             http,
