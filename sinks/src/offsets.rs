@@ -136,3 +136,26 @@ impl OffsetStore {
         self.known.extend(offsets.iter().map(|(p, o)| (*p, *o)));
     }
 }
+
+/// Every stored position of `group` on `topic`: partition, next offset, and
+/// the source position where the sink keeps one (`save_with_sources`).
+pub async fn stored_positions(
+    client: &impl GenericClient,
+    schema: &str,
+    group: &str,
+    topic: &str,
+) -> Result<Vec<(i32, i64, Option<i64>)>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT partition, next_offset, source_next_offset FROM {schema}.sink_offsets
+                 WHERE consumer_group = $1 AND topic = $2"
+            ),
+            &[&group, &topic],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}

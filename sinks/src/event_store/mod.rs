@@ -13,7 +13,7 @@ mod sql;
 
 pub use audit::{state_as_of, verify, AuditReport};
 pub use instant::parse_instant;
-pub use source::{read_range, rows_without_source, stored_up_to, StoredEvent};
+pub use source::{read_range, rows_without_source, StoredEvent};
 pub use sql::migrations;
 
 use crate::batch::{self, BatchSource};

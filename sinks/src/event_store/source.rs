@@ -10,7 +10,6 @@ use crate::SinkError;
 use gavel_domain::auction::AuctionEvent;
 use gavel_domain::views::EventMeta;
 use gavel_domain::{AuctionId, TenantId, Timestamp};
-use std::collections::HashMap;
 use tokio_postgres::{GenericClient, Row};
 
 const PARTITION: &str = "((envelope->'kafka'->>'partition')::int4)";
@@ -78,22 +77,6 @@ fn stored_event(row: &Row, partition: i32) -> Result<StoredEvent, SinkError> {
         },
         event,
     })
-}
-
-/// How far the event store has consumed `topic`: its stored next offset per
-/// partition (a partition it never consumed is absent).
-pub async fn stored_up_to(
-    client: &impl GenericClient,
-    schema: &str,
-    group: &str,
-    topic: &str,
-) -> Result<HashMap<i32, i64>, SinkError> {
-    let sql = format!(
-        "SELECT partition, next_offset FROM {schema}.sink_offsets
-         WHERE consumer_group = $1 AND topic = $2"
-    );
-    let rows = client.query(&sql, &[&group, &topic]).await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Stored rows whose envelope does not say where they were consumed from.

@@ -6,7 +6,7 @@
 use super::replay::TopicReplay;
 use super::RebuildReport;
 use crate::event_store::{self, StoredEvent};
-use crate::{batch, SinkError};
+use crate::{batch, offsets, SinkError};
 use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::{postgres, Config};
 use rdkafka::message::Message;
@@ -111,6 +111,9 @@ pub struct StoreReader {
     catch_up: Duration,
     /// Next offset to read per partition.
     position: HashMap<i32, i64>,
+    /// How far the event store had consumed each partition when last asked:
+    /// it only moves on, so targets below it need no asking again.
+    stored: HashMap<i32, i64>,
 }
 
 impl StoreReader {
@@ -133,6 +136,7 @@ impl StoreReader {
             group: event_store::consumer_group(config),
             catch_up,
             position: HashMap::new(),
+            stored: HashMap::new(),
         })
     }
 
@@ -141,7 +145,9 @@ impl StoreReader {
         targets: &HashMap<i32, i64>,
         max: usize,
     ) -> Result<Vec<StoredEvent>, SinkError> {
-        self.wait_until_stored(targets).await?;
+        if !self.behind(targets).is_empty() {
+            self.wait_until_stored(targets).await?;
+        }
         let mut events = Vec::new();
         let mut partitions: Vec<_> = targets.iter().map(|(p, t)| (*p, *t)).collect();
         partitions.sort_unstable();
@@ -178,20 +184,17 @@ impl StoreReader {
     /// Waits until the event store has consumed every partition up to its
     /// target: the rows below it are committed with those offsets, so none
     /// is still on its way. Refuses if it stays behind.
-    async fn wait_until_stored(&self, targets: &HashMap<i32, i64>) -> Result<(), SinkError> {
+    async fn wait_until_stored(&mut self, targets: &HashMap<i32, i64>) -> Result<(), SinkError> {
         let deadline = Instant::now() + self.catch_up;
         loop {
-            let stored =
-                event_store::stored_up_to(&self.client, &self.schema, &self.group, &self.topic)
+            let positions =
+                offsets::stored_positions(&self.client, &self.schema, &self.group, &self.topic)
                     .await?;
-            let behind: Vec<String> = targets
-                .iter()
-                .filter(|(p, target)| stored.get(p).copied().unwrap_or(0) < **target)
-                .map(|(p, target)| {
-                    let at = stored.get(p).copied().unwrap_or(0);
-                    format!("partition {p} at offset {at}, the view sink at {target}")
-                })
+            self.stored = positions
+                .into_iter()
+                .map(|(p, next, _)| (p, next))
                 .collect();
+            let behind = self.behind(targets);
             if behind.is_empty() {
                 return Ok(());
             }
@@ -207,5 +210,18 @@ impl StoreReader {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The partitions whose target lies past what the store was last known
+    /// to have consumed, each said with both positions.
+    fn behind(&self, targets: &HashMap<i32, i64>) -> Vec<String> {
+        targets
+            .iter()
+            .filter_map(|(p, target)| {
+                let at = self.stored.get(p).copied().unwrap_or(0);
+                (at < *target)
+                    .then(|| format!("partition {p} at offset {at}, the view sink at {target}"))
+            })
+            .collect()
     }
 }

@@ -28,7 +28,7 @@ pub use from_topic::rebuild_from_topic;
 use shadow::Shadow;
 
 use super::{migrations, View};
-use crate::SinkError;
+use crate::{offsets, SinkError};
 use gavel_runtime::{postgres, Config};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
@@ -125,20 +125,8 @@ async fn sink_positions(
     config: &Config,
     view: View,
 ) -> Result<Vec<(i32, i64, Option<i64>)>, SinkError> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT partition, next_offset, source_next_offset FROM {}.sink_offsets
-                 WHERE consumer_group = $1 AND topic = $2",
-                config.postgres_schema
-            ),
-            &[&config.sink_group, &view.topic(config)],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect())
+    let (schema, group) = (&config.postgres_schema, &config.sink_group);
+    Ok(offsets::stored_positions(client, schema, group, view.topic(config)).await?)
 }
 
 fn total(targets: &HashMap<i32, i64>) -> u64 {
