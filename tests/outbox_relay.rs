@@ -801,3 +801,55 @@ async fn sigterm_mid_batch_exits_cleanly_and_the_next_relay_sends_the_rest() {
     );
     outbox.stop().await;
 }
+
+/// Backends of other sessions waiting on a lock in a statement that locks
+/// this outbox's rows (the relay's claim).
+async fn claims_waiting_on_a_lock(client: &tokio_postgres::Client, schema: &str) -> i64 {
+    let sql = "SELECT count(*) FROM pg_stat_activity
+               WHERE pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+                 AND query LIKE '%' || $1 || '.outbox%FOR UPDATE%'";
+    client
+        .query_one(sql, &[&schema])
+        .await
+        .expect("pg_stat_activity")
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_while_postgres_holds_the_claim_exits_within_the_grace_and_loses_nothing() {
+    let outbox = Outbox::new(500).await;
+    let aggregates = aggregates(50);
+    let schema = outbox.env.config.outbox_schema.clone();
+    let client = outbox.env.pg().await;
+    outbox.insert_round(&client, &aggregates, 1).await;
+    // An upstream transaction holds the rows: the relay claims their
+    // aggregates, then its statement waits for the rows behind that lock.
+    let mut upstream = outbox.env.pg().await;
+    let holding = upstream.transaction().await.expect("upstream transaction");
+    let hold = format!("SELECT id FROM {schema}.outbox WHERE sent_at IS NULL FOR UPDATE");
+    holding.batch_execute(&hold).await.expect("rows held");
+    let mut relay = Worker::spawn(&outbox.env, "outbox-relay", &unique("relay-held"));
+    let waiting = eventually(Duration::from_secs(60), || async {
+        (claims_waiting_on_a_lock(&client, &schema).await > 0).then_some(())
+    })
+    .await;
+    assert!(
+        waiting.is_some(),
+        "the relay's claim never waited on the held rows"
+    );
+    let stopped_in = terminate_within(&mut relay, Duration::from_secs(25));
+    assert_eq!(
+        outbox.count("sent_at IS NULL").await,
+        50,
+        "rows marked while held"
+    );
+    holding.rollback().await.expect("upstream rollback");
+    outbox.insert_round(&client, &aggregates, 2).await;
+    let next = Worker::spawn(&outbox.env, "outbox-relay", "relay-after-held");
+    outbox.wait_until_all_sent(Duration::from_secs(60)).await;
+    next.stop();
+    let check = assert_relayed(&outbox, &aggregates, 2);
+    assert_eq!(check.resent, 0, "nothing of the held batch was published");
+    println!("SIGTERM while the claim waited on Postgres: exited after {stopped_in:?}");
+    outbox.stop().await;
+}

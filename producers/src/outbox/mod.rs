@@ -23,6 +23,12 @@ use store::Statements;
 use tokio_postgres::Client;
 use tracing::Instrument;
 
+/// After shutdown is asked for, how long a batch's Postgres statement (a
+/// claim waiting on a lock, a commit on a stalled server) may keep the relay
+/// from exiting: longer than the acknowledgement grace, so a batch waiting on
+/// Kafka is given up by that one first, and inside Kubernetes' 30 s.
+const STATEMENT_GRACE: Duration = Duration::from_secs(15);
+
 /// How often the backlog gauges are refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -32,7 +38,8 @@ pub struct RelayStats {
     pub batches: u64,
     pub published: u64,
     pub dead_lettered: u64,
-    /// Batches given up unmarked at shutdown (Kafka did not acknowledge in time).
+    /// Batches given up unmarked at shutdown (Kafka or Postgres did not
+    /// answer in time).
     pub abandoned: u64,
 }
 
@@ -89,7 +96,19 @@ impl Relay {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_triggered() {
             self.readiness.beat();
-            let pause = match self.relay_batch(shutdown).await {
+            let batch = tokio::select! {
+                batch = self.relay_batch(shutdown) => batch,
+                () = statement_grace_after(shutdown) => {
+                    // Dropping the batch drops its connection's transaction:
+                    // Postgres rolls it back, the rows stay unsent.
+                    tracing::warn!(
+                        "shutdown while Postgres had not answered the batch: given up, its rows go again"
+                    );
+                    self.stats.abandoned += 1;
+                    return Ok(());
+                }
+            };
+            let pause = match batch {
                 Ok(0) => self.config.outbox_poll,
                 Ok(_) => Duration::ZERO,
                 Err(error) => {
@@ -197,6 +216,11 @@ impl Relay {
             other => Err(other),
         }
     }
+}
+
+async fn statement_grace_after(shutdown: &Shutdown) {
+    shutdown.triggered().await;
+    tokio::time::sleep(STATEMENT_GRACE).await;
 }
 
 /// Refreshes the backlog gauges every few seconds on a connection of its own:
