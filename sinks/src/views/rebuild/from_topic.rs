@@ -13,37 +13,53 @@ use gavel_runtime::Config;
 use indicatif::ProgressBar;
 use std::collections::HashMap;
 use std::time::Instant;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{Client, GenericClient};
 
 pub async fn rebuild_from_topic(config: &Config, view: View) -> Result<RebuildReport, SinkError> {
     let started = Instant::now();
-    let schema = &config.postgres_schema;
     let mut client = connect_migrated(config).await?;
-    let shadow = Shadow::create(&client, schema, view).await?;
+    let shadow = Shadow::create(&client, &config.postgres_schema, view).await?;
+    let built = copy_and_swap(&mut client, config, &shadow).await;
+    if built.is_err() {
+        // The live table is untouched; leave no half-built shadow behind.
+        shadow.discard(&client).await;
+    }
+    let mut report = built?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Copies the view's records into the shadow up to the live sink's offsets,
+/// then, with the live sink held off, the ones it applied meanwhile, and swaps.
+async fn copy_and_swap(
+    client: &mut Client,
+    config: &Config,
+    shadow: &Shadow,
+) -> Result<RebuildReport, SinkError> {
+    let view = shadow.view;
     let group = format!("{}-rebuild", config.sink_group);
     let mut replay = TopicReplay::open(config, view.topic(config), &group)?;
     let mut report = RebuildReport::default();
 
-    let targets = stored_offsets(&client, config, view).await?;
+    let targets = stored_offsets(&*client, config, view).await?;
     let progress = progress_bar(total(&targets), "records");
     let mut copy = Copy {
         replay: &mut replay,
-        shadow: &shadow,
+        shadow,
         progress: &progress,
         report: &mut report,
     };
-    copy.run(&client, &targets).await?;
-    shadow.finish_indexes(&client).await?;
+    copy.run(&*client, &targets).await?;
+    shadow.finish_indexes(client).await?;
 
     let tx = client.transaction().await?;
-    lock_for_swap(&tx, schema, &[view]).await?;
+    lock_for_swap(&tx, &config.postgres_schema, &[view]).await?;
     let targets = stored_offsets(&tx, config, view).await?;
     progress.set_length(total(&targets));
     copy.run(&tx, &targets).await?;
     shadow.swap(&tx).await?;
     tx.commit().await?;
     progress.finish_and_clear();
-    report.elapsed = started.elapsed();
     Ok(report)
 }
 
