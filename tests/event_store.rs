@@ -5,14 +5,14 @@ mod common;
 
 use common::{eventually, TestEnv};
 use gavel_domain::auction::{AuctionEvent, AuctionStatus};
-use gavel_domain::{AuctionId, TenantId, Timestamp};
+use gavel_domain::{AuctionId, Currency, Money, TenantId, Timestamp, UserId};
 use gavel_runtime::auction_codec::{event_record_name, event_to_avro};
 use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::envelope::{CommandMeta, EventEnvelope};
-use gavel_runtime::Shutdown;
+use gavel_runtime::{dlq, Shutdown};
 use gavel_sinks::event_store::{self, state_as_of, verify};
 use rdkafka::message::OwnedHeaders;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -245,8 +245,50 @@ async fn the_state_as_of_a_past_instant_is_rebuilt_from_the_store() {
     env.stop().await;
 }
 
+fn created() -> AuctionEvent {
+    let eur = |minor| Money::new(minor, Currency::parse("EUR").expect("EUR")).expect("money");
+    AuctionEvent::Created {
+        seller_id: UserId::new("seller"),
+        title: "Swapped".into(),
+        starting_price: eur(1_000),
+        reserve_price: None,
+        min_increment: eur(100),
+        end_time: Timestamp::from_millis(90_000),
+    }
+}
+
+/// `event` as version `version` of auction `id`, in the event topic's Avro.
+async fn encoded(env: &TestEnv, id: &str, version: u64, event: &AuctionEvent) -> Vec<u8> {
+    let topic = &env.config.topics.events;
+    let envelope = EventEnvelope::caused_by(
+        &CommandMeta::new(TenantId::new("t-es")),
+        &AuctionId::new(id),
+        version,
+        Timestamp::from_millis(1),
+    );
+    let codec = AvroCodec::new(&env.config.registry_url);
+    let writer = codec
+        .writer_for(topic, event_record_name(event))
+        .await
+        .expect("schema");
+    writer
+        .encode(&event_to_avro(event, &envelope))
+        .expect("encode")
+}
+
+fn letter_classes(env: &TestEnv) -> BTreeMap<String, usize> {
+    let dlq = dlq::topic_for(&env.config.topics.events);
+    let letters = dlq::show(&env.config, &dlq, 1000).expect("read dlq");
+    let mut classes = BTreeMap::new();
+    for letter in &letters {
+        let class = letter.header(dlq::header::ERROR_CLASS).unwrap_or("none");
+        *classes.entry(class.to_owned()).or_default() += 1;
+    }
+    classes
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn poison_and_unchainable_records_are_counted_and_skipped_without_blocking() {
+async fn poison_and_unchainable_records_are_dead_lettered_and_a_replay_completes_the_history() {
     // One partition: the bad records sit in front of the good ones.
     let mut env = TestEnv::new(1).await;
     env.start_aggregate();
@@ -259,44 +301,55 @@ async fn poison_and_unchainable_records_are_counted_and_skipped_without_blocking
         OwnedHeaders::new(),
     );
     // Well-formed, but version 5 of an auction the store has never seen.
-    let ghost = AuctionEvent::Started {
+    let started = AuctionEvent::Started {
         started_at: Timestamp::from_millis(1),
     };
-    let envelope = EventEnvelope::caused_by(
-        &CommandMeta::new(TenantId::new("t-es")),
-        &AuctionId::new("ghost"),
-        5,
-        Timestamp::from_millis(1),
-    );
-    let codec = AvroCodec::new(&env.config.registry_url);
-    let writer = codec
-        .writer_for(&topic, event_record_name(&ghost))
-        .await
-        .expect("schema");
-    let bytes = writer
-        .encode(&event_to_avro(&ghost, &envelope))
-        .expect("encode");
-    env.produce_raw(&topic, "ghost", &bytes, OwnedHeaders::new());
+    let ghost = encoded(&env, "ghost", 5, &started).await;
+    env.produce_raw(&topic, "ghost", &ghost, OwnedHeaders::new());
+    // Versions 2 then 1 of one auction: 2 cannot be chained when it comes.
+    let second = encoded(&env, "swapped", 2, &started).await;
+    let first = encoded(&env, "swapped", 1, &created()).await;
+    env.produce_raw(&topic, "swapped", &second, OwnedHeaders::new());
+    env.produce_raw(&topic, "swapped", &first, OwnedHeaders::new());
 
     let shutdown = Shutdown::new();
     let sink = env.spawn_event_store(&shutdown);
     produce(&env, &[create("lot-p", 60), start("lot-p")].join("\n")).await;
     env.wait_for_event_rows(Some("lot-p"), 2).await;
+    env.wait_for_event_rows(Some("swapped"), 1).await;
+    let expected: BTreeMap<String, usize> =
+        [("history-gap".to_owned(), 2), ("undecodable".to_owned(), 2)].into();
+    let lettered = eventually(Duration::from_secs(30), || async {
+        (letter_classes(&env) == expected).then_some(())
+    })
+    .await;
+    assert!(
+        lettered.is_some(),
+        "dead letters: {:?}",
+        letter_classes(&env)
+    );
+
+    // Replayed in order, the refused version 2 now has its predecessor.
+    let config = env.config.clone();
+    let dlq_topic = dlq::topic_for(&topic);
+    let replayed = tokio::task::spawn_blocking(move || dlq::replay(&config, &dlq_topic))
+        .await
+        .expect("replay task")
+        .expect("replay");
+    assert_eq!(replayed.replayed, 4, "{replayed:?}");
+    env.wait_for_event_rows(Some("swapped"), 2).await;
     shutdown.trigger();
     let stats = sink.await.expect("stops cleanly");
+    // The ghost is refused again (still no version 4), the poison undecodable again.
     assert_eq!(
         (stats.undecodable, stats.gaps, stats.appended),
-        (2, 1, 2),
+        (4, 3, 4),
         "{stats:?}"
     );
 
     let client = env.pg().await;
     let schema = &env.config.postgres_schema;
-    assert_eq!(
-        env.event_rows(None).await,
-        2,
-        "nothing of the bad records stored"
-    );
+    assert_eq!(env.event_rows(Some("ghost")).await, 0, "the ghost stored");
     assert!(verify(&client, schema).await.expect("verify").intact());
     env.stop().await;
 }

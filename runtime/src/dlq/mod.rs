@@ -42,6 +42,9 @@ pub enum ErrorClass {
     Invalid,
     /// A transient failure that outlived its retry budget.
     TransientExhausted,
+    /// An event whose previous version the event store does not hold: it
+    /// cannot be chained until that version arrives (replay them in order).
+    HistoryGap,
 }
 
 impl ErrorClass {
@@ -51,6 +54,7 @@ impl ErrorClass {
             Self::UnknownSchema => "unknown-schema",
             Self::Invalid => "invalid",
             Self::TransientExhausted => "transient-exhausted",
+            Self::HistoryGap => "history-gap",
         }
     }
 

@@ -41,7 +41,8 @@ pub struct EventStoreStats {
     pub skipped_replays: u64,
     /// Poison records: sent to the event topic's DLQ, logged, skipped.
     pub undecodable: u64,
-    /// Events whose predecessor version is missing: refused, logged as errors.
+    /// Events whose predecessor version is missing: refused, dead-lettered
+    /// (class `history-gap`), logged as errors.
     pub gaps: u64,
     pub batches: u64,
 }
@@ -151,9 +152,7 @@ impl EventStore {
         let known = sql::known_hashes(&self.client, &self.schema, &events).await?;
         let chained = chain::chain(events, known);
         for gap in &chained.gaps {
-            tracing::error!(topic = %self.topic, partition = gap.partition, offset = gap.offset,
-                aggregate_id = %gap.aggregate_id, version = gap.version,
-                "event refused: its previous version is not in the store (gap in the history)");
+            self.refuse_gap(gap, &fresh.records).await?;
         }
         let tx = self.client.transaction().await?;
         let appended = sql::append(&tx, &self.schema, &chained.rows).await?;
@@ -166,7 +165,6 @@ impl EventStore {
         self.stats.skipped_replays += fresh.replays;
         self.stats.appended += appended;
         self.stats.duplicates += chained.duplicates + (chained.rows.len() as u64 - appended);
-        self.stats.gaps += chained.gaps.len() as u64;
         self.stats.batches += 1;
         self.source.commit(&fresh.next_offsets);
         Ok(())
@@ -200,6 +198,7 @@ impl EventStore {
             match decoded {
                 Ok(event) => events.push(event),
                 Err((class, reason)) => {
+                    self.stats.undecodable += 1;
                     let sending = self.dead_letter(message, class, &reason);
                     tracing::Instrument::instrument(sending, span).await?;
                 }
@@ -208,13 +207,39 @@ impl EventStore {
         Ok(Some(events))
     }
 
+    /// An event that cannot be chained goes to the DLQ (before the batch's
+    /// offsets commit), so replaying the letters in order once its missing
+    /// predecessor is stored completes the history instead of losing it.
+    async fn refuse_gap(
+        &mut self,
+        gap: &NewEvent,
+        records: &[&OwnedMessage],
+    ) -> Result<(), SinkError> {
+        let reason = format!(
+            "version {} of {} refused: version {} is not in the store (gap in the history)",
+            gap.version,
+            gap.aggregate_id,
+            gap.version - 1
+        );
+        let message = records
+            .iter()
+            .find(|m| m.partition() == gap.partition && m.offset() == gap.offset)
+            .ok_or_else(|| SinkError::BadEvent {
+                aggregate_id: gap.aggregate_id.clone(),
+                version: gap.version,
+                reason: "refused event not found in its batch".into(),
+            })?;
+        self.stats.gaps += 1;
+        self.dead_letter(message, ErrorClass::HistoryGap, &reason)
+            .await
+    }
+
     async fn dead_letter(
         &mut self,
         message: &OwnedMessage,
         class: ErrorClass,
         reason: &str,
     ) -> Result<(), SinkError> {
-        self.stats.undecodable += 1;
         let stage = metrics::event_store();
         stage.errors.with_label_values(&[class.as_str()]).inc();
         stage
@@ -232,7 +257,7 @@ impl EventStore {
             aggregate_id = header(header::AGGREGATE_ID),
             correlation_id = header(header::CORRELATION_ID),
             causation_id = header(header::CAUSATION_ID),
-            traceparent = header(header::TRACEPARENT), "undecodable event dead-lettered");
+            traceparent = header(header::TRACEPARENT), "event dead-lettered");
         self.dead_letters
             .send(&DeadLetter::of(message, class, reason))
             .await?;
