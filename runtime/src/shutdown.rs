@@ -48,6 +48,13 @@ impl Shutdown {
         }
     }
 
+    /// Resolves `grace` after shutdown was asked for: the bound on in-flight
+    /// work that must otherwise be waited for (select it against the work).
+    pub async fn grace_over(&self, grace: std::time::Duration) {
+        self.triggered().await;
+        tokio::time::sleep(grace).await;
+    }
+
     /// Trips this token on SIGTERM or Ctrl-C. Call once, from the binary.
     pub fn listen_for_signals(&self) {
         let shutdown = self.clone();

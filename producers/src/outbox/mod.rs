@@ -98,7 +98,7 @@ impl Relay {
             self.readiness.beat();
             let batch = tokio::select! {
                 batch = self.relay_batch(shutdown) => batch,
-                () = statement_grace_after(shutdown) => {
+                () = shutdown.grace_over(STATEMENT_GRACE) => {
                     // Dropping the batch drops its connection's transaction:
                     // Postgres rolls it back, the rows stay unsent.
                     tracing::warn!(
@@ -216,11 +216,6 @@ impl Relay {
             other => Err(other),
         }
     }
-}
-
-async fn statement_grace_after(shutdown: &Shutdown) {
-    shutdown.triggered().await;
-    tokio::time::sleep(STATEMENT_GRACE).await;
 }
 
 /// Refreshes the backlog gauges every few seconds on a connection of its own:

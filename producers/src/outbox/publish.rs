@@ -68,7 +68,7 @@ impl Publisher {
         let all = futures::future::join_all(pending.into_iter().map(settle));
         let published = tokio::select! {
             outcomes = all => outcomes.into_iter().collect::<Result<Vec<_>, _>>().map(Some),
-            _ = grace_after(shutdown) => Ok(None),
+            () = shutdown.grace_over(SHUTDOWN_GRACE) => Ok(None),
             never = report_ack_wait() => match never {},
         };
         metrics::outbox_relay().ack_wait_seconds.set(0.0);
@@ -147,11 +147,6 @@ async fn report_ack_wait() -> Infallible {
         let waited = started.elapsed().as_secs_f64();
         metrics::outbox_relay().ack_wait_seconds.set(waited);
     }
-}
-
-async fn grace_after(shutdown: &Shutdown) {
-    shutdown.triggered().await;
-    tokio::time::sleep(SHUTDOWN_GRACE).await;
 }
 
 /// A dead row for errors no retry can cure; any other error fails the batch,

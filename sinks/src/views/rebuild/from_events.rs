@@ -67,13 +67,7 @@ async fn rebuild_by_projection(
     let built = fold
         .build_and_swap(&mut client, config, views, &shadows)
         .await;
-    if built.is_err() {
-        // The live tables are untouched; leave no half-built shadow behind.
-        for shadow in &shadows {
-            shadow.discard(&client).await;
-        }
-    }
-    built?;
+    Shadow::discard_if_failed(&client, &shadows, built).await?;
     fold.report.elapsed = started.elapsed();
     Ok(fold.report)
 }

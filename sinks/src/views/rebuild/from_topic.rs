@@ -20,11 +20,8 @@ pub async fn rebuild_from_topic(config: &Config, view: View) -> Result<RebuildRe
     let mut client = connect_migrated(config).await?;
     let shadow = Shadow::create(&client, &config.postgres_schema, view).await?;
     let built = copy_and_swap(&mut client, config, &shadow).await;
-    if built.is_err() {
-        // The live table is untouched; leave no half-built shadow behind.
-        shadow.discard(&client).await;
-    }
-    let mut report = built?;
+    let shadows = std::slice::from_ref(&shadow);
+    let mut report = Shadow::discard_if_failed(&client, shadows, built).await?;
     report.elapsed = started.elapsed();
     Ok(report)
 }

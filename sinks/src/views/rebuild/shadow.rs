@@ -86,9 +86,23 @@ impl Shadow {
         Ok(())
     }
 
-    /// Drops the shadow of a rebuild that failed (best effort: the next
-    /// rebuild of the view drops it anyway).
-    pub async fn discard(&self, client: &Client) {
+    /// `built`, after dropping `shadows` if it failed: the live tables are
+    /// untouched then, and no half-built shadow is left behind (best effort:
+    /// the next rebuild of a view drops its shadow anyway).
+    pub async fn discard_if_failed<T>(
+        client: &Client,
+        shadows: &[Shadow],
+        built: Result<T, SinkError>,
+    ) -> Result<T, SinkError> {
+        if built.is_err() {
+            for shadow in shadows {
+                shadow.discard(client).await;
+            }
+        }
+        built
+    }
+
+    async fn discard(&self, client: &Client) {
         let drop = format!("DROP TABLE IF EXISTS {}", self.name);
         if let Err(error) = client.batch_execute(&drop).await {
             tracing::warn!(%error, table = %self.name, "shadow table of a failed rebuild not dropped");
