@@ -32,7 +32,7 @@ fn create(id: &str, ends_in_secs: u32) -> String {
 }
 
 fn start(id: &str) -> String {
-    format!(r#"{{"type":"StartAuction","auction_id":"{id}"}}"#)
+    format!(r#"{{"type":"StartAuction","auction_id":"{id}","actor_id":"sam"}}"#)
 }
 
 fn bid(id: &str, bidder: &str, amount: i64) -> String {
@@ -261,7 +261,7 @@ fn created() -> AuctionEvent {
 async fn encoded(env: &TestEnv, id: &str, version: u64, event: &AuctionEvent) -> Vec<u8> {
     let topic = &env.config.topics.events;
     let envelope = EventEnvelope::caused_by(
-        &CommandMeta::new(TenantId::new("t-es")),
+        &CommandMeta::new(TenantId::new("t-es"), UserId::new("u-es")),
         &AuctionId::new(id),
         version,
         Timestamp::from_millis(1),

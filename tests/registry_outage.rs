@@ -82,7 +82,7 @@ async fn records_wait_for_the_registry_and_flow_again_when_it_returns() {
     };
     let more = (0..AUCTIONS).flat_map(|i| {
         [
-            format!(r#"{{"type":"StartAuction","auction_id":"reg-{i}"}}"#),
+            format!(r#"{{"type":"StartAuction","auction_id":"reg-{i}","actor_id":"s"}}"#),
             format!(r#"{{"type":"PlaceBid","auction_id":"reg-{i}","bidder_id":"b","amount":100,"currency":"EUR"}}"#),
         ]
     });
