@@ -224,7 +224,7 @@ impl<'a> Session<'a> {
         let decoded = match self.codec.decode_cached(payload) {
             Err(RuntimeError::UnknownSchema(id)) => self
                 .runtime
-                .block_on(self.codec.fetch_schema(id))
+                .block_on(self.codec.admit(id))
                 .and_then(|_| self.codec.decode_cached(payload)),
             other => other,
         };
