@@ -81,6 +81,9 @@ pub struct Config {
     pub outbox_poll: Duration,
     /// Where the relay dead-letters rows it cannot publish.
     pub outbox_dlq_topic: String,
+    /// How long after its end time an ended or cancelled auction stays in the
+    /// aggregate's memory and changelog (late commands get exact answers).
+    pub closed_retention: Duration,
 }
 
 /// A credential: compared and cloned like a string, never printed by `{:?}`
@@ -284,6 +287,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "outbox.dlq",
         "Dead-letter topic of outbox rows that cannot be published",
     ),
+    (
+        "GAVEL_CLOSED_RETENTION_SECS",
+        "86400",
+        "How long after its end time the aggregate keeps an ended or cancelled auction (then: AUCTION_NOT_FOUND)",
+    ),
 ];
 
 impl Config {
@@ -353,6 +361,7 @@ impl Config {
             outbox_batch: positive(values, "GAVEL_OUTBOX_BATCH")?,
             outbox_poll: Duration::from_millis(number(values, "GAVEL_OUTBOX_POLL_MS")?),
             outbox_dlq_topic: get("GAVEL_OUTBOX_DLQ_TOPIC"),
+            closed_retention: Duration::from_secs(number(values, "GAVEL_CLOSED_RETENTION_SECS")?),
         })
     }
 
@@ -482,6 +491,10 @@ impl Config {
                 self.outbox_poll.as_millis().to_string(),
             ),
             ("GAVEL_OUTBOX_DLQ_TOPIC", self.outbox_dlq_topic.clone()),
+            (
+                "GAVEL_CLOSED_RETENTION_SECS",
+                self.closed_retention.as_secs().to_string(),
+            ),
         ]
     }
 

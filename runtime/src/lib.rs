@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod error;
 pub mod kafka;
 pub mod observe;
+pub mod partitioner;
 pub mod postgres;
 pub mod preflight;
 pub mod registry;
