@@ -77,7 +77,7 @@ impl<'a> Session<'a> {
             kafka::transactional_producer_config(config, &transactional_id).create()?;
         producer.init_transactions(TXN_TIMEOUT)?;
         let consumer: BaseConsumer<RevocationLog> =
-            kafka::consumer_config(config, &config.aggregate_group)
+            kafka::member_config(config, &config.aggregate_group, false)
                 .create_with_context(RevocationLog::default())?;
         consumer.subscribe(&[&config.topics.commands])?;
         tracing::info!(%transactional_id, topic = %config.topics.commands, "aggregate session started");
@@ -120,6 +120,9 @@ impl<'a> Session<'a> {
                 tracing::info!(partition, "partition revoked: state released");
             }
         }
+        // Stopping on purpose: hand the partitions over now (static members
+        // would otherwise keep them for the session timeout).
+        gavel_runtime::membership::leave_group(&self.consumer);
         Ok(())
     }
 
