@@ -6,8 +6,8 @@ use gavel_domain::saga::Participant;
 use gavel_processors::saga::kind::{Order, Payment};
 use gavel_processors::saga::{self, SagaTopics};
 use gavel_runtime::observe::{self, lag::Target, PartitionLag};
-use gavel_sinks::{event_store, participants};
 use gavel_runtime::{dlq, Config, Shutdown};
+use gavel_sinks::{event_store, participants};
 use std::time::Duration;
 
 /// Every stage's consumer group and the topics it really subscribes to, plus

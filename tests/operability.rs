@@ -112,22 +112,34 @@ async fn status_and_lag_exporter_say_0_for_every_stage_of_a_drained_pipeline() {
 
     let all = stage_groups(&env.config);
     let store_group = gavel_sinks::event_store::consumer_group(&env.config);
-    let (store, running): (Vec<_>, Vec<_>) = all.iter().cloned().partition(|(g, _)| *g == store_group);
+    let (store, running): (Vec<_>, Vec<_>) =
+        all.iter().cloned().partition(|(g, _)| *g == store_group);
     let drained = eventually(Duration::from_secs(90), || async {
         not_drained(&env.config, &running).is_empty().then_some(())
     })
     .await;
-    assert!(drained.is_some(), "not drained: {:?}", not_drained(&env.config, &running));
+    assert!(
+        drained.is_some(),
+        "not drained: {:?}",
+        not_drained(&env.config, &running)
+    );
     // The event store has not run: its whole backlog shows, so 0 means something.
     let waiting = status_lag(&env.config).get(&store[0]).copied();
-    assert!(waiting.is_some_and(|n| n > 0), "event store lag before it runs: {waiting:?}");
+    assert!(
+        waiting.is_some_and(|n| n > 0),
+        "event store lag before it runs: {waiting:?}"
+    );
 
     workers.push(Worker::spawn(&env, "event-store", "s0"));
     let drained = eventually(Duration::from_secs(60), || async {
         not_drained(&env.config, &all).is_empty().then_some(())
     })
     .await;
-    assert!(drained.is_some(), "not drained: {:?}", not_drained(&env.config, &all));
+    assert!(
+        drained.is_some(),
+        "not drained: {:?}",
+        not_drained(&env.config, &all)
+    );
 
     let exported = eventually(Duration::from_secs(30), || async {
         let (_, text) = get(&exporter_addr, "/metrics").await?;
@@ -139,7 +151,10 @@ async fn status_and_lag_exporter_say_0_for_every_stage_of_a_drained_pipeline() {
         zero_everywhere.then_some(())
     })
     .await;
-    assert!(exported.is_some(), "the lag exporter reports 0 for every group and partition");
+    assert!(
+        exported.is_some(),
+        "the lag exporter reports 0 for every group and partition"
+    );
     for worker in workers {
         worker.stop();
     }
@@ -156,19 +171,38 @@ async fn topics_delete_asks_for_yes_and_dlq_list_shows_this_pipeline_only() {
         partitions: 1,
         configs: vec![],
     };
-    kafka::create_topics(&env.config, &[foreign]).await.expect("foreign dlq");
+    kafka::create_topics(&env.config, &[foreign])
+        .await
+        .expect("foreign dlq");
 
     let listed = stdout(&gavel(&env.config, &["dlq", "list"]));
     let ours = gavel_runtime::dlq::topic_for(&env.config.topics.commands);
     assert!(listed.contains(&ours), "our DLQ listed: {listed}");
-    assert!(!listed.contains(&foreign_dlq), "another pipeline's DLQ not listed: {listed}");
+    assert!(
+        !listed.contains(&foreign_dlq),
+        "another pipeline's DLQ not listed: {listed}"
+    );
 
     let asked = gavel(&env.config, &["topics", "delete"]);
-    assert!(!asked.status.success(), "without --yes nothing is deleted and the exit is non-zero");
-    assert!(stdout(&asked).contains(&env.config.topics.commands), "{asked:?}");
-    assert!(String::from_utf8_lossy(&asked.stderr).contains("--yes"), "{asked:?}");
+    assert!(
+        !asked.status.success(),
+        "without --yes nothing is deleted and the exit is non-zero"
+    );
+    assert!(
+        stdout(&asked).contains(&env.config.topics.commands),
+        "{asked:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&asked.stderr).contains("--yes"),
+        "{asked:?}"
+    );
     let names = kafka::auction_topic_names(&env.config);
-    assert_eq!(kafka::existing_auction_topics(&env.config).expect("list").len(), names.len());
+    assert_eq!(
+        kafka::existing_auction_topics(&env.config)
+            .expect("list")
+            .len(),
+        names.len()
+    );
 
     let deleted = gavel(&env.config, &["topics", "delete", "--yes"]);
     assert!(deleted.status.success(), "{deleted:?}");
@@ -181,15 +215,30 @@ async fn topics_delete_asks_for_yes_and_dlq_list_shows_this_pipeline_only() {
     let kept = gavel(&env.config, &["dlq", "list"]);
     assert!(!stdout(&kept).contains(&foreign_dlq), "{kept:?}");
     let consumer_of_other = kafka::partition_count(&env.config, &foreign_dlq);
-    assert_eq!(consumer_of_other.ok(), Some(1), "another pipeline's topic left alone");
-    kafka::delete_topics(&env.config, &[&foreign_dlq]).await.expect("clean up");
+    assert_eq!(
+        consumer_of_other.ok(),
+        Some(1),
+        "another pipeline's topic left alone"
+    );
+    kafka::delete_topics(&env.config, &[&foreign_dlq])
+        .await
+        .expect("clean up");
     env.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_no_wait_fills_the_command_topic_without_an_aggregate() {
     let env = TestEnv::new(2).await;
-    let args = ["load", "--no-wait", "--rate", "0", "--commands", "500", "--auctions", "20"];
+    let args = [
+        "load",
+        "--no-wait",
+        "--rate",
+        "0",
+        "--commands",
+        "500",
+        "--auctions",
+        "20",
+    ];
     let output = tokio::time::timeout(Duration::from_secs(60), async {
         tokio::task::spawn_blocking({
             let config = env.config.clone();
@@ -203,7 +252,10 @@ async fn load_no_wait_fills_the_command_topic_without_an_aggregate() {
     assert!(output.status.success(), "{output:?}");
     let text = stdout(&output);
     assert!(
-        text.contains(&format!("500 commands sent to {}", env.config.topics.commands)),
+        text.contains(&format!(
+            "500 commands sent to {}",
+            env.config.topics.commands
+        )),
         "{text}"
     );
     let json: serde_json::Value = text
@@ -212,13 +264,20 @@ async fn load_no_wait_fills_the_command_topic_without_an_aggregate() {
         .expect("a JSON line");
     let by_type = json["by_type"].as_object().expect("by_type");
     let summed: u64 = by_type.values().filter_map(|v| v.as_u64()).sum();
-    assert_eq!((json["commands"].as_u64(), summed), (Some(500), 500), "{json}");
+    assert_eq!(
+        (json["commands"].as_u64(), summed),
+        (Some(500), 500),
+        "{json}"
+    );
     assert_eq!(by_type["CreateAuction"].as_u64(), Some(20), "{json}");
     assert_eq!(read_all(&env, &env.config.topics.commands).len(), 500);
 
     let refused = gavel(&env.config, &["load", "--no-wait", "--via", "http"]);
     assert!(!refused.status.success());
     let reason = String::from_utf8_lossy(&refused.stderr);
-    assert!(reason.contains("--no-wait") && reason.contains("--via kafka"), "{reason}");
+    assert!(
+        reason.contains("--no-wait") && reason.contains("--via kafka"),
+        "{reason}"
+    );
     env.stop().await;
 }

@@ -52,7 +52,11 @@ fn killed_workers_are_back_within_3_s_and_a_scale_in_stalls_no_partition_for_5_s
     );
     let sent = report["commands_sent"].as_u64().expect("sent");
     assert!(sent > 1_000, "a real load ran: {sent}");
-    assert_eq!(report["commands_answered"].as_u64(), Some(sent), "every command answered");
+    assert_eq!(
+        report["commands_answered"].as_u64(),
+        Some(sent),
+        "every command answered"
+    );
     assert_eq!(report["outcomes"].as_u64(), Some(sent), "and answered once");
     assert_eq!(
         report["rows_wrong_or_missing"].as_u64(),

@@ -24,7 +24,9 @@ const AUCTIONS: usize = 100;
 static OUTAGE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn one_outage_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    OUTAGE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    OUTAGE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Starts the registry again however the test ends.
@@ -184,13 +186,19 @@ async fn workers_started_while_the_registry_is_away_wait_for_it() {
         probe.clone(),
         spawn_observed(&env, &command_api, "r0", &probe),
     ));
-    for (role, probe, _) in workers.iter().filter(|w| NEED_THE_REGISTRY.contains(&w.0.as_str())) {
+    for (role, probe, _) in workers
+        .iter()
+        .filter(|w| NEED_THE_REGISTRY.contains(&w.0.as_str()))
+    {
         let waiting = eventually(Duration::from_secs(20), || async {
             let (status, body) = get(probe, "/ready").await?;
             (status == 503 && body.contains("schema-registry")).then_some(())
         })
         .await;
-        assert!(waiting.is_some(), "{role} reports that it waits for the registry");
+        assert!(
+            waiting.is_some(),
+            "{role} reports that it waits for the registry"
+        );
     }
     // Long enough for a worker that gives up to have exited (it took < 2 s).
     tokio::time::sleep(Duration::from_secs(6)).await;

@@ -470,7 +470,10 @@ impl Config {
             ("GAVEL_SINK_GROUP", self.sink_group.clone()),
             ("GAVEL_SAGA_GROUP", self.saga_group.clone()),
             ("GAVEL_INSTANCE_ID", self.instance_id.clone()),
-            ("GAVEL_GROUP_MEMBERSHIP", self.membership.as_str().to_owned()),
+            (
+                "GAVEL_GROUP_MEMBERSHIP",
+                self.membership.as_str().to_owned(),
+            ),
             ("GAVEL_BATCH_MAX", self.batch_max.to_string()),
             (
                 "GAVEL_BATCH_LINGER_MS",

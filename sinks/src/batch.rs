@@ -33,9 +33,8 @@ impl BatchSource {
     }
 
     pub fn subscribe_all(config: &Config, group: &str, topics: &[&str]) -> Result<Self, SinkError> {
-        let consumer: StreamConsumer<RevocationLog> =
-            kafka::member_config(config, group, false)
-                .create_with_context(RevocationLog::default())?;
+        let consumer: StreamConsumer<RevocationLog> = kafka::member_config(config, group, false)
+            .create_with_context(RevocationLog::default())?;
         consumer.subscribe(topics)?;
         Ok(Self {
             consumer,

@@ -155,7 +155,11 @@ impl Stalls {
 
 /// SIGTERM to the last of `aggregates` while the others run on: the longest
 /// time any partition then waits, watched for `watch`.
-pub fn scale_in(aggregates: &mut Vec<Worker>, lag: &mut StageLag, watch: Duration) -> Result<ScaleIn> {
+pub fn scale_in(
+    aggregates: &mut Vec<Worker>,
+    lag: &mut StageLag,
+    watch: Duration,
+) -> Result<ScaleIn> {
     let aggregates_before = aggregates.len();
     let leaving = aggregates.pop().context("no aggregate to scale in")?;
     let signalled = Instant::now();

@@ -124,7 +124,11 @@ type Measured = Result<(Vec<Recovery>, Option<ScaleIn>)>;
 
 /// Kills and restarts each stage, then scales in one of three aggregates.
 /// Returns the workers still running, whatever happened, so they are stopped.
-fn inflict(config: &Config, spec: &RecoverySpec, mut workers: Vec<Worker>) -> (Vec<Worker>, Measured) {
+fn inflict(
+    config: &Config,
+    spec: &RecoverySpec,
+    mut workers: Vec<Worker>,
+) -> (Vec<Worker>, Measured) {
     let measured = (|| -> Measured {
         let t = &config.topics;
         let mut stages = [
@@ -136,7 +140,13 @@ fn inflict(config: &Config, spec: &RecoverySpec, mut workers: Vec<Worker>) -> (V
         let down = Duration::from_secs_f64(spec.down_secs);
         let mut faults = Vec::new();
         for (index, stage) in stages.iter_mut().enumerate() {
-            faults.push(faults::kill_and_restart(config, &mut workers, index, stage, down)?);
+            faults.push(faults::kill_and_restart(
+                config,
+                &mut workers,
+                index,
+                stage,
+                down,
+            )?);
         }
         if spec.no_scale_in {
             return Ok((faults, None));

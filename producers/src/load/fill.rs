@@ -26,7 +26,11 @@ pub struct FillReport {
 
 impl FillReport {
     pub fn print(&self) {
-        let kinds: Vec<String> = self.by_type.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let kinds: Vec<String> = self
+            .by_type
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
         println!(
             "{} commands sent to {} and acknowledged in {:.1} s ({:.0}/s), outcomes not awaited: {} ({} auctions)",
             self.commands,
