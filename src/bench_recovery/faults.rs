@@ -153,15 +153,14 @@ impl Stalls {
     }
 }
 
-/// SIGTERM to the last of `aggregates` while the others run on: the longest
-/// time any partition then waits, watched for `watch`.
+/// SIGTERM to `leaving`, one of `aggregates_before` aggregates, while the
+/// others run on: the longest time any partition then waits, watched for `watch`.
 pub fn scale_in(
-    aggregates: &mut Vec<Worker>,
+    leaving: Worker,
+    aggregates_before: usize,
     lag: &mut StageLag,
     watch: Duration,
 ) -> Result<ScaleIn> {
-    let aggregates_before = aggregates.len();
-    let leaving = aggregates.pop().context("no aggregate to scale in")?;
     let signalled = Instant::now();
     let mut stalls = Stalls::default();
     let stopping = std::thread::spawn(move || {
