@@ -61,6 +61,8 @@ pub struct Config {
     /// Stable per worker replica (the pod name on Kubernetes): the transactional id
     /// derives from it so a restarted replica fences its predecessor at once.
     pub instance_id: String,
+    /// Group protocol and membership of the workers' consumers.
+    pub membership: crate::membership::Membership,
     pub batch_max: usize,
     pub batch_linger: Duration,
     /// Where a worker serves /metrics, /health and /ready (port 0: ephemeral).
@@ -230,7 +232,12 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "GAVEL_INSTANCE_ID",
         "local-0",
-        "Stable replica id (transactional id suffix)",
+        "Stable replica id (transactional id suffix, group.instance.id)",
+    ),
+    (
+        "GAVEL_GROUP_MEMBERSHIP",
+        "static",
+        "Workers' group membership: static (classic protocol, group.instance.id = GAVEL_INSTANCE_ID), dynamic, consumer (KIP-848) or consumer-static",
     ),
     (
         "GAVEL_BATCH_MAX",
@@ -350,6 +357,7 @@ impl Config {
             sink_group: get("GAVEL_SINK_GROUP"),
             saga_group: get("GAVEL_SAGA_GROUP"),
             instance_id: get("GAVEL_INSTANCE_ID"),
+            membership: crate::membership::Membership::parse(&get("GAVEL_GROUP_MEMBERSHIP"))?,
             batch_max: number(values, "GAVEL_BATCH_MAX")?,
             batch_linger: Duration::from_millis(number(values, "GAVEL_BATCH_LINGER_MS")?),
             metrics_addr: get("GAVEL_METRICS_ADDR"),
@@ -471,6 +479,10 @@ impl Config {
             ("GAVEL_SINK_GROUP", self.sink_group.clone()),
             ("GAVEL_SAGA_GROUP", self.saga_group.clone()),
             ("GAVEL_INSTANCE_ID", self.instance_id.clone()),
+            (
+                "GAVEL_GROUP_MEMBERSHIP",
+                self.membership.as_str().to_owned(),
+            ),
             ("GAVEL_BATCH_MAX", self.batch_max.to_string()),
             (
                 "GAVEL_BATCH_LINGER_MS",

@@ -9,6 +9,7 @@ pub mod dlq;
 pub mod envelope;
 pub mod error;
 pub mod kafka;
+pub mod membership;
 pub mod observe;
 pub mod partitioner;
 pub mod postgres;

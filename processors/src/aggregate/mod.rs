@@ -54,7 +54,18 @@ pub async fn run_with(
 ) -> Result<Stats, ProcessorError> {
     dlq::ensure_topics(&config, &[&config.topics.commands]).await?;
     let codec = AvroCodec::for_topics(&config.registry_url, &[&config.topics.commands]);
-    let writers = writers::Writers::load(&codec, &config).await?;
+    // A registry away at start is waited for (unready, naming it), not a reason to exit.
+    let writers = readiness
+        .wait_for(
+            "schema-registry",
+            &shutdown,
+            gavel_runtime::RuntimeError::is_transient,
+            || writers::Writers::load(&codec, &config),
+        )
+        .await?;
+    let Some(writers) = writers else {
+        return Ok(Stats::default());
+    };
     let runtime = tokio::runtime::Handle::current();
     let worker = tokio::task::spawn_blocking(move || {
         let mut stats = Stats::default();

@@ -79,7 +79,7 @@ impl<'a> Session<'a> {
             kafka::transactional_producer_config(config, &transactional_id).create()?;
         producer.init_transactions(TXN_TIMEOUT)?;
         let consumer: BaseConsumer<RevocationLog> =
-            kafka::consumer_config(config, &config.aggregate_group)
+            kafka::member_config(config, &config.aggregate_group, false)
                 .create_with_context(RevocationLog::default())?;
         consumer.subscribe(&[&config.topics.commands])?;
         let command_partitions = kafka::partition_count(config, &config.topics.commands)?;
@@ -125,6 +125,9 @@ impl<'a> Session<'a> {
                 tracing::info!(partition, "partition revoked: state released");
             }
         }
+        // Stopping on purpose: hand the partitions over now (static members
+        // would otherwise keep them for the session timeout).
+        gavel_runtime::membership::leave_group(&self.consumer);
         Ok(())
     }
 
@@ -279,6 +282,15 @@ impl<'a> Session<'a> {
         if partitions.is_empty() {
             return Ok(());
         }
+        // Committed offsets first: with read_committed the broker answers
+        // them only once the previous owner's open transaction is resolved,
+        // and that transaction carries changelog records too. Read the
+        // changelog before, and a partition taken over mid-transaction would
+        // restore without that transaction's state yet resume after its
+        // commands (a rebalance under load lost those effects).
+        for partition in partitions {
+            self.remember_committed_position(*partition)?;
+        }
         let stage = metrics::aggregate();
         stage.restoring_partitions.add(partitions.len() as i64);
         self.readiness.set_restoring(true);
@@ -288,9 +300,6 @@ impl<'a> Session<'a> {
         let stats = restored?;
         stage.restored_records.inc_by(stats.records);
         self.stats.restored_records += stats.records;
-        for partition in partitions {
-            self.remember_committed_position(*partition)?;
-        }
         tracing::info!(
             ?partitions,
             records = stats.records,

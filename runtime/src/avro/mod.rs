@@ -148,11 +148,10 @@ impl AvroCodec {
             match self.encoder.get_schema_and_id(&subject, strategy).await {
                 Ok(registered) => break registered,
                 Err(error) => {
+                    let not_found = error.error.contains("failed with status 404");
                     let error = RuntimeError::from(error);
                     if !error.is_transient() || attempt == WRITER_ATTEMPTS {
-                        return Err(RuntimeError::Registry(format!(
-                            "subject {subject}: {error} (run `gavel schemas register`)"
-                        )));
+                        return Err(writer_lookup_failed(&subject, error, not_found));
                     }
                     tracing::warn!(%subject, %error, attempt, "schema lookup failed; retrying");
                     self.encoder.remove_errors_from_cache();
@@ -223,6 +222,21 @@ impl AvroCodec {
             map.insert(schema.id, schema.clone());
         }
         Ok(schema)
+    }
+}
+
+/// Why a writer-schema lookup failed, in words that name the cause: only a
+/// registry that answered "no such subject" calls for `gavel schemas
+/// register`; an unreachable one stays transient, so the caller waits.
+fn writer_lookup_failed(subject: &str, error: RuntimeError, not_found: bool) -> RuntimeError {
+    match error {
+        RuntimeError::RegistryUnavailable(reason) => {
+            RuntimeError::RegistryUnavailable(format!("subject {subject}: {reason}"))
+        }
+        _ if not_found => RuntimeError::Registry(format!(
+            "subject {subject} is not registered (run `gavel schemas register`)"
+        )),
+        other => RuntimeError::Registry(format!("subject {subject}: {other}")),
     }
 }
 

@@ -6,7 +6,7 @@
 mod inspect;
 mod replay;
 
-pub use inspect::{list, show, DlqRecord, DlqSummary};
+pub use inspect::{list, pipeline_dlq_topics, show, DlqRecord, DlqSummary};
 pub use replay::{replay, ReplayReport};
 
 use crate::kafka::{self, TopicSpec};

@@ -130,6 +130,7 @@ pub async fn run_with(
             store.offsets.forget(partition);
         }
     }
+    store.source.leave().await;
     tracing::info!(stats = ?store.stats, "event store sink stopped");
     Ok(store.stats)
 }

@@ -78,6 +78,7 @@ pub async fn run_with(
             sink.forget_offsets();
         }
     }
+    sink.source.leave().await;
     tracing::info!(stats = ?sink.stats, "view sink stopped");
     Ok(sink.stats)
 }
