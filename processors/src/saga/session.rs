@@ -124,6 +124,11 @@ impl<'a, K: SagaKind> Session<'a, K> {
             return Ok(());
         }
         let started = Instant::now();
+        // The assignment's committed offsets first: with read_committed the
+        // broker answers them only once a previous owner's open transaction
+        // is resolved, and that transaction carries changelog records too;
+        // restoring before it would resume after its inputs without its state.
+        self.consumer.committed(Duration::from_secs(30))?;
         self.readiness.set_restoring(true);
         let restored = self
             .store

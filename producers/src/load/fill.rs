@@ -72,7 +72,7 @@ struct FillDispatch {
 
 impl Dispatch for FillDispatch {
     async fn dispatch(&mut self, planned: Planned, _due: Instant) -> Result<(), ProducerError> {
-        let meta = CommandMeta::new(self.tenant.clone());
+        let meta = CommandMeta::new(self.tenant.clone(), planned.user.clone());
         self.producer.send(&planned.command, &meta).await?;
         *self.by_type.entry(planned.command.type_name()).or_insert(0) += 1;
         Ok(())
