@@ -4,6 +4,7 @@
 
 use crate::offsets::OffsetStore;
 use crate::SinkError;
+use futures::future::BoxFuture;
 use gavel_domain::auction::AuctionEvent;
 use gavel_runtime::auction_codec::event_from_avro;
 use gavel_runtime::avro::AvroCodec;
@@ -193,21 +194,28 @@ pub trait PostgresStage {
     fn metrics(&self) -> &'static metrics::Stage;
 }
 
+/// One attempt of a stage's work on `context` (its batch, its command). A
+/// plain function returning a boxed future, not an async closure: a future
+/// that holds an async closure over borrowed arguments is not provably `Send`.
+pub type Attempt<S, C, T> =
+    for<'a> fn(&'a mut S, &'a C, &'a Shutdown) -> BoxFuture<'a, Result<T, SinkError>>;
+
 /// Runs `attempt` until it succeeds. A transient failure (Postgres restarting,
 /// a killed backend, a deadlock, too many connections, Kafka away) marks its
 /// dependency unready, waits with a growing backoff, reconnects when it was
 /// Postgres, and tries again: nothing is dead-lettered for it. Anything else
 /// is returned. Poison never gets here (a stage narrows its batch to the
 /// records at fault), so what is returned is fatal: the worker exits with it.
-pub async fn retrying<S: PostgresStage, T>(
+pub async fn retrying<S: PostgresStage, C: ?Sized, T>(
     stage: &mut S,
     shutdown: &Shutdown,
-    mut attempt: impl AsyncFnMut(&mut S) -> Result<T, SinkError>,
+    context: &C,
+    attempt: Attempt<S, C, T>,
 ) -> Result<T, SinkError> {
     let mut pause = Duration::from_millis(100);
     let mut waiting_for = None;
     loop {
-        let error = match attempt(stage).await {
+        let error = match attempt(stage, context, shutdown).await {
             Ok(done) => {
                 if let Some(dependency) = waiting_for {
                     stage.readiness().set_dependency(dependency, Ok(()));

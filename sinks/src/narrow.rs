@@ -7,6 +7,7 @@
 //! item stands alone. The rest commits with the offsets, effectively-once.
 
 use crate::SinkError;
+use futures::future::BoxFuture;
 use gavel_runtime::failure::Failure;
 use tokio_postgres::Transaction;
 
@@ -25,16 +26,24 @@ pub struct Narrowed {
     pub refused: Vec<Refusal>,
 }
 
+/// One multi-row statement over some of the items, in the caller's
+/// transaction, with the caller's context (the table it writes). A plain
+/// function returning a boxed future, not an async closure: a future that
+/// holds an async closure over borrowed arguments is not provably `Send`.
+pub type Write<C, T> =
+    for<'a> fn(&'a Transaction<'a>, &'a C, &'a [T]) -> BoxFuture<'a, Result<u64, SinkError>>;
+
 /// Writes `items` inside `tx` through `write`, each attempt in a savepoint.
 /// A good batch costs one statement plus the savepoint and its release; k
 /// refused items among n cost about 2k·log2(n) attempts. Items keep their
 /// order (the left half goes first), so a serial column follows it.
 /// Transient and fatal failures are returned as they are: the caller retries
 /// the whole transaction, or stops.
-pub async fn write_narrowing<T>(
+pub async fn write_narrowing<C: Sync + ?Sized, T: Sync>(
     tx: &mut Transaction<'_>,
+    context: &C,
     items: &[T],
-    write: impl AsyncFn(&Transaction<'_>, &[T]) -> Result<u64, SinkError>,
+    write: Write<C, T>,
 ) -> Result<Narrowed, SinkError> {
     let mut narrowed = Narrowed::default();
     // A stack: the next range to write is the last one.
@@ -44,7 +53,7 @@ pub async fn write_narrowing<T>(
             continue;
         }
         let savepoint = tx.savepoint("narrowing").await?;
-        match write(&savepoint, &items[range.clone()]).await {
+        match write(&savepoint, context, &items[range.clone()]).await {
             Ok(written) => {
                 savepoint.commit().await?;
                 narrowed.written += written;

@@ -88,6 +88,28 @@ impl TestRole {
         row.get(0)
     }
 
+    /// Sessions of this role started from now on cancel a statement that
+    /// runs longer than `timeout` (SQLSTATE 57014).
+    pub async fn set_statement_timeout(&self, timeout: &str) {
+        self.admin(&format!(
+            "ALTER ROLE {{role}} SET statement_timeout = '{timeout}'"
+        ))
+        .await;
+    }
+
+    /// Holds `table` locked against every other session (reads included)
+    /// until the lock is released.
+    pub async fn lock_table(&self, table: &str) -> TableLock {
+        let client = postgres::connect(&self.admin).await.expect("admin");
+        client
+            .batch_execute(&format!(
+                "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+            ))
+            .await
+            .expect("lock the table");
+        TableLock { client }
+    }
+
     /// Lets the role connect again after [`TestRole::cut_off`].
     pub async fn let_in(&self) {
         self.admin("ALTER ROLE {role} CONNECTION LIMIT -1").await;
@@ -96,6 +118,20 @@ impl TestRole {
     pub async fn drop_role(mut self) {
         drop_role(&self.admin, &self.name).await;
         self.dropped = true;
+    }
+}
+
+/// A table lock held by a transaction of the test's own.
+pub struct TableLock {
+    client: tokio_postgres::Client,
+}
+
+impl TableLock {
+    pub async fn release(self) {
+        self.client
+            .batch_execute("COMMIT")
+            .await
+            .expect("release the lock");
     }
 }
 

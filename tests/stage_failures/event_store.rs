@@ -96,21 +96,34 @@ async fn store_role(env: &TestEnv) -> TestRole {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_event_store_cut_off_from_postgres_waits_unready_then_catches_up_without_dead_letters() {
+async fn an_event_store_waits_out_lock_timeouts_and_lost_connections_unready_without_dead_letters()
+{
     let env = TestEnv::new(1).await;
     let role = store_role(&env).await;
+    role.set_statement_timeout("1s").await;
     let (shutdown, readiness) = (Shutdown::new(), Readiness::new("event-store"));
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
     let store = spawn_store(role.config(&env.config), &shutdown, &readiness);
     produce(&env, "lot", 1, &created("Etching")).await;
     env.wait_for_event_rows(Some("lot"), 1).await;
 
-    assert!(role.cut_off().await >= 1, "the store had a session");
+    // A lock held past the statement timeout: statements cancelled (57014).
+    let lock = role
+        .lock_table(&format!("{}.events", env.config.postgres_schema))
+        .await;
     produce(&env, "lot", 2, &started()).await;
     waits_for_postgres(&readiness).await;
-    assert_eq!(env.event_rows(Some("lot")).await, 1);
-    role.let_in().await;
+    lock.release().await;
     env.wait_for_event_rows(Some("lot"), 2).await;
+    readiness_becomes(&readiness, true).await;
+
+    // Its session ended and no new one allowed (too many connections, 53300).
+    assert!(role.cut_off().await >= 1, "the store had a session");
+    produce(&env, "lot", 3, &started()).await;
+    waits_for_postgres(&readiness).await;
+    assert_eq!(env.event_rows(Some("lot")).await, 2);
+    role.let_in().await;
+    env.wait_for_event_rows(Some("lot"), 3).await;
     readiness_becomes(&readiness, true).await;
 
     shutdown.trigger();

@@ -155,23 +155,34 @@ async fn relay_role(env: &TestEnv) -> TestRole {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_relay_cut_off_from_postgres_waits_unready_then_sends_the_rest_without_dead_letters() {
+async fn a_relay_waits_out_lock_timeouts_and_lost_connections_unready_without_dead_letters() {
     let (env, topic) = outbox_env().await;
     let role = relay_role(&env).await;
+    role.set_statement_timeout("1s").await;
     let (shutdown, readiness) = (Shutdown::new(), Readiness::new("outbox-relay"));
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
     let relay = spawn_relay(role.config(&env.config), &shutdown, &readiness);
     insert(&env, "a", &topic, "a:1", None).await;
     wait_until_sent(&env).await;
 
-    role.cut_off().await;
+    // A lock held past the statement timeout: statements cancelled (57014).
+    let table = format!("{}.outbox", env.config.outbox_schema);
+    let lock = role.lock_table(&table).await;
+    waits_for_postgres(&readiness).await;
+    lock.release().await;
     insert(&env, "a", &topic, "a:2", None).await;
+    wait_until_sent(&env).await;
+    readiness_becomes(&readiness, true).await;
+
+    // Its session ended and no new one allowed (too many connections, 53300).
+    role.cut_off().await;
+    insert(&env, "a", &topic, "a:3", None).await;
     waits_for_postgres(&readiness).await;
     assert_eq!(unsent(&env).await, 1);
     role.let_in().await;
     wait_until_sent(&env).await;
     readiness_becomes(&readiness, true).await;
-    assert_eq!(payloads(&env, &topic, "a"), ["a:1", "a:2"]);
+    assert_eq!(payloads(&env, &topic, "a"), ["a:1", "a:2", "a:3"]);
 
     shutdown.trigger();
     let stats = relay.await.expect("the relay stops cleanly");

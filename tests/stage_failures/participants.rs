@@ -161,29 +161,39 @@ async fn participant_role(env: &TestEnv) -> TestRole {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_participant_cut_off_from_postgres_waits_unready_then_applies_once_without_dead_letters()
-{
+async fn a_participant_waits_out_lock_timeouts_and_lost_connections_unready_and_applies_once() {
     let env = TestEnv::new(1).await;
     let role = participant_role(&env).await;
+    role.set_statement_timeout("1s").await;
     let (shutdown, readiness) = (Shutdown::new(), Readiness::new("participant-shipping"));
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
     let worker = spawn_shipping(role.config(&env.config), &shutdown, &readiness);
     send(&env, &ship(&env.config, "o-1", "1 Main St"));
     replies(&env, 1).await;
 
-    assert!(role.cut_off().await >= 1, "the participant had a session");
+    // A lock held past the statement timeout: statements cancelled (57014).
+    let table = format!("{}.shipments", env.config.postgres_schema);
+    let lock = role.lock_table(&table).await;
     send(&env, &ship(&env.config, "o-2", "2 Main St"));
     waits_for_postgres(&readiness).await;
-    assert_eq!(shipments(&env).await, ["o-1"]);
-    role.let_in().await;
-    let replies = replies(&env, 2).await;
-    assert!(succeeded(replies.get("o-2")), "{replies:?}");
+    lock.release().await;
+    assert!(succeeded(replies(&env, 2).await.get("o-2")));
     readiness_becomes(&readiness, true).await;
+
+    // Its session ended and no new one allowed (too many connections, 53300).
+    assert!(role.cut_off().await >= 1, "the participant had a session");
+    send(&env, &ship(&env.config, "o-3", "3 Main St"));
+    waits_for_postgres(&readiness).await;
     assert_eq!(shipments(&env).await, ["o-1", "o-2"]);
+    role.let_in().await;
+    let replies = replies(&env, 3).await;
+    assert!(succeeded(replies.get("o-3")), "{replies:?}");
+    readiness_becomes(&readiness, true).await;
+    assert_eq!(shipments(&env).await, ["o-1", "o-2", "o-3"]);
 
     shutdown.trigger();
     let stats = worker.await.expect("the participant stops cleanly");
-    assert_eq!((stats.applied, stats.dead_letters), (2, 0), "{stats:?}");
+    assert_eq!((stats.applied, stats.dead_letters), (3, 0), "{stats:?}");
     let dlq = dlq::topic_for(&env.config.topics.participant_commands("shipping"));
     assert!(
         read_all(&env, &dlq).is_empty(),

@@ -220,9 +220,10 @@ async fn sink_role(env: &TestEnv) -> TestRole {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_view_sink_cut_off_from_postgres_waits_unready_then_catches_up_without_dead_letters() {
+async fn a_view_sink_waits_out_lock_timeouts_and_lost_connections_unready_without_dead_letters() {
     let env = TestEnv::new(1).await;
     let role = sink_role(&env).await;
+    role.set_statement_timeout("1s").await;
     let topics = env.config.topics.clone();
     let (shutdown, readiness) = (Shutdown::new(), Readiness::new("sink"));
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
@@ -230,13 +231,22 @@ async fn a_view_sink_cut_off_from_postgres_waits_unready_then_catches_up_without
     publish(&env, &topics.view_details, "first", &details("first"));
     wait_for_rows(&env, "auction_details", &["first"]).await;
 
-    // Its session ended and no new one allowed (too many connections, 53300).
-    assert!(role.cut_off().await >= 1, "the sink had a session");
+    // A lock held past the statement timeout: statements cancelled (57014).
+    let table = format!("{}.auction_details", env.config.postgres_schema);
+    let lock = role.lock_table(&table).await;
     publish(&env, &topics.view_details, "second", &details("second"));
     waits_for_postgres(&readiness).await;
-    assert_eq!(count_rows(&env, "auction_details", "second").await, 0);
-    role.let_in().await;
+    lock.release().await;
     wait_for_rows(&env, "auction_details", &["second"]).await;
+    readiness_becomes(&readiness, true).await;
+
+    // Its session ended and no new one allowed (too many connections, 53300).
+    assert!(role.cut_off().await >= 1, "the sink had a session");
+    publish(&env, &topics.view_details, "third", &details("third"));
+    waits_for_postgres(&readiness).await;
+    assert_eq!(count_rows(&env, "auction_details", "third").await, 0);
+    role.let_in().await;
+    wait_for_rows(&env, "auction_details", &["third"]).await;
     readiness_becomes(&readiness, true).await;
 
     shutdown.trigger();

@@ -21,7 +21,7 @@ use crate::batch::{self, BatchSource};
 use crate::narrow;
 use crate::offsets::OffsetStore;
 use crate::SinkError;
-use chain::{ChainedEvent, NewEvent};
+use chain::NewEvent;
 use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::dlq::{self, DeadLetter, DeadLetters, ErrorClass};
 use gavel_runtime::envelope::{header, header_str};
@@ -31,7 +31,7 @@ use rdkafka::message::{Message, OwnedMessage};
 use row::{message_of, to_row};
 use std::collections::HashSet;
 use std::time::Duration;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::Client;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct EventStoreStats {
@@ -105,8 +105,8 @@ pub async fn run_with(
         let started = std::time::Instant::now();
         // Postgres restarts and failovers: reconnect and write the same batch
         // again; the offsets stored with the rows tell what already committed.
-        batch::retrying(&mut store, &shutdown, async |store| {
-            store.write(&batch, &shutdown).await
+        batch::retrying(&mut store, &shutdown, &batch, |store, batch, shutdown| {
+            Box::pin(store.write(batch, shutdown))
         })
         .await?;
         if !batch.is_empty() {
@@ -175,10 +175,11 @@ impl EventStore {
             }
             self.stats.duplicates += chained.duplicates;
             let mut tx = self.client.transaction().await?;
-            let append = async |tx: &Transaction<'_>, rows: &[ChainedEvent]| {
-                sql::append(tx, &schema, rows).await
-            };
-            let narrowed = narrow::write_narrowing(&mut tx, &chained.rows, append).await?;
+            let narrowed =
+                narrow::write_narrowing(&mut tx, &schema, &chained.rows, |tx, schema, rows| {
+                    Box::pin(sql::append(tx, schema, rows))
+                })
+                .await?;
             if narrowed.refused.is_empty() {
                 self.offsets.save(&tx, &fresh.next_offsets).await?;
                 tx.commit().await?;

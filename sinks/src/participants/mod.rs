@@ -158,8 +158,8 @@ impl Worker {
                 .await?;
             return Ok(None);
         }
-        let settled = batch::retrying(self, shutdown, async |worker| {
-            worker.settle_or_refuse(&command).await
+        let settled = batch::retrying(self, shutdown, &command, |worker, command, _| {
+            Box::pin(worker.settle_or_refuse(command))
         })
         .await?;
         let outcome = match settled {

@@ -124,8 +124,8 @@ impl Changes {
         match view {
             View::AuctionDetails => {
                 let rows = self.details.iter().map(|(k, r)| (k.as_str(), r)).collect();
-                keyed(tx, rows, async |tx, rows| {
-                    details_sql::upsert(tx, table, rows).await
+                keyed(tx, table, rows, |tx, table, rows| {
+                    Box::pin(details_sql::upsert(tx, table, rows))
                 })
                 .await
             }
@@ -135,19 +135,19 @@ impl Changes {
                     .iter()
                     .map(|(k, r)| (k.as_str(), r))
                     .collect();
-                keyed(tx, rows, async |tx, rows| {
-                    user_bids_sql::upsert(tx, table, rows).await
+                keyed(tx, table, rows, |tx, table, rows| {
+                    Box::pin(user_bids_sql::upsert(tx, table, rows))
                 })
                 .await
             }
             View::AuctionList => {
                 let (listed, delisted) = self.listing();
-                let mut written = keyed(tx, listed, async |tx, rows| {
-                    list_sql::upsert(tx, table, rows).await
+                let mut written = keyed(tx, table, listed, |tx, table, rows| {
+                    Box::pin(list_sql::upsert(tx, table, rows))
                 })
                 .await?;
-                let deleted = keyed(tx, delisted, async |tx, rows| {
-                    list_sql::delete(tx, table, rows).await
+                let deleted = keyed(tx, table, delisted, |tx, table, rows| {
+                    Box::pin(list_sql::delete(tx, table, rows))
                 })
                 .await?;
                 written.rows += deleted.rows;
@@ -182,14 +182,15 @@ pub struct Written {
     pub refused: Vec<(String, String)>,
 }
 
-/// Writes keyed rows through `write`, narrowed; refusals named by key.
-async fn keyed<T>(
+/// Writes keyed rows into `table` through `write`, narrowed; refusals named by key.
+async fn keyed<T: Sync>(
     tx: &mut Transaction<'_>,
+    table: &str,
     rows: Vec<(&str, T)>,
-    write: impl AsyncFn(&Transaction<'_>, &[T]) -> Result<u64, SinkError>,
+    write: narrow::Write<str, T>,
 ) -> Result<Written, SinkError> {
     let (keys, rows): (Vec<&str>, Vec<T>) = rows.into_iter().unzip();
-    let narrowed = narrow::write_narrowing(tx, &rows, write).await?;
+    let narrowed = narrow::write_narrowing(tx, table, &rows, write).await?;
     let refused = narrowed
         .refused
         .into_iter()

@@ -76,7 +76,10 @@ pub async fn run_with(
         let batch = sink.source.collect(&shutdown).await;
         // Postgres restarts and failovers: reconnect and write the same batch
         // again; the offsets stored with the rows tell what already committed.
-        batch::retrying(&mut sink, &shutdown, async |sink| sink.write(&batch).await).await?;
+        batch::retrying(&mut sink, &shutdown, &batch, |sink, batch, _| {
+            Box::pin(sink.write(batch))
+        })
+        .await?;
         if !sink.source.revoked().is_empty() {
             sink.forget_offsets();
         }
