@@ -9,6 +9,7 @@
 use crate::SinkError;
 use futures::future::BoxFuture;
 use gavel_runtime::failure::Failure;
+use std::ops::Range;
 use tokio_postgres::Transaction;
 
 /// An item that was refused: its index in the written slice, and why.
@@ -47,7 +48,8 @@ pub async fn write_narrowing<C: Sync + ?Sized, T: Sync>(
 ) -> Result<Narrowed, SinkError> {
     let mut narrowed = Narrowed::default();
     // A stack: the next range to write is the last one.
-    let mut pending = vec![0..items.len()];
+    let whole = 0..items.len();
+    let mut pending: Vec<Range<usize>> = vec![whole];
     while let Some(range) = pending.pop() {
         if range.is_empty() {
             continue;
