@@ -3,12 +3,10 @@
 
 mod common;
 
+use common::events::{created, encoded};
 use common::{eventually, TestEnv};
 use gavel_domain::auction::{AuctionEvent, AuctionStatus};
-use gavel_domain::{AuctionId, Currency, Money, TenantId, Timestamp, UserId};
-use gavel_runtime::auction_codec::{event_record_name, event_to_avro};
-use gavel_runtime::avro::AvroCodec;
-use gavel_runtime::envelope::{CommandMeta, EventEnvelope};
+use gavel_domain::{AuctionId, Timestamp};
 use gavel_runtime::{dlq, Shutdown};
 use gavel_sinks::event_store::{self, state_as_of, verify};
 use rdkafka::message::OwnedHeaders;
@@ -245,37 +243,6 @@ async fn the_state_as_of_a_past_instant_is_rebuilt_from_the_store() {
     env.stop().await;
 }
 
-fn created() -> AuctionEvent {
-    let eur = |minor| Money::new(minor, Currency::parse("EUR").expect("EUR")).expect("money");
-    AuctionEvent::Created {
-        seller_id: UserId::new("seller"),
-        title: "Swapped".into(),
-        starting_price: eur(1_000),
-        reserve_price: None,
-        min_increment: eur(100),
-        end_time: Timestamp::from_millis(90_000),
-    }
-}
-
-/// `event` as version `version` of auction `id`, in the event topic's Avro.
-async fn encoded(env: &TestEnv, id: &str, version: u64, event: &AuctionEvent) -> Vec<u8> {
-    let topic = &env.config.topics.events;
-    let envelope = EventEnvelope::caused_by(
-        &CommandMeta::new(TenantId::new("t-es"), UserId::new("u-es")),
-        &AuctionId::new(id),
-        version,
-        Timestamp::from_millis(1),
-    );
-    let codec = AvroCodec::new(&env.config.registry_url);
-    let writer = codec
-        .writer_for(topic, event_record_name(event))
-        .await
-        .expect("schema");
-    writer
-        .encode(&event_to_avro(event, &envelope))
-        .expect("encode")
-}
-
 fn letter_classes(env: &TestEnv) -> BTreeMap<String, usize> {
     let dlq = dlq::topic_for(&env.config.topics.events);
     let letters = dlq::show(&env.config, &dlq, 1000).expect("read dlq");
@@ -308,7 +275,7 @@ async fn poison_and_unchainable_records_are_dead_lettered_and_a_replay_completes
     env.produce_raw(&topic, "ghost", &ghost, OwnedHeaders::new());
     // Versions 2 then 1 of one auction: 2 cannot be chained when it comes.
     let second = encoded(&env, "swapped", 2, &started).await;
-    let first = encoded(&env, "swapped", 1, &created()).await;
+    let first = encoded(&env, "swapped", 1, &created("Swapped")).await;
     env.produce_raw(&topic, "swapped", &second, OwnedHeaders::new());
     env.produce_raw(&topic, "swapped", &first, OwnedHeaders::new());
 

@@ -86,6 +86,9 @@ pub struct Config {
     /// How long after its end time an ended or cancelled auction stays in the
     /// aggregate's memory and changelog (late commands get exact answers).
     pub closed_retention: Duration,
+    /// The only topics the relay publishes to; empty: the pipeline's command
+    /// and order topics (see [`Config::outbox_allowed_topics`]).
+    pub outbox_allowed: Vec<String>,
 }
 
 /// A credential: compared and cloned like a string, never printed by `{:?}`
@@ -299,6 +302,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "86400",
         "How long after its end time the aggregate keeps an ended or cancelled auction (then: AUCTION_NOT_FOUND)",
     ),
+    (
+        "GAVEL_OUTBOX_ALLOWED_TOPICS",
+        "",
+        "Comma-separated topics the outbox relay may publish to; other rows are dead-lettered (empty: the command and order topics)",
+    ),
 ];
 
 impl Config {
@@ -370,6 +378,7 @@ impl Config {
             outbox_poll: Duration::from_millis(number(values, "GAVEL_OUTBOX_POLL_MS")?),
             outbox_dlq_topic: get("GAVEL_OUTBOX_DLQ_TOPIC"),
             closed_retention: Duration::from_secs(number(values, "GAVEL_CLOSED_RETENTION_SECS")?),
+            outbox_allowed: list(&get("GAVEL_OUTBOX_ALLOWED_TOPICS")),
         })
     }
 
@@ -507,7 +516,20 @@ impl Config {
                 "GAVEL_CLOSED_RETENTION_SECS",
                 self.closed_retention.as_secs().to_string(),
             ),
+            ("GAVEL_OUTBOX_ALLOWED_TOPICS", self.outbox_allowed.join(",")),
         ]
+    }
+
+    /// The topics the outbox relay may publish to: `GAVEL_OUTBOX_ALLOWED_TOPICS`,
+    /// or by default the two an upstream service feeds the pipeline through
+    /// (commands, order events). Events, views, outcomes and saga topics are
+    /// written by the pipeline's own exactly-once stages, never by an outbox.
+    pub fn outbox_allowed_topics(&self) -> Vec<String> {
+        if self.outbox_allowed.is_empty() {
+            vec![self.topics.commands.clone(), self.topics.orders.clone()]
+        } else {
+            self.outbox_allowed.clone()
+        }
     }
 
     /// The local defaults, untouched by file or environment (for tests).
@@ -622,6 +644,14 @@ mod tests {
         assert_eq!(config.kafka_bootstrap, "127.0.0.1:9092");
         assert_eq!(config.topics.commands, "auction.commands");
         assert_eq!(config.partitions, 6);
+        assert_eq!(
+            config.outbox_allowed_topics(),
+            ["auction.commands", "order.events"]
+        );
+        let listed = config
+            .with_overrides([("GAVEL_OUTBOX_ALLOWED_TOPICS", " a.events , b.events,")])
+            .expect("a list");
+        assert_eq!(listed.outbox_allowed_topics(), ["a.events", "b.events"]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dlq;
 pub mod envelope;
 pub mod error;
+pub mod failure;
 pub mod kafka;
 pub mod membership;
 pub mod observe;

@@ -5,8 +5,10 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod events;
 pub mod observe;
 pub mod process;
+pub mod role;
 
 use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
 use gavel_runtime::avro::AvroCodec;
@@ -330,16 +332,22 @@ impl Drop for TestEnv {
             return;
         }
         let (config, subjects) = (self.config.clone(), std::mem::take(&mut self.subjects));
-        let cleanup = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                runtime.block_on(remove_resources(&config, &subjects));
-            }
-        });
-        let _ = cleanup.join();
+        block_on_own_thread(async move { remove_resources(&config, &subjects).await });
     }
+}
+
+/// Runs `cleanup` to its end on a thread and runtime of its own: a `Drop`
+/// may run inside the test's runtime, which cannot block on a future.
+pub fn block_on_own_thread(cleanup: impl std::future::Future<Output = ()> + Send + 'static) {
+    let thread = std::thread::spawn(move || {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            runtime.block_on(cleanup);
+        }
+    });
+    let _ = thread.join();
 }
 
 /// Deletes a test's topics, Postgres schema and registry subjects.

@@ -93,6 +93,20 @@ impl Worker {
         false
     }
 
+    /// Waits until the process exits on its own; its exit status and log.
+    /// Panics if it is still running after `timeout`.
+    pub fn exit_within(&mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                return (status, log);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} still running after {timeout:?}", self.name);
+    }
+
     /// SIGTERM and wait for a graceful exit.
     pub fn stop(mut self) {
         self.signal("TERM");
