@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use gavel_producers::loadgen::LoadSpec;
+use gavel_producers::ProducerError;
 use gavel_runtime::registry::{load_schema_dir, RegistryClient};
 use gavel_runtime::{config, kafka, observe, telemetry, Config, Shutdown};
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 mod audit;
 mod bench;
+mod bench_recovery;
 mod bench_run;
 mod bench_sink;
 mod demo;
@@ -188,6 +190,9 @@ enum BenchWhich {
     /// Payment sagas/s and start -> final latency, orchestrator and participants
     /// as processes (the saga stage of `bench run`, alone).
     Saga(bench_run::saga::SagaSpec),
+    /// Recovery under a steady load: kill -9 and restart of aggregate,
+    /// projector and view sink, scale-in of one of three aggregates; one JSON report.
+    Recovery(bench_recovery::RecoverySpec),
     /// Commands/s through the EOS aggregate processor and changelog restore rate.
     Aggregate {
         #[arg(long, default_value_t = 200_000)]
@@ -235,6 +240,13 @@ enum RebuildSource {
 enum TopicsAction {
     /// Create the pipeline's topics (existing ones are left alone).
     Create,
+    /// Delete this pipeline's topics (the ones `create` makes, named from the
+    /// configuration); without --yes, list them and exit non-zero.
+    Delete {
+        /// Really delete them.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -263,6 +275,9 @@ async fn main() -> Result<()> {
         .await??;
     }
     match cli.command {
+        Command::Topics {
+            action: TopicsAction::Delete { yes },
+        } => delete_topics(&config, yes).await?,
         Command::Topics {
             action: TopicsAction::Create,
         } => {
@@ -330,6 +345,15 @@ async fn main() -> Result<()> {
         Command::HttpCommands { listen } => {
             // Metrics and probes on their own port, like the query API.
             let obs = observe::serve(&config, "command-api").await?;
+            let schemas = obs.readiness.wait_for(
+                "schema-registry",
+                &shutdown,
+                |e: &ProducerError| matches!(e, ProducerError::Runtime(r) if r.is_transient()),
+                || gavel_producers::command_writers(&config),
+            );
+            if schemas.await?.is_none() {
+                return Ok(());
+            }
             obs.readiness.set_started();
             gavel_producers::command_api::run(config, listen, shutdown).await?;
         }
@@ -383,6 +407,9 @@ async fn main() -> Result<()> {
         Command::Bench {
             which: BenchWhich::Run(args),
         } => bench_run::run(&config, &args).await?,
+        Command::Bench {
+            which: BenchWhich::Recovery(spec),
+        } => bench_recovery::print(&config, &spec).await?,
         Command::Load(args) => load_cmd::load(&config, &args).await?,
         Command::Dlq { action } => dlq_cmd::run(&config, action).await?,
         Command::Status { workers } => status::status(&config, workers).await?,
@@ -393,6 +420,28 @@ async fn main() -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `gavel topics delete`: this pipeline's existing topics, deleted only with `--yes`.
+async fn delete_topics(config: &Config, yes: bool) -> Result<()> {
+    let blocking = config.clone();
+    let existing =
+        tokio::task::spawn_blocking(move || kafka::existing_auction_topics(&blocking)).await??;
+    if existing.is_empty() {
+        println!("no topics of this pipeline exist");
+        return Ok(());
+    }
+    if !yes {
+        println!("would delete {} topics:", existing.len());
+        for topic in &existing {
+            println!("  {topic}");
+        }
+        anyhow::bail!("nothing deleted: run `gavel topics delete --yes` to delete them");
+    }
+    let names: Vec<&str> = existing.iter().map(String::as_str).collect();
+    kafka::delete_topics(config, &names).await?;
+    println!("deleted {} topics: {}", names.len(), names.join(", "));
     Ok(())
 }
 

@@ -30,7 +30,7 @@ fn create(id: &str, ends_in_secs: u32) -> String {
 }
 
 fn start(id: &str) -> String {
-    format!(r#"{{"type":"StartAuction","auction_id":"{id}"}}"#)
+    format!(r#"{{"type":"StartAuction","auction_id":"{id}","actor_id":"sam"}}"#)
 }
 
 fn bid(id: &str, bidder: &str, amount: i64) -> String {

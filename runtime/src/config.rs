@@ -61,6 +61,8 @@ pub struct Config {
     /// Stable per worker replica (the pod name on Kubernetes): the transactional id
     /// derives from it so a restarted replica fences its predecessor at once.
     pub instance_id: String,
+    /// Group protocol and membership of the workers' consumers.
+    pub membership: crate::membership::Membership,
     pub batch_max: usize,
     pub batch_linger: Duration,
     /// Where a worker serves /metrics, /health and /ready (port 0: ephemeral).
@@ -81,6 +83,9 @@ pub struct Config {
     pub outbox_poll: Duration,
     /// Where the relay dead-letters rows it cannot publish.
     pub outbox_dlq_topic: String,
+    /// How long after its end time an ended or cancelled auction stays in the
+    /// aggregate's memory and changelog (late commands get exact answers).
+    pub closed_retention: Duration,
     /// The only topics the relay publishes to; empty: the pipeline's command
     /// and order topics (see [`Config::outbox_allowed_topics`]).
     pub outbox_allowed: Vec<String>,
@@ -230,7 +235,12 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "GAVEL_INSTANCE_ID",
         "local-0",
-        "Stable replica id (transactional id suffix)",
+        "Stable replica id (transactional id suffix, group.instance.id)",
+    ),
+    (
+        "GAVEL_GROUP_MEMBERSHIP",
+        "static",
+        "Workers' group membership: static (classic protocol, group.instance.id = GAVEL_INSTANCE_ID), dynamic, consumer (KIP-848) or consumer-static",
     ),
     (
         "GAVEL_BATCH_MAX",
@@ -286,6 +296,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "GAVEL_OUTBOX_DLQ_TOPIC",
         "outbox.dlq",
         "Dead-letter topic of outbox rows that cannot be published",
+    ),
+    (
+        "GAVEL_CLOSED_RETENTION_SECS",
+        "86400",
+        "How long after its end time the aggregate keeps an ended or cancelled auction (then: AUCTION_NOT_FOUND)",
     ),
     (
         "GAVEL_OUTBOX_ALLOWED_TOPICS",
@@ -350,6 +365,7 @@ impl Config {
             sink_group: get("GAVEL_SINK_GROUP"),
             saga_group: get("GAVEL_SAGA_GROUP"),
             instance_id: get("GAVEL_INSTANCE_ID"),
+            membership: crate::membership::Membership::parse(&get("GAVEL_GROUP_MEMBERSHIP"))?,
             batch_max: number(values, "GAVEL_BATCH_MAX")?,
             batch_linger: Duration::from_millis(number(values, "GAVEL_BATCH_LINGER_MS")?),
             metrics_addr: get("GAVEL_METRICS_ADDR"),
@@ -361,6 +377,7 @@ impl Config {
             outbox_batch: positive(values, "GAVEL_OUTBOX_BATCH")?,
             outbox_poll: Duration::from_millis(number(values, "GAVEL_OUTBOX_POLL_MS")?),
             outbox_dlq_topic: get("GAVEL_OUTBOX_DLQ_TOPIC"),
+            closed_retention: Duration::from_secs(number(values, "GAVEL_CLOSED_RETENTION_SECS")?),
             outbox_allowed: list(&get("GAVEL_OUTBOX_ALLOWED_TOPICS")),
         })
     }
@@ -471,6 +488,10 @@ impl Config {
             ("GAVEL_SINK_GROUP", self.sink_group.clone()),
             ("GAVEL_SAGA_GROUP", self.saga_group.clone()),
             ("GAVEL_INSTANCE_ID", self.instance_id.clone()),
+            (
+                "GAVEL_GROUP_MEMBERSHIP",
+                self.membership.as_str().to_owned(),
+            ),
             ("GAVEL_BATCH_MAX", self.batch_max.to_string()),
             (
                 "GAVEL_BATCH_LINGER_MS",
@@ -491,6 +512,10 @@ impl Config {
                 self.outbox_poll.as_millis().to_string(),
             ),
             ("GAVEL_OUTBOX_DLQ_TOPIC", self.outbox_dlq_topic.clone()),
+            (
+                "GAVEL_CLOSED_RETENTION_SECS",
+                self.closed_retention.as_secs().to_string(),
+            ),
             ("GAVEL_OUTBOX_ALLOWED_TOPICS", self.outbox_allowed.join(",")),
         ]
     }

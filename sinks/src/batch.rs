@@ -36,8 +36,8 @@ impl BatchSource {
     }
 
     pub fn subscribe_all(config: &Config, group: &str, topics: &[&str]) -> Result<Self, SinkError> {
-        let consumer: StreamConsumer<RevocationLog> =
-            kafka::consumer_config(config, group).create_with_context(RevocationLog::default())?;
+        let consumer: StreamConsumer<RevocationLog> = kafka::member_config(config, group, false)
+            .create_with_context(RevocationLog::default())?;
         consumer.subscribe(topics)?;
         Ok(Self {
             consumer,
@@ -68,6 +68,12 @@ impl BatchSource {
             }
         }
         batch
+    }
+
+    /// Leaves the group on purpose (shutdown): the partitions move to the
+    /// other members at once instead of after the session timeout.
+    pub async fn leave(&self) {
+        gavel_runtime::membership::leave_group_stream(&self.consumer).await;
     }
 
     /// Partitions revoked since the last call: their cached offsets must be

@@ -96,7 +96,7 @@ pub fn create_and_start(id: &str, end_time: i64, starting_price: i64, start: boo
     );
     if start {
         lines.push_str(&format!(
-            "\n{{\"type\":\"StartAuction\",\"auction_id\":\"{id}\"}}"
+            "\n{{\"type\":\"StartAuction\",\"auction_id\":\"{id}\",\"actor_id\":\"sam\"}}"
         ));
     }
     lines + "\n"

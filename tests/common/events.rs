@@ -23,7 +23,7 @@ pub async fn encoded_at(
 ) -> Vec<u8> {
     let topic = &env.config.topics.events;
     let envelope = EventEnvelope::caused_by(
-        &CommandMeta::new(TenantId::new("t-es")),
+        &CommandMeta::new(TenantId::new("t-es"), UserId::new("u-es")),
         &AuctionId::new(id),
         version,
         occurred_at,

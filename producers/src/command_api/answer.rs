@@ -4,7 +4,8 @@
 //! |---|---|
 //! | accepted | 201 (create) / 200, `{"command_id", "aggregate_id", "new_version"}` |
 //! | `AUCTION_NOT_FOUND`, `TENANT_MISMATCH` | 404 (both read "not found": another tenant's auction is not confirmed to exist) |
-//! | `INVALID_AUCTION`, `INVALID_MONEY`, `MALFORMED_COMMAND` | 422: the command itself is wrong |
+//! | `INVALID_AUCTION`, `INVALID_FIELD`, `INVALID_MONEY`, `MALFORMED_COMMAND`, `MISSING_ACTOR`, `ACTOR_MISMATCH`, `KEY_MISMATCH`, `WRONG_PARTITION` | 422: the command itself is wrong |
+//! | `NOT_SELLER` | 403: only the auction's seller may do this |
 //! | any other rejection (`BID_TOO_LOW`, `INVALID_STATUS`, `VERSION_CONFLICT`, ...) | 409: valid, but the auction's state refuses it |
 //! | no outcome within `GAVEL_COMMAND_TIMEOUT_MS` | 202 with `Location: /commands/{id}` |
 //!
@@ -25,9 +26,11 @@ pub fn outcome_status(outcome: &CommandOutcome, success: StatusCode) -> StatusCo
     }
     match outcome.rejection_code.as_deref() {
         Some(NOT_FOUND | "TENANT_MISMATCH") => StatusCode::NOT_FOUND,
-        Some("INVALID_AUCTION" | "INVALID_MONEY" | "MALFORMED_COMMAND") => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        Some(
+            "INVALID_AUCTION" | "INVALID_FIELD" | "INVALID_MONEY" | "MALFORMED_COMMAND"
+            | "MISSING_ACTOR" | "ACTOR_MISMATCH" | "KEY_MISMATCH" | "WRONG_PARTITION",
+        ) => StatusCode::UNPROCESSABLE_ENTITY,
+        Some("NOT_SELLER") => StatusCode::FORBIDDEN,
         _ => StatusCode::CONFLICT,
     }
 }

@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use gavel_domain::TenantId;
+use gavel_domain::{TenantId, UserId};
 use gavel_runtime::envelope::CommandMeta;
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,7 +152,12 @@ async fn execute(
     success: StatusCode,
 ) -> Result<Response, ApiError> {
     let command_id = idempotency::command_id(user, headers)?;
-    let mut meta = CommandMeta::new(TenantId::new(user.tenant.clone()));
+    // The actor is the token's user, whatever the body says: the aggregate
+    // decides from it who may start, cancel or bid.
+    let mut meta = CommandMeta::new(
+        TenantId::new(user.tenant.clone()),
+        UserId::new(user.id.clone()),
+    );
     meta.command_id = command_id.clone();
     meta.correlation_id = command_id.clone();
     meta.expected_version = parsed.expected_version;

@@ -89,7 +89,7 @@ pub async fn run_with(
         config: config.clone(),
         source: BatchSource::subscribe(&config, &group, &topic)?,
         offsets: OffsetStore::new(&config.postgres_schema, &group, &topic),
-        codec: AvroCodec::new(&config.registry_url),
+        codec: AvroCodec::for_topics(&config.registry_url, &[&config.topics.events]),
         schema: config.postgres_schema.clone(),
         dead_letters: DeadLetters::new(&config, &format!("event-store/{}", config.instance_id))?,
         readiness,
@@ -119,6 +119,7 @@ pub async fn run_with(
             store.offsets.forget(partition);
         }
     }
+    store.source.leave().await;
     tracing::info!(stats = ?store.stats, "event store sink stopped");
     Ok(store.stats)
 }

@@ -58,6 +58,11 @@ struct Worker {
     stats: ParticipantStats,
 }
 
+/// The consumer group of one participant (`payment`, `inventory`, ...).
+pub fn consumer_group(config: &Config, participant: &str) -> String {
+    format!("{}-participant-{participant}", config.saga_group)
+}
+
 pub async fn run(
     config: Config,
     settings: Settings,
@@ -66,7 +71,7 @@ pub async fn run(
 ) -> Result<ParticipantStats, SinkError> {
     let name = settings.participant.as_str();
     let topic = config.topics.participant_commands(name);
-    let group = format!("{}-participant-{name}", config.saga_group);
+    let group = consumer_group(&config, name);
     dlq::ensure_topics(&config, &[&topic]).await?;
     let client = batch::connect_and_migrate(&config, &migrations(), &shutdown).await?;
     let source = BatchSource::subscribe(&config, &group, &topic)?;
@@ -107,6 +112,7 @@ pub async fn run(
             .inc_by(records.len() as u64);
         source.commit(&next);
     }
+    source.leave().await;
     tracing::info!(participant = name, stats = ?worker.stats, "saga participant stopped");
     Ok(worker.stats)
 }

@@ -84,6 +84,7 @@ pub async fn run_with(
             sink.forget_offsets();
         }
     }
+    sink.source.leave().await;
     tracing::info!(stats = ?sink.stats, "view sink stopped");
     Ok(sink.stats)
 }
