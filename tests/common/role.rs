@@ -47,6 +47,17 @@ impl TestRole {
         }
     }
 
+    /// `migrations` applied to the test's schema by the admin, then a role
+    /// with every right on it.
+    pub async fn on_migrated_schema(env: &TestEnv, migrations: &[postgres::Migration]) -> Self {
+        let mut client = env.pg().await;
+        let schema = &env.config.postgres_schema;
+        postgres::migrate(&mut client, schema, migrations)
+            .await
+            .expect("migrate the test's schema");
+        Self::create(env, &[schema]).await
+    }
+
     /// The test's Postgres URL with this role as the user.
     pub fn url(&self) -> String {
         let url = &self.admin.postgres_url;

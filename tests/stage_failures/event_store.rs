@@ -2,15 +2,17 @@
 //! topic's Avro, as the aggregate (or anyone who can write the topic) would.
 
 use crate::common::events::{created, encoded, encoded_at};
-use crate::common::process::{read_all, Worker};
+use crate::common::process::Worker;
 use crate::common::role::TestRole;
 use crate::common::{TestEnv, TriggerOnDrop};
-use crate::{assert_exits_with, assert_letter, letters, readiness_becomes, waits_for_postgres};
+use crate::{
+    assert_exits_with, assert_letter, assert_no_letters, letters, readiness_becomes,
+    waits_for_postgres,
+};
 use gavel_domain::auction::AuctionEvent;
 use gavel_domain::Timestamp;
-use gavel_runtime::dlq;
 use gavel_runtime::observe::Readiness;
-use gavel_runtime::{postgres, Shutdown};
+use gavel_runtime::Shutdown;
 use gavel_sinks::event_store::{self, verify, EventStoreStats};
 use rdkafka::message::OwnedHeaders;
 use tokio::task::JoinHandle;
@@ -85,21 +87,11 @@ async fn an_event_postgres_refuses_is_dead_lettered_and_its_successor_is_a_gap()
     env.stop().await;
 }
 
-/// The store's schema migrated by the admin, and a role with rights on it.
-async fn store_role(env: &TestEnv) -> TestRole {
-    let mut client = env.pg().await;
-    let schema = &env.config.postgres_schema;
-    postgres::migrate(&mut client, schema, &event_store::migrations())
-        .await
-        .expect("migrate the event store");
-    TestRole::create(env, &[schema]).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_event_store_waits_out_lock_timeouts_and_lost_connections_unready_without_dead_letters()
 {
     let env = TestEnv::new(1).await;
-    let role = store_role(&env).await;
+    let role = TestRole::on_migrated_schema(&env, &event_store::migrations()).await;
     role.set_statement_timeout("1s").await;
     let (shutdown, readiness) = (Shutdown::new(), Readiness::new("event-store"));
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
@@ -133,11 +125,7 @@ async fn an_event_store_waits_out_lock_timeouts_and_lost_connections_unready_wit
         (0, 0, 0),
         "{stats:?}"
     );
-    let dlq = dlq::topic_for(&env.config.topics.events);
-    assert!(
-        read_all(&env, &dlq).is_empty(),
-        "a transient fault dead-lettered"
-    );
+    assert_no_letters(&env, &env.config.topics.events);
     role.drop_role().await;
     env.stop().await;
 }
@@ -145,7 +133,7 @@ async fn an_event_store_waits_out_lock_timeouts_and_lost_connections_unready_wit
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_event_store_without_rights_on_its_table_exits_non_zero_with_the_reason() {
     let env = TestEnv::new(1).await;
-    let role = store_role(&env).await;
+    let role = TestRole::on_migrated_schema(&env, &event_store::migrations()).await;
     let url = role.url();
     let extra = [("GAVEL_POSTGRES_URL", url.as_str())];
     let store = Worker::spawn_with_env(&env, "event-store", "fatal-store", &extra);
@@ -157,11 +145,7 @@ async fn an_event_store_without_rights_on_its_table_exits_non_zero_with_the_reas
         .await;
     produce(&env, "lot", 2, &started()).await;
     assert_exits_with(store, "permission denied for table events");
-    let dlq = dlq::topic_for(&env.config.topics.events);
-    assert!(
-        read_all(&env, &dlq).is_empty(),
-        "a fatal fault dead-lettered"
-    );
+    assert_no_letters(&env, &env.config.topics.events);
     role.drop_role().await;
     env.stop().await;
 }

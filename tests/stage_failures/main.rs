@@ -38,6 +38,13 @@ async fn letters(env: &TestEnv, topic: &str, count: usize) -> Vec<RawRecord> {
     })
 }
 
+/// Asserts that nothing of `topic` was dead-lettered (transient and fatal
+/// failures never are).
+fn assert_no_letters(env: &TestEnv, topic: &str) {
+    let letters = read_all(env, &dlq::topic_for(topic));
+    assert!(letters.is_empty(), "dead-lettered: {:?}", summary(&letters));
+}
+
 /// Class, original offset and reason of each letter, for failure messages.
 fn summary(letters: &[RawRecord]) -> Vec<(String, String, String)> {
     letters

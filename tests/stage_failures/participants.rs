@@ -6,14 +6,14 @@ use crate::common::process::{read_all, Worker};
 use crate::common::role::TestRole;
 use crate::common::{eventually, TestEnv, TriggerOnDrop};
 use crate::{
-    assert_exits_with, assert_letter, letters, readiness_becomes, waits_for_postgres, WAIT,
+    assert_exits_with, assert_letter, assert_no_letters, letters, readiness_becomes,
+    waits_for_postgres, WAIT,
 };
 use gavel_domain::saga::order::{OrderCommand, OrderLine};
 use gavel_domain::saga::{OrderId, Participant};
-use gavel_runtime::dlq;
 use gavel_runtime::observe::Readiness;
 use gavel_runtime::saga_wire::{ReplyOutcome, StepCommand, StepReply};
-use gavel_runtime::{postgres, Config, Shutdown};
+use gavel_runtime::{Config, Shutdown};
 use gavel_sinks::participants::{self, Chaos, ParticipantStats, Settings};
 use rdkafka::message::OwnedHeaders;
 use std::collections::BTreeMap;
@@ -150,20 +150,10 @@ async fn refused_values_and_forged_reply_topics_are_dead_lettered_and_the_next_c
     env.stop().await;
 }
 
-/// The participants' schema migrated by the admin, and a role with rights on it.
-async fn participant_role(env: &TestEnv) -> TestRole {
-    let mut client = env.pg().await;
-    let schema = &env.config.postgres_schema;
-    postgres::migrate(&mut client, schema, &participants::migrations())
-        .await
-        .expect("migrate the participants' tables");
-    TestRole::create(env, &[schema]).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_participant_waits_out_lock_timeouts_and_lost_connections_unready_and_applies_once() {
     let env = TestEnv::new(1).await;
-    let role = participant_role(&env).await;
+    let role = TestRole::on_migrated_schema(&env, &participants::migrations()).await;
     role.set_statement_timeout("1s").await;
     let (shutdown, readiness) = (Shutdown::new(), Readiness::new("participant-shipping"));
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
@@ -194,11 +184,7 @@ async fn a_participant_waits_out_lock_timeouts_and_lost_connections_unready_and_
     shutdown.trigger();
     let stats = worker.await.expect("the participant stops cleanly");
     assert_eq!((stats.applied, stats.dead_letters), (3, 0), "{stats:?}");
-    let dlq = dlq::topic_for(&env.config.topics.participant_commands("shipping"));
-    assert!(
-        read_all(&env, &dlq).is_empty(),
-        "a transient fault dead-lettered"
-    );
+    assert_no_letters(&env, &env.config.topics.participant_commands("shipping"));
     role.drop_role().await;
     env.stop().await;
 }
@@ -206,7 +192,7 @@ async fn a_participant_waits_out_lock_timeouts_and_lost_connections_unready_and_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_participant_without_rights_on_its_table_exits_non_zero_with_the_reason() {
     let env = TestEnv::new(1).await;
-    let role = participant_role(&env).await;
+    let role = TestRole::on_migrated_schema(&env, &participants::migrations()).await;
     let url = role.url();
     let extra = [("GAVEL_POSTGRES_URL", url.as_str())];
     let worker = Worker::spawn_with_env(&env, "participant shipping", "fatal-ship", &extra);
@@ -220,11 +206,7 @@ async fn a_participant_without_rights_on_its_table_exits_non_zero_with_the_reaso
     .await;
     send(&env, &ship(&env.config, "o-2", "2 Main St"));
     assert_exits_with(worker, "permission denied for table shipments");
-    let dlq = dlq::topic_for(&env.config.topics.participant_commands("shipping"));
-    assert!(
-        read_all(&env, &dlq).is_empty(),
-        "a fatal fault dead-lettered"
-    );
+    assert_no_letters(&env, &env.config.topics.participant_commands("shipping"));
     assert_eq!(shipments(&env).await, ["o-1"]);
     role.drop_role().await;
     env.stop().await;

@@ -1,18 +1,18 @@
 //! The view sink: view records produced straight onto the view topics, as a
 //! projector (or anyone who can write them) would.
 
-use crate::common::process::{read_all, Worker};
+use crate::common::process::Worker;
 use crate::common::role::TestRole;
 use crate::common::{eventually, TestEnv, TriggerOnDrop};
 use crate::{
-    assert_exits_with, assert_letter, letters, readiness_becomes, waits_for_postgres, WAIT,
+    assert_exits_with, assert_letter, assert_no_letters, letters, readiness_becomes,
+    waits_for_postgres, WAIT,
 };
 use gavel_domain::auction::AuctionStatus;
 use gavel_domain::views::{AuctionDetails, AuctionListItem, BidderSummary, UserBid};
 use gavel_domain::{AuctionId, Currency, Money, TenantId, Timestamp, UserId};
-use gavel_runtime::dlq;
 use gavel_runtime::observe::Readiness;
-use gavel_runtime::{postgres, Shutdown};
+use gavel_runtime::Shutdown;
 use gavel_sinks::views::{self, SinkStats};
 use rdkafka::message::OwnedHeaders;
 use tokio::task::JoinHandle;
@@ -209,20 +209,10 @@ async fn view_rows_postgres_refuses_are_dead_lettered_and_the_rows_around_them_l
     env.stop().await;
 }
 
-/// The sink's schema migrated by the admin, and a role with rights on it.
-async fn sink_role(env: &TestEnv) -> TestRole {
-    let mut client = env.pg().await;
-    let schema = &env.config.postgres_schema;
-    postgres::migrate(&mut client, schema, &views::migrations())
-        .await
-        .expect("migrate the view tables");
-    TestRole::create(env, &[schema]).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_view_sink_waits_out_lock_timeouts_and_lost_connections_unready_without_dead_letters() {
     let env = TestEnv::new(1).await;
-    let role = sink_role(&env).await;
+    let role = TestRole::on_migrated_schema(&env, &views::migrations()).await;
     role.set_statement_timeout("1s").await;
     let topics = env.config.topics.clone();
     let (shutdown, readiness) = (Shutdown::new(), Readiness::new("sink"));
@@ -252,11 +242,7 @@ async fn a_view_sink_waits_out_lock_timeouts_and_lost_connections_unready_withou
     shutdown.trigger();
     let stats = sink.await.expect("the sink stops cleanly");
     assert_eq!(stats.refused, 0, "{stats:?}");
-    let dlq = dlq::topic_for(&topics.view_details);
-    assert!(
-        read_all(&env, &dlq).is_empty(),
-        "a transient fault dead-lettered"
-    );
+    assert_no_letters(&env, &topics.view_details);
     role.drop_role().await;
     env.stop().await;
 }
@@ -264,7 +250,7 @@ async fn a_view_sink_waits_out_lock_timeouts_and_lost_connections_unready_withou
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_view_sink_without_rights_on_its_table_exits_non_zero_with_the_reason() {
     let env = TestEnv::new(1).await;
-    let role = sink_role(&env).await;
+    let role = TestRole::on_migrated_schema(&env, &views::migrations()).await;
     let topics = env.config.topics.clone();
     let url = role.url();
     let sink = Worker::spawn_with_env(&env, "sink", "fatal-sink", &[("GAVEL_POSTGRES_URL", &url)]);
@@ -278,11 +264,7 @@ async fn a_view_sink_without_rights_on_its_table_exits_non_zero_with_the_reason(
     .await;
     publish(&env, &topics.view_details, "second", &details("second"));
     assert_exits_with(sink, "permission denied for table auction_details");
-    let dlq = dlq::topic_for(&topics.view_details);
-    assert!(
-        read_all(&env, &dlq).is_empty(),
-        "a fatal fault dead-lettered"
-    );
+    assert_no_letters(&env, &topics.view_details);
     role.drop_role().await;
     env.stop().await;
 }
