@@ -8,6 +8,7 @@ pub mod config;
 pub mod dlq;
 pub mod envelope;
 pub mod error;
+pub mod http_settings;
 pub mod kafka;
 pub mod observe;
 pub mod postgres;

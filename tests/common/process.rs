@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct Worker {
     pub child: Child,
     pub name: String,
+    /// Its stdout and stderr.
+    pub log: std::path::PathBuf,
 }
 
 impl Worker {
@@ -39,7 +41,8 @@ impl Worker {
             role.replace(' ', "-"),
             super::unique("")
         );
-        let log = std::fs::File::create(log_dir.join(name)).expect("log file");
+        let log_path = log_dir.join(name);
+        let log = std::fs::File::create(&log_path).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
             .args(role.split_whitespace())
             // The whole configuration (security settings included), then
@@ -57,6 +60,7 @@ impl Worker {
         Self {
             child,
             name: format!("{role}/{instance}"),
+            log: log_path,
         }
     }
 
