@@ -79,6 +79,14 @@ async fn a_key_is_bound_to_its_request_and_its_answer_is_replayed_by_any_replica
     assert_eq!(record_count(&env.config, commands), sent);
     let written = env.read_topic(events, 8, Duration::from_secs(5)).len();
     assert_eq!(written, 6, "ann's bid once, bob's bid once");
+    // Every answer above was counted by route template and status.
+    let metrics = gavel_runtime::observe::metrics::render();
+    for status in ["200", "422"] {
+        let series = format!(
+            r#"gavel_command_api_requests_total{{route="/auctions/{{id}}/bids",status="{status}"}}"#
+        );
+        assert!(metrics.contains(&series), "{series} missing");
+    }
     restarted.stop().await;
     replica.stop().await;
     env.stop().await;
