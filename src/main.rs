@@ -19,6 +19,7 @@ mod dlq_cmd;
 mod load_cmd;
 mod saga_cmd;
 mod status;
+mod token_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -104,6 +105,10 @@ enum Command {
         timeout_secs: u64,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Base URL of a running query API (e.g. http://127.0.0.1:8080): the
+        /// top auctions are then read through it, with a token of the demo tenant.
+        #[arg(long)]
+        query_api: Option<String>,
     },
     /// Realistic auction traffic (Zipf-hot auctions, bid wars) at a target rate or
     /// flat out, via HTTP or Kafka; prints command -> outcome latency percentiles.
@@ -142,6 +147,8 @@ enum Command {
     },
     /// Print every setting with its default.
     Config,
+    /// Print an HS256 bearer token for the HTTP APIs (GAVEL_JWT_SECRET).
+    Token(token_cmd::TokenArgs),
     /// Benchmarks that print figures (JSON + summary); see deploy/local/bench.sh.
     Bench {
         #[command(subcommand)]
@@ -158,6 +165,7 @@ impl Command {
         !matches!(
             self,
             Self::Config
+                | Self::Token(_)
                 | Self::Audit { .. }
                 | Self::Schemas { .. }
                 | Self::Status { .. }
@@ -364,6 +372,7 @@ async fn main() -> Result<()> {
             duration_secs,
             timeout_secs,
             seed,
+            query_api,
         } => {
             let run_id = format!("demo{}", &uuid::Uuid::now_v7().simple().to_string()[8..16]);
             let spec = LoadSpec {
@@ -375,6 +384,9 @@ async fn main() -> Result<()> {
                 seed,
             };
             demo::demo_load(&config, &spec, Duration::from_secs(timeout_secs)).await?;
+            if let Some(base) = query_api {
+                demo::top_auctions(&config, &base, &spec.tenant).await?;
+            }
         }
         Command::Bench {
             which:
@@ -414,6 +426,7 @@ async fn main() -> Result<()> {
         Command::Dlq { action } => dlq_cmd::run(&config, action).await?,
         Command::Status { workers } => status::status(&config, workers).await?,
         Command::LagExporter => status::lag_exporter(&config, &shutdown).await?,
+        Command::Token(args) => println!("{}", token_cmd::mint(&config, &args)?),
         Command::Config => {
             for (key, default, description) in config::SETTINGS {
                 println!("{key:<28} {default:<45} {description}");

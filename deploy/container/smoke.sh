@@ -177,7 +177,7 @@ drive_workload() {
   post 409 ann "/auctions/$id/bids" '{"amount":10500,"currency":"EUR"}'
   log "command API: created, started, two bids accepted, one refused by the rules"
   for _ in $(seq 1 60); do
-    if curl -sf -H 'X-Tenant-Id: smoke' "http://$QUERY_API/auctions/$id" >"$WORK/row" 2>/dev/null \
+    if curl -sf -H "Authorization: Bearer $(token ann)" "http://$QUERY_API/auctions/$id" >"$WORK/row" 2>/dev/null \
       && python3 - "$WORK/row" <<'EOF'
 import json, sys
 row = json.load(open(sys.argv[1]))

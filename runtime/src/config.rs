@@ -1,6 +1,7 @@
 //! Configuration: built-in local defaults, overridden by a `KEY=VALUE` file named
 //! by `GAVEL_CONFIG`, overridden by the environment. One struct, read once.
 
+use crate::http_settings::HttpSettings;
 use crate::security::{KafkaSecurity, PostgresTls};
 use crate::{Result, RuntimeError};
 use std::collections::HashMap;
@@ -71,7 +72,7 @@ pub struct Config {
     pub status_workers: Vec<String>,
     /// Extra `group=topic` pairs the lag exporter and `gavel status` watch.
     pub lag_watch: Vec<(String, String)>,
-    /// HS256 key the command API checks bearer tokens with.
+    /// HS256 key both HTTP APIs check bearer tokens with (empty: HS256 off).
     pub jwt_secret: Secret,
     /// How long the command API waits for an outcome before answering 202.
     pub command_timeout: Duration,
@@ -89,6 +90,8 @@ pub struct Config {
     /// The only topics the relay publishes to; empty: the pipeline's command
     /// and order topics (see [`Config::outbox_allowed_topics`]).
     pub outbox_allowed: Vec<String>,
+    /// Token verification and limits of the HTTP APIs.
+    pub http: HttpSettings,
 }
 
 /// A credential: compared and cloned like a string, never printed by `{:?}`
@@ -112,8 +115,8 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// The built-in JWT key: fine on a laptop, refused nowhere, warned about by the
-/// command API so a deployment that forgot its Secret is visible in the log.
+/// The built-in JWT key: accepted (with a warning) only by an API listening on
+/// loopback; anywhere else the API refuses to start with it.
 pub const LOCAL_JWT_SECRET: &str = "local-development-only";
 
 /// Every setting: (environment key, default, description). The README's config
@@ -270,12 +273,88 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "GAVEL_JWT_SECRET",
         LOCAL_JWT_SECRET,
-        "HS256 key of the command API's bearer tokens (local default; set it in deployments)",
+        "HS256 key of both HTTP APIs' bearer tokens: >= 32 bytes, or empty to accept only JWKS keys (the local default and short keys are refused unless the API listens on loopback only)",
     ),
     (
         "GAVEL_COMMAND_TIMEOUT_MS",
         "2000",
         "How long the command API waits for an outcome before answering 202",
+    ),
+    // HTTP access control and limits of the query and command APIs (gavel-http).
+    (
+        "GAVEL_JWT_JWKS_URL",
+        "",
+        "JWKS URL of an identity provider: RS256/ES256 tokens, key chosen by `kid` (empty: none)",
+    ),
+    (
+        "GAVEL_JWT_JWKS_FILE",
+        "",
+        "JWKS file, re-read like the URL (empty: none)",
+    ),
+    (
+        "GAVEL_JWT_JWKS_REFRESH_SECS",
+        "300",
+        "How often the JWKS is fetched again (an unknown `kid` refetches at most every 5 s)",
+    ),
+    (
+        "GAVEL_JWT_ISSUER",
+        "",
+        "Required `iss` of tokens (empty: not checked)",
+    ),
+    (
+        "GAVEL_JWT_AUDIENCE",
+        "",
+        "Required `aud` of tokens (empty: not checked)",
+    ),
+    (
+        "GAVEL_JWT_MAX_LIFETIME_SECS",
+        "86400",
+        "Longest token lifetime accepted: bounds exp - iat and exp - now",
+    ),
+    (
+        "GAVEL_JWT_TENANT_CLAIM",
+        "tenant",
+        "Claim naming the tenant (a dotted path, e.g. `https://gavel/tenant` or `org.id`)",
+    ),
+    (
+        "GAVEL_JWT_ROLES_CLAIM",
+        "roles",
+        "Claim holding the roles, an array of strings (dotted path, e.g. `realm_access.roles`)",
+    ),
+    (
+        "GAVEL_HTTP_HEADER_TIMEOUT_MS",
+        "5000",
+        "How long a client may take to send a request's headers (also closes idle keep-alive connections)",
+    ),
+    (
+        "GAVEL_HTTP_REQUEST_TIMEOUT_MS",
+        "20000",
+        "Bound on one request until its response starts (live streams run on, until shutdown)",
+    ),
+    (
+        "GAVEL_HTTP_MAX_CONNECTIONS",
+        "2048",
+        "Open connections per API process; further clients wait in the listen backlog",
+    ),
+    (
+        "GAVEL_HTTP_MAX_STREAMS_PER_CLIENT",
+        "64",
+        "Open live streams per client address (behind a proxy: the proxy's address)",
+    ),
+    (
+        "GAVEL_QUERY_MAX_STREAMS_PER_USER",
+        "8",
+        "Open live streams per token user",
+    ),
+    (
+        "GAVEL_QUERY_CURSOR_KEY",
+        "",
+        "HMAC key of the query API's page cursors, the same on every replica (empty: derived from GAVEL_JWT_SECRET)",
+    ),
+    (
+        "GAVEL_IDEMPOTENCY_TTL_SECS",
+        "86400",
+        "How long the command API keeps an Idempotency-Key bound to its request",
     ),
     (
         "GAVEL_OUTBOX_SCHEMA",
@@ -379,6 +458,7 @@ impl Config {
             outbox_dlq_topic: get("GAVEL_OUTBOX_DLQ_TOPIC"),
             closed_retention: Duration::from_secs(number(values, "GAVEL_CLOSED_RETENTION_SECS")?),
             outbox_allowed: list(&get("GAVEL_OUTBOX_ALLOWED_TOPICS")),
+            http: HttpSettings::from_values(values)?,
         })
     }
 
@@ -440,7 +520,7 @@ impl Config {
             .iter()
             .map(|(g, t)| format!("{g}={t}"))
             .collect();
-        vec![
+        let mut env = vec![
             ("GAVEL_KAFKA_BOOTSTRAP", self.kafka_bootstrap.clone()),
             (
                 "GAVEL_KAFKA_SECURITY_PROTOCOL",
@@ -517,7 +597,9 @@ impl Config {
                 self.closed_retention.as_secs().to_string(),
             ),
             ("GAVEL_OUTBOX_ALLOWED_TOPICS", self.outbox_allowed.join(",")),
-        ]
+        ];
+        env.extend(self.http.to_env());
+        env
     }
 
     /// The topics the outbox relay may publish to: `GAVEL_OUTBOX_ALLOWED_TOPICS`,
@@ -566,14 +648,18 @@ fn merge_file(values: &mut HashMap<String, String>, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn number<T: std::str::FromStr>(values: &HashMap<String, String>, key: &str) -> Result<T> {
+pub(crate) fn number<T: std::str::FromStr>(
+    values: &HashMap<String, String>,
+    key: &str,
+) -> Result<T> {
     let raw = values.get(key).map(String::as_str).unwrap_or_default();
     raw.parse()
         .map_err(|_| RuntimeError::Config(format!("{key} must be a number, got {raw:?}")))
 }
 
-/// A batch size: zero would make a worker spin without doing anything.
-fn positive(values: &HashMap<String, String>, key: &str) -> Result<i64> {
+/// A size, count or duration that must be above zero (a batch of 0 rows would
+/// make a worker spin; a timeout of 0 would refuse everything).
+pub(crate) fn positive(values: &HashMap<String, String>, key: &str) -> Result<i64> {
     match number(values, key)? {
         n if n > 0 => Ok(n),
         n => Err(RuntimeError::Config(format!(

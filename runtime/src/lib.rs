@@ -9,6 +9,7 @@ pub mod dlq;
 pub mod envelope;
 pub mod error;
 pub mod failure;
+pub mod http_settings;
 pub mod kafka;
 pub mod membership;
 pub mod observe;

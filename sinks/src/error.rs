@@ -23,6 +23,8 @@ pub enum SinkError {
     Rebuild(String),
     #[error("query api: {0}")]
     QueryApi(String),
+    #[error("query api: {0}")]
+    Http(#[from] gavel_http::HttpError),
 }
 
 impl SinkError {

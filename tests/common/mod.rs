@@ -9,6 +9,7 @@ pub mod events;
 pub mod observe;
 pub mod process;
 pub mod role;
+pub mod tokens;
 
 use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
 use gavel_runtime::avro::AvroCodec;
@@ -104,6 +105,9 @@ impl TestEnv {
         config.partitions = partitions;
         config.postgres_schema = format!("test_{id}");
         config.batch_linger = Duration::from_millis(5);
+        // A key of test strength (>= 32 bytes), as a deployment must have.
+        config.jwt_secret =
+            gavel_runtime::config::Secret::new(format!("{id}-test-jwt-key-0123456789abcdef"));
         require_stack(&config).await;
         kafka::create_topics(&config, &kafka::auction_topics(&config))
             .await

@@ -10,8 +10,11 @@
 //! | no outcome within `GAVEL_COMMAND_TIMEOUT_MS` | 202 with `Location: /commands/{id}` |
 //!
 //! Rejections carry `{"error": reason, "rejection_code", "command_id", "aggregate_id"}`.
+//! A retry of an `Idempotency-Key` whose first answer is known gets that answer
+//! again, with `Idempotent-Replayed: true`.
 
 use super::error::ApiError;
+use super::key_store::StoredAnswer;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,6 +22,8 @@ use gavel_runtime::auction_codec::CommandOutcome;
 use serde_json::json;
 
 const NOT_FOUND: &str = "AUCTION_NOT_FOUND";
+/// Marks an answer replayed for a retried `Idempotency-Key`.
+const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 pub fn outcome_status(outcome: &CommandOutcome, success: StatusCode) -> StatusCode {
     if outcome.accepted {
@@ -35,14 +40,16 @@ pub fn outcome_status(outcome: &CommandOutcome, success: StatusCode) -> StatusCo
     }
 }
 
-pub fn answer(outcome: &CommandOutcome, status: StatusCode) -> Response {
+/// The answer to a decided command: its status and JSON body.
+pub fn answer(outcome: &CommandOutcome, success: StatusCode) -> StoredAnswer {
+    let status = outcome_status(outcome, success);
     if outcome.accepted {
         let body = json!({
             "command_id": outcome.command_id,
             "aggregate_id": outcome.aggregate_id,
             "new_version": outcome.new_version,
         });
-        return (status, Json(body)).into_response();
+        return StoredAnswer { status, body };
     }
     let (code, reason) = match outcome.rejection_code.as_deref() {
         Some("TENANT_MISMATCH") => (NOT_FOUND, "no such auction"),
@@ -51,11 +58,25 @@ pub fn answer(outcome: &CommandOutcome, status: StatusCode) -> Response {
             outcome.reason.as_deref().unwrap_or("rejected"),
         ),
     };
-    ApiError::new(status, reason)
+    let (status, body) = ApiError::new(status, reason)
         .with("rejection_code", code)
         .with("command_id", outcome.command_id.clone())
         .with("aggregate_id", outcome.aggregate_id.clone())
-        .into_response()
+        .into_parts();
+    StoredAnswer { status, body }
+}
+
+pub fn respond(answer: StoredAnswer) -> Response {
+    (answer.status, Json(answer.body)).into_response()
+}
+
+/// A stored answer given again to a retry of its `Idempotency-Key`.
+pub fn replay(answer: StoredAnswer) -> Response {
+    let mut response = respond(answer);
+    response
+        .headers_mut()
+        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
 }
 
 /// The command is in the log but undecided yet: poll its location.

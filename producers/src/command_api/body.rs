@@ -27,8 +27,8 @@ pub struct Parsed {
     pub expected_version: Option<u64>,
 }
 
-/// `POST /auctions`.
-pub fn create(user: &User, body: &Bytes) -> Result<Parsed, ApiError> {
+/// `POST /auctions`; `new_auction_id` names the auction when the body does not.
+pub fn create(user: &User, body: &Bytes, new_auction_id: String) -> Result<Parsed, ApiError> {
     let mut f = Fields::parse(body)?;
     acting_as(&mut f, "seller_id", user)?;
     let auction_id = match f.optional_string("auction_id") {
@@ -40,7 +40,7 @@ pub fn create(user: &User, body: &Bytes) -> Result<Parsed, ApiError> {
             id
         }
         Some(id) => id,
-        None => format!("auc-{}", uuid::Uuid::now_v7().simple()),
+        None => new_auction_id,
     };
     let title = f.string("title").unwrap_or_default();
     if title.chars().count() > MAX_TITLE_CHARS {
