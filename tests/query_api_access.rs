@@ -90,9 +90,14 @@ async fn every_data_route_needs_a_token_and_serves_only_its_tenant_and_user() {
 
     // The tenant is the token's: t-b's auction is not there for t-a, and
     // t-b's own token sees it without any header.
-    assert_eq!(api.get("/auctions/acc-2", Some(&ann)).await.0, 404);
     let t_b = api.token("t-b", "carl");
-    assert_eq!(api.get("/auctions/acc-2", Some(&t_b)).await.0, 200);
+    // acc-2 sits on its own partition: wait until it is in the read model.
+    let there = eventually(TIMEOUT, || async {
+        (api.get("/auctions/acc-2", Some(&t_b)).await.0 == 200).then_some(())
+    })
+    .await;
+    assert!(there.is_some(), "acc-2 in the read model for t-b");
+    assert_eq!(api.get("/auctions/acc-2", Some(&ann)).await.0, 404);
     let (_, listed) = api.get("/auctions", Some(&t_b)).await;
     let ids: Vec<&str> = listed["items"]
         .as_array()

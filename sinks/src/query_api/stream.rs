@@ -22,7 +22,10 @@ pub struct Watch {
     /// When the caller's token expires.
     pub until: Instant,
     /// Slots under the open-stream caps, given back when the stream ends.
-    #[expect(dead_code, reason = "held, never read: dropping it frees the slots")]
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "held, never read: dropping it frees the slots")
+    )]
     pub permits: Vec<StreamPermit>,
 }
 
