@@ -41,7 +41,7 @@ impl PrivatePipeline {
         let config = private_config(base);
         kafka::create_topics(&config, &kafka::auction_topics(&config)).await?;
         let files = load_schema_dir(Path::new("schemas"), &config.topics)?;
-        let registry = RegistryClient::new(&config.registry_url);
+        let registry = RegistryClient::new(&config.registry);
         for file in &files {
             registry.register(file).await?;
         }
@@ -50,7 +50,7 @@ impl PrivatePipeline {
 
     pub async fn remove(self) -> Result<()> {
         kafka::delete_auction_topics(&self.config).await?;
-        let registry = RegistryClient::new(&self.config.registry_url);
+        let registry = RegistryClient::new(&self.config.registry);
         for file in &self.files {
             registry.delete_subject(&file.subject()).await?;
         }

@@ -3,6 +3,7 @@
 //! encodes and decodes with writers/readers resolved once per schema id, so a
 //! record costs one Avro pass and no registry call.
 
+use crate::registry_endpoint::RegistryEndpoint;
 use crate::{Result, RuntimeError};
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
@@ -75,10 +76,10 @@ pub struct AvroCodec {
 }
 
 impl AvroCodec {
-    pub fn new(registry_url: &str) -> Self {
+    pub fn new(registry: &RegistryEndpoint) -> Self {
         Self {
-            encoder: AvroEncoder::new(settings(registry_url)),
-            decoder: AvroDecoder::new(settings(registry_url)),
+            encoder: AvroEncoder::new(settings(registry)),
+            decoder: AvroDecoder::new(settings(registry)),
             by_id: RwLock::new(HashMap::new()),
         }
     }
@@ -168,14 +169,11 @@ impl AvroCodec {
 /// Tries of a writer-schema lookup (at start-up) before it fails.
 const WRITER_ATTEMPTS: u64 = 3;
 
-/// Registry settings with a bounded request time, so a stalled registry fails a
-/// lookup instead of hanging the worker. An answer takes milliseconds; 10 s
-/// is a request lost on the way.
-fn settings(registry_url: &str) -> SrSettings {
-    SrSettings::new_builder(registry_url.to_owned())
-        .set_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap_or_else(|_| SrSettings::new(registry_url.to_owned()))
+/// Registry settings (credential, CA) with a bounded request time, so a
+/// stalled registry fails a lookup instead of hanging the worker. An answer
+/// takes milliseconds; 10 s is a request lost on the way.
+fn settings(registry: &RegistryEndpoint) -> SrSettings {
+    registry.converter_settings(std::time::Duration::from_secs(10))
 }
 
 /// Splits a Confluent-framed payload into schema id and Avro body.

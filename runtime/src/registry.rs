@@ -3,6 +3,7 @@
 //! BACKWARD_TRANSITIVE. An incompatible change is refused with the registry's words.
 
 use crate::config::Topics;
+use crate::registry_endpoint::RegistryEndpoint;
 use crate::{Result, RuntimeError};
 use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
@@ -74,19 +75,19 @@ fn read_schema_file(path: PathBuf, topic: &str) -> Result<SchemaFile> {
 }
 
 pub struct RegistryClient {
-    base: String,
+    endpoint: RegistryEndpoint,
     http: reqwest::Client,
 }
 
 impl RegistryClient {
-    pub fn new(base_url: &str) -> Self {
+    pub fn new(endpoint: &RegistryEndpoint) -> Self {
         // A stalled registry call must fail, not hang the caller forever.
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
+        let http = endpoint
+            .client_builder(std::time::Duration::from_secs(30))
             .build()
             .unwrap_or_default();
         Self {
-            base: base_url.trim_end_matches('/').to_owned(),
+            endpoint: endpoint.clone(),
             http,
         }
     }
@@ -129,8 +130,13 @@ impl RegistryClient {
 
     /// Subject names currently registered.
     pub async fn subjects(&self) -> Result<Vec<String>> {
-        let url = format!("{}/subjects", self.base);
-        let response = self.http.get(&url).send().await.map_err(http_error(&url))?;
+        let url = format!("{}/subjects", self.endpoint.url);
+        let response = self
+            .endpoint
+            .authorize(self.http.get(&url))
+            .send()
+            .await
+            .map_err(http_error(&url))?;
         let value: Json = response.json().await.map_err(http_error(&url))?;
         Ok(value
             .as_array()
@@ -145,9 +151,9 @@ impl RegistryClient {
     /// Deletes a subject (soft then hard), for tests that clean up after themselves.
     pub async fn delete_subject(&self, subject: &str) -> Result<()> {
         for suffix in ["", "?permanent=true"] {
-            let url = format!("{}/subjects/{subject}{suffix}", self.base);
-            self.http
-                .delete(&url)
+            let url = format!("{}/subjects/{subject}{suffix}", self.endpoint.url);
+            self.endpoint
+                .authorize(self.http.delete(&url))
                 .send()
                 .await
                 .map_err(http_error(&url))?;
@@ -158,7 +164,7 @@ impl RegistryClient {
     /// One registry call. Transport failures (a pooled connection the server
     /// dropped, a stall) are retried: every call here is idempotent.
     async fn call(&self, method: reqwest::Method, path: &str, body: Json) -> Result<Json> {
-        let url = format!("{}/{path}", self.base);
+        let url = format!("{}/{path}", self.endpoint.url);
         let mut attempt = 0;
         let (status, text) = loop {
             attempt += 1;
@@ -190,8 +196,8 @@ impl RegistryClient {
         body: &Json,
     ) -> reqwest::Result<(reqwest::StatusCode, String)> {
         let response = self
-            .http
-            .request(method, url)
+            .endpoint
+            .authorize(self.http.request(method, url))
             .header("content-type", "application/vnd.schemaregistry.v1+json")
             .json(body)
             .send()

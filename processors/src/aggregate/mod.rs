@@ -49,8 +49,8 @@ pub async fn run_with(
     shutdown: Shutdown,
     readiness: Readiness,
 ) -> Result<Stats, ProcessorError> {
-    dlq::ensure_topics(&config, &[&config.topics.commands]).await?;
-    let codec = AvroCodec::new(&config.registry_url);
+    dlq::require_topics(&config, &[&config.topics.commands]).await?;
+    let codec = AvroCodec::new(&config.registry);
     let writers = writers::Writers::load(&codec, &config).await?;
     let runtime = tokio::runtime::Handle::current();
     let worker = tokio::task::spawn_blocking(move || {
