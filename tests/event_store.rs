@@ -266,7 +266,7 @@ async fn encoded(env: &TestEnv, id: &str, version: u64, event: &AuctionEvent) ->
         version,
         Timestamp::from_millis(1),
     );
-    let codec = AvroCodec::new(&env.config.registry_url);
+    let codec = AvroCodec::new(&env.config.registry);
     let writer = codec
         .writer_for(topic, event_record_name(event))
         .await

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod observe;
 pub mod process;
+pub mod roles;
 
 use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
 use gavel_runtime::avro::AvroCodec;
@@ -90,12 +91,13 @@ impl TestEnv {
     }
 
     /// `new` with some settings replaced (as `GAVEL_*` names), e.g. the
-    /// secured transports of the local stack.
+    /// secured transports of the local stack. The base is the environment's
+    /// configuration (`GAVEL_KAFKA_BOOTSTRAP` ... point tests at another stack).
     pub async fn new_with(partitions: i32, overrides: &[(String, String)]) -> Self {
         std::mem::forget(gavel_runtime::telemetry::init_tracing("gavel-test"));
         let id = unique("t");
-        let base = Config::defaults()
-            .expect("default config")
+        let base = Config::load()
+            .expect("configuration")
             .with_overrides(overrides.iter().map(|(k, v)| (k, v.as_str())))
             .expect("overrides are valid settings");
         let mut config = base.isolated(&id);
@@ -106,7 +108,8 @@ impl TestEnv {
         kafka::create_topics(&config, &kafka::auction_topics(&config))
             .await
             .expect("create topics");
-        let registry = RegistryClient::new(&config.registry_url);
+        migrate(&config);
+        let registry = RegistryClient::new(&config.registry);
         let files = load_schema_dir(&schema_dir(), &config.topics).expect("schema files");
         let mut subjects = Vec::new();
         for file in &files {
@@ -220,7 +223,7 @@ impl TestEnv {
     }
 
     pub async fn outcomes(&self, count: usize, timeout: Duration) -> Vec<CommandOutcome> {
-        let codec = AvroCodec::new(&self.config.registry_url);
+        let codec = AvroCodec::new(&self.config.registry);
         let mut outcomes = Vec::new();
         for (_, payload) in self.read_topic(&self.config.topics.outcomes, count, timeout) {
             let decoded = codec.decode(&payload).await.expect("outcome decodes");
@@ -303,7 +306,7 @@ impl TestEnv {
 
     /// The event ids on the events topic (reading until `count` or 10 s).
     pub async fn event_ids_on_topic(&self, count: usize) -> std::collections::BTreeSet<String> {
-        let codec = AvroCodec::new(&self.config.registry_url);
+        let codec = AvroCodec::new(&self.config.registry);
         let mut ids = std::collections::BTreeSet::new();
         let topic = &self.config.topics.events;
         for (_, payload) in self.read_topic(topic, count, Duration::from_secs(10)) {
@@ -342,18 +345,33 @@ impl Drop for TestEnv {
     }
 }
 
-/// Deletes a test's topics, Postgres schema and registry subjects.
+/// `gavel migrate` on the test's schemas, as the set-up step runs it: the
+/// tables, then each role's grants. Workers only check that it ran.
+pub fn migrate(config: &Config) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
+        .arg("migrate")
+        .envs(config.to_env())
+        .output()
+        .expect("run gavel migrate");
+    assert!(
+        output.status.success(),
+        "gavel migrate: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Deletes a test's topics, Postgres schemas and registry subjects.
 async fn remove_resources(config: &Config, subjects: &[String]) {
     let _ = kafka::delete_auction_topics(config).await;
     if let Ok(client) = postgres::connect(config).await {
         let _ = client
             .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {} CASCADE",
-                config.postgres_schema
+                "DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
+                config.postgres_schema, config.outbox_schema
             ))
             .await;
     }
-    let registry = RegistryClient::new(&config.registry_url);
+    let registry = RegistryClient::new(&config.registry);
     for subject in subjects {
         let _ = registry.delete_subject(subject).await;
     }
