@@ -146,7 +146,7 @@ stop_pid() {
 # Install the host packages the stack and the project build need, only if missing.
 ensure_packages() {
   local pkgs=(cmake g++ make libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev pkg-config
-    postgresql-15 postgresql-client-15 maven openjdk-17-jre-headless curl)
+    postgresql-15 postgresql-client-15 maven openjdk-17-jre-headless curl nginx-light)
   local missing=() p
   for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
