@@ -40,6 +40,8 @@ impl PrivatePipeline {
     pub async fn create(base: &Config) -> Result<Self> {
         let config = private_config(base);
         kafka::create_topics(&config, &kafka::auction_topics(&config)).await?;
+        // The workers check the schema; the set-up step makes it, as in a deployment.
+        crate::setup_cmd::apply_migrations(&config).await?;
         let files = load_schema_dir(Path::new("schemas"), &config.topics)?;
         let registry = RegistryClient::new(&config.registry);
         for file in &files {
@@ -57,8 +59,8 @@ impl PrivatePipeline {
         let client = postgres::connect(&self.config).await?;
         client
             .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {} CASCADE",
-                self.config.postgres_schema
+                "DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
+                self.config.postgres_schema, self.config.outbox_schema
             ))
             .await?;
         Ok(())

@@ -23,20 +23,42 @@ pub enum AccessAction {
     Strimzi,
 }
 
+/// What `apply_migrations` did.
+pub struct Migrated {
+    pub read_side: Vec<i32>,
+    pub outbox: Vec<i32>,
+    pub grants: postgres_grants::Applied,
+}
+
 /// Applies the read side's and the outbox's migrations, then grants.
-pub async fn migrate(config: &Config) -> Result<()> {
+pub async fn apply_migrations(config: &Config) -> Result<Migrated> {
     let mut client = postgres::connect(config)
         .await
         .context("connecting to Postgres as the schema owner")?;
     let schema = &config.postgres_schema;
     let read_side = postgres::migrate(&mut client, schema, &gavel_sinks::migrations()).await?;
-    let outbox_schema = &config.outbox_schema;
     let outbox = gavel_producers::outbox::migrations();
-    let outbox = postgres::migrate(&mut client, outbox_schema, &outbox).await?;
+    let outbox = postgres::migrate(&mut client, &config.outbox_schema, &outbox).await?;
     let grants = postgres_grants::apply(&client, config, None).await?;
+    Ok(Migrated {
+        read_side,
+        outbox,
+        grants,
+    })
+}
+
+/// `gavel migrate`: `apply_migrations`, reported.
+pub async fn migrate(config: &Config) -> Result<()> {
+    let Migrated {
+        read_side,
+        outbox,
+        grants,
+    } = apply_migrations(config).await?;
     println!(
-        "migrated {schema} ({} applied now) and {outbox_schema} ({} applied now); {} grants",
+        "migrated {} ({} applied now) and {} ({} applied now); {} grants",
+        config.postgres_schema,
         read_side.len(),
+        config.outbox_schema,
         outbox.len(),
         grants.statements
     );

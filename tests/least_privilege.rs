@@ -120,16 +120,7 @@ async fn every_role_does_its_job_with_its_own_credentials_only() {
             .await
             .expect("the command API's principal sends commands");
     assert_eq!(report.sent, 3);
-    let orders = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .args(["orders", "--count", "2"])
-        .envs(command_api.to_env())
-        .output()
-        .expect("gavel orders");
-    assert!(
-        orders.status.success(),
-        "{}",
-        String::from_utf8_lossy(&orders.stderr)
-    );
+    common::gavel(&command_api, &["orders", "--count", "2"]);
 
     // Admin reads: the view sink's row, the event store's chain, the payment
     // and order sagas' effects, all written by the roles' own logins.

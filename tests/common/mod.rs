@@ -348,16 +348,23 @@ impl Drop for TestEnv {
 /// `gavel migrate` on the test's schemas, as the set-up step runs it: the
 /// tables, then each role's grants. Workers only check that it ran.
 pub fn migrate(config: &Config) {
+    gavel(config, &["migrate"]);
+}
+
+/// Runs `gavel <args>` with exactly `config`'s settings; panics with its
+/// output unless it succeeds.
+pub fn gavel(config: &Config, args: &[&str]) -> std::process::Output {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .arg("migrate")
+        .args(args)
         .envs(config.to_env())
         .output()
-        .expect("run gavel migrate");
+        .expect("run gavel");
     assert!(
         output.status.success(),
-        "gavel migrate: {}",
+        "gavel {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    output
 }
 
 /// Deletes a test's topics, Postgres schemas and registry subjects.
