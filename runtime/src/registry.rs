@@ -137,6 +137,14 @@ impl RegistryClient {
             .send()
             .await
             .map_err(http_error(&url))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(RuntimeError::Registry(format!(
+                "subjects: HTTP {status}: {}",
+                registry_message(&text)
+            )));
+        }
         let value: Json = response.json().await.map_err(http_error(&url))?;
         Ok(value
             .as_array()

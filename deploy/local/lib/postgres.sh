@@ -98,8 +98,13 @@ pg_up() {
     chmod 700 "$PG_DATA"
     if [[ ! -s $PG_DATA/PG_VERSION ]]; then
       log "initdb $PG_DATA"
-      echo gavel | as_pg "$bin/initdb" -D "$PG_DATA" -U gavel --pwfile=/dev/stdin --auth=scram-sha-256 \
-        -E UTF8 --locale=C.UTF-8 >>"$PG_LOG" 2>&1 || die "initdb failed; see $PG_LOG"
+      # The superuser's password from a file its OS user can read (initdb wants a path).
+      local pwfile=$GAVEL_STACK_DIR/initdb.pw
+      (umask 077 && echo gavel >"$pwfile")
+      [[ $(id -u) -ne 0 ]] || chown "$GAVEL_PG_OS_USER:" "$pwfile"
+      as_pg "$bin/initdb" -D "$PG_DATA" -U gavel --pwfile="$pwfile" --auth=scram-sha-256 \
+        -E UTF8 --locale=C.UTF-8 >>"$PG_LOG" 2>&1 || { rm -f "$pwfile"; die "initdb failed; see $PG_LOG"; }
+      rm -f "$pwfile"
       echo "include = 'gavel.conf'" | as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null
       pg_hba | as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null
     fi

@@ -6,7 +6,7 @@
 # schemas up and never register one. Apicurio itself stays on its loopback port for
 # tests and tools (the local admin path, like Kafka's plain listener). Sourced by stack.sh.
 
-GAVEL_REGISTRY_PROXY_PORT=${GAVEL_REGISTRY_PROXY_PORT:-8082}
+
 PROXY_DIR=$GAVEL_STACK_DIR/registry-proxy
 PROXY_CONF=$PROXY_DIR/nginx.conf
 PROXY_LOG=$LOG_DIR/registry-proxy.log
