@@ -240,7 +240,9 @@ async fn a_worker_credential_reads_schemas_and_only_the_registrar_registers() {
     )
     .expect("endpoint");
     let no_credential = RegistryClient::new(&anonymous).subjects().await;
-    let error = no_credential.expect_err("no credential reads nothing").to_string();
+    let error = no_credential
+        .expect_err("no credential reads nothing")
+        .to_string();
     assert!(error.contains("401"), "{error}");
 
     let registered = RegistryClient::new(&registrar)

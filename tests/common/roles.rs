@@ -6,9 +6,10 @@
 //! at the end, also when the test fails.
 
 use super::TestEnv;
-use gavel_runtime::access::{self, kafka_admin::KafkaAdmin};
-use gavel_runtime::Config;
+use gavel_runtime::access::{self, kafka_admin::KafkaAdmin, AccessTable, KafkaResource};
+use gavel_runtime::{kafka, Config};
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 pub struct Roles {
     admin: KafkaAdmin,
@@ -33,7 +34,38 @@ impl Roles {
             .into_iter()
             .filter(|(k, _)| k.starts_with("GAVEL_KAFKA_"))
             .collect();
-        Self { admin, users, base }
+        let roles_made = Self { admin, users, base };
+        for role in roles {
+            roles_made.wait_until_authorized(env, role);
+        }
+        roles_made
+    }
+
+    /// Waits until the broker lets `role` in and sees one of its topics: the
+    /// admin requests return once the controller holds the credential and the
+    /// ACLs, the broker's authorizer has them a moment later (seconds on a
+    /// busy machine), and a worker started before then fails its first steps.
+    fn wait_until_authorized(&self, env: &TestEnv, role: &str) {
+        let rights = AccessTable::builtin()
+            .and_then(|t| t.rights(role, &env.config))
+            .expect("role rights");
+        let Some(topic) = rights
+            .kafka
+            .iter()
+            .find(|a| a.resource == KafkaResource::Topic && !a.prefixed)
+        else {
+            return;
+        };
+        let config = self.config(env, role);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while let Err(error) = kafka::partition_count(&config, &topic.name) {
+            assert!(
+                Instant::now() < deadline,
+                "{role} still not authorized for {}: {error}",
+                topic.name
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// The settings `role` runs with: the test's names, its own Kafka user,
