@@ -34,9 +34,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && cp target/release/gavel /usr/local/bin/gavel
 
 # ---------------------------------------------------------------------------
-# Runtime
+# Runtime base: everything but the binary
 # ---------------------------------------------------------------------------
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim AS runtime-base
 
 # ca-certificates: the registry client (reqwest + rustls) verifies HTTPS against the
 # system trust store, and so will Kafka (SASL_SSL) and Postgres (sslmode=require) TLS.
@@ -55,7 +55,6 @@ RUN groupadd --system --gid 10001 gavel \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin gavel
 
-COPY --from=builder /usr/local/bin/gavel /usr/local/bin/gavel
 # `gavel schemas register` reads these; its default --dir is ./schemas, which
 # resolves to /opt/gavel/schemas from the WORKDIR below.
 COPY schemas/ /opt/gavel/schemas/
@@ -79,3 +78,18 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
 # as PID 1 without an init shim.
 ENTRYPOINT ["gavel"]
 CMD ["--help"]
+
+# ---------------------------------------------------------------------------
+# Runtime with a binary built on the host: `--target prebuilt`, for machines
+# whose Rust is too old for the builder stage. The context must hold
+# target/release/gavel (a release build on Debian bookworm, so it links the
+# same libraries); deploy/container/smoke.sh assembles such a context.
+# ---------------------------------------------------------------------------
+FROM runtime-base AS prebuilt
+COPY target/release/gavel /usr/local/bin/gavel
+
+# ---------------------------------------------------------------------------
+# Runtime (the default target): the binary from the builder stage
+# ---------------------------------------------------------------------------
+FROM runtime-base AS runtime
+COPY --from=builder /usr/local/bin/gavel /usr/local/bin/gavel

@@ -1,7 +1,7 @@
 # Gavel: the user's entry points. `make demo` runs the pipeline on the local
 # stack; `make test` runs every test against it. Both start what is missing.
 
-.PHONY: demo test stack-up stack-down stack-status stack-reset build lint bench
+.PHONY: demo test stack-up stack-down stack-status stack-reset build lint bench container-smoke
 
 demo:
 	@bash deploy/local/demo.sh
@@ -23,6 +23,13 @@ stack-reset:
 
 build:
 	@bash deploy/local/build.sh
+
+# The image built with podman from the Dockerfile and the workers run from it
+# against the local stack (also the last step of `make test`).
+container-smoke:
+	@bash deploy/local/stack.sh up
+	@bash deploy/local/build.sh
+	@bash deploy/container/smoke.sh
 
 lint:
 	cargo fmt --all -- --check

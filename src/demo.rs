@@ -1,7 +1,8 @@
 //! `gavel demo-load`: a generated auction workload sent through the running
 //! pipeline, then the read model compared with the pure-domain prediction.
 
-use anyhow::{bail, Result};
+use crate::token_cmd;
+use anyhow::{bail, Context, Result};
 use gavel_domain::auction::AuctionStatus;
 use gavel_producers::loadgen::{generate, LoadSpec};
 use gavel_runtime::{postgres, Config};
@@ -117,5 +118,41 @@ pub async fn demo_load(config: &Config, spec: &LoadSpec, timeout: Duration) -> R
     }
     println!("\nread models caught up: every auction_details row equals the pure-domain replay,");
     println!("and auction_list and user_bids agree with it row for row.");
+    Ok(())
+}
+
+/// The three highest-priced ended auctions of `tenant`, read through the query
+/// API the way a client does: with a bearer token (and refused without one).
+pub async fn top_auctions(config: &Config, base: &str, tenant: &str) -> Result<()> {
+    let url = format!("{base}/auctions?status=ENDED&sort=current_price&order=desc&limit=3");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let anonymous = http
+        .get(&url)
+        .send()
+        .await
+        .context("query API unreachable")?;
+    let token = token_cmd::hs256(config, "demo-viewer", tenant, &[], 600)?;
+    let response = http.get(&url).bearer_auth(&token).send().await?;
+    let status = response.status();
+    let page: serde_json::Value = response.json().await?;
+    if !status.is_success() {
+        bail!("query API answered {status}: {page}");
+    }
+    println!(
+        "\nquery API, top ended auctions of tenant {tenant} (with a token; without one: {}):",
+        anonymous.status()
+    );
+    for item in page["items"].as_array().into_iter().flatten() {
+        println!(
+            "  {}  {:<34} {:>10} {}  winner {}",
+            item["auction_id"].as_str().unwrap_or("?"),
+            item["title"].as_str().unwrap_or("?"),
+            item["current_price"]["amount_minor"],
+            item["current_price"]["currency"].as_str().unwrap_or(""),
+            item["winner_id"].as_str().unwrap_or("-"),
+        );
+    }
     Ok(())
 }

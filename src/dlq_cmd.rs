@@ -6,7 +6,7 @@ use gavel_runtime::{dlq, Config};
 
 #[derive(Subcommand)]
 pub enum DlqAction {
-    /// Every dead-letter topic with its record count.
+    /// This pipeline's dead-letter topics with their record counts.
     List,
     /// The records of one dead-letter topic, with their headers.
     Show {

@@ -48,6 +48,11 @@ pub struct LoadArgs {
     /// How long one command may wait for its outcome.
     #[arg(long, default_value_t = 30)]
     pub timeout_secs: u64,
+    /// Only fill the command topic (--via kafka): send every command, wait for
+    /// Kafka's acknowledgements, print what was sent; read no outcome (none
+    /// come while no aggregate runs).
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 /// Auctions end this long after the planned run, so the last bids still land.
@@ -101,6 +106,16 @@ pub async fn run_load(
 }
 
 pub async fn load(config: &Config, args: &LoadArgs) -> Result<()> {
+    if args.no_wait {
+        anyhow::ensure!(
+            args.via == Via::Kafka,
+            "--no-wait fills the command topic: it needs --via kafka (the command API answers every request itself)"
+        );
+        let report = load::fill::run(config, &args.spec()).await?;
+        report.print();
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
     let report = run_load(config, args, None).await?;
     report.print();
     println!("{}", serde_json::to_string(&report)?);

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use gavel_producers::loadgen::LoadSpec;
+use gavel_producers::ProducerError;
 use gavel_runtime::registry::{load_schema_dir, RegistryClient};
 use gavel_runtime::{config, kafka, observe, telemetry, Config, Shutdown};
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 mod audit;
 mod bench;
+mod bench_recovery;
 mod bench_run;
 mod bench_sink;
 mod demo;
@@ -18,6 +20,7 @@ mod load_cmd;
 mod saga_cmd;
 mod setup_cmd;
 mod status;
+mod token_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -111,6 +114,10 @@ enum Command {
         timeout_secs: u64,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Base URL of a running query API (e.g. http://127.0.0.1:8080): the
+        /// top auctions are then read through it, with a token of the demo tenant.
+        #[arg(long)]
+        query_api: Option<String>,
     },
     /// Realistic auction traffic (Zipf-hot auctions, bid wars) at a target rate or
     /// flat out, via HTTP or Kafka; prints command -> outcome latency percentiles.
@@ -149,6 +156,8 @@ enum Command {
     },
     /// Print every setting with its default.
     Config,
+    /// Print an HS256 bearer token for the HTTP APIs (GAVEL_JWT_SECRET).
+    Token(token_cmd::TokenArgs),
     /// Benchmarks that print figures (JSON + summary); see deploy/local/bench.sh.
     Bench {
         #[command(subcommand)]
@@ -165,6 +174,7 @@ impl Command {
         !matches!(
             self,
             Self::Config
+                | Self::Token(_)
                 | Self::Audit { .. }
                 | Self::Schemas { .. }
                 | Self::Migrate
@@ -198,6 +208,9 @@ enum BenchWhich {
     /// Payment sagas/s and start -> final latency, orchestrator and participants
     /// as processes (the saga stage of `bench run`, alone).
     Saga(bench_run::saga::SagaSpec),
+    /// Recovery under a steady load: kill -9 and restart of aggregate,
+    /// projector and view sink, scale-in of one of three aggregates; one JSON report.
+    Recovery(bench_recovery::RecoverySpec),
     /// Commands/s through the EOS aggregate processor and changelog restore rate.
     Aggregate {
         #[arg(long, default_value_t = 200_000)]
@@ -245,6 +258,13 @@ enum RebuildSource {
 enum TopicsAction {
     /// Create the pipeline's topics (existing ones are left alone).
     Create,
+    /// Delete this pipeline's topics (the ones `create` makes, named from the
+    /// configuration); without --yes, list them and exit non-zero.
+    Delete {
+        /// Really delete them.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -273,6 +293,9 @@ async fn main() -> Result<()> {
         .await??;
     }
     match cli.command {
+        Command::Topics {
+            action: TopicsAction::Delete { yes },
+        } => delete_topics(&config, yes).await?,
         Command::Topics {
             action: TopicsAction::Create,
         } => {
@@ -345,6 +368,15 @@ async fn main() -> Result<()> {
         Command::HttpCommands { listen } => {
             // Metrics and probes on their own port, like the query API.
             let obs = observe::serve(&config, "command-api").await?;
+            let schemas = obs.readiness.wait_for(
+                "schema-registry",
+                &shutdown,
+                |e: &ProducerError| matches!(e, ProducerError::Runtime(r) if r.is_transient()),
+                || gavel_producers::command_writers(&config),
+            );
+            if schemas.await?.is_none() {
+                return Ok(());
+            }
             obs.readiness.set_started();
             gavel_producers::command_api::run(config, listen, shutdown).await?;
         }
@@ -355,6 +387,7 @@ async fn main() -> Result<()> {
             duration_secs,
             timeout_secs,
             seed,
+            query_api,
         } => {
             let run_id = format!("demo{}", &uuid::Uuid::now_v7().simple().to_string()[8..16]);
             let spec = LoadSpec {
@@ -366,6 +399,9 @@ async fn main() -> Result<()> {
                 seed,
             };
             demo::demo_load(&config, &spec, Duration::from_secs(timeout_secs)).await?;
+            if let Some(base) = query_api {
+                demo::top_auctions(&config, &base, &spec.tenant).await?;
+            }
         }
         Command::Bench {
             which:
@@ -398,16 +434,42 @@ async fn main() -> Result<()> {
         Command::Bench {
             which: BenchWhich::Run(args),
         } => bench_run::run(&config, &args).await?,
+        Command::Bench {
+            which: BenchWhich::Recovery(spec),
+        } => bench_recovery::print(&config, &spec).await?,
         Command::Load(args) => load_cmd::load(&config, &args).await?,
         Command::Dlq { action } => dlq_cmd::run(&config, action).await?,
         Command::Status { workers } => status::status(&config, workers).await?,
         Command::LagExporter => status::lag_exporter(&config, &shutdown).await?,
+        Command::Token(args) => println!("{}", token_cmd::mint(&config, &args)?),
         Command::Config => {
             for (key, default, description) in config::SETTINGS {
                 println!("{key:<28} {default:<45} {description}");
             }
         }
     }
+    Ok(())
+}
+
+/// `gavel topics delete`: this pipeline's existing topics, deleted only with `--yes`.
+async fn delete_topics(config: &Config, yes: bool) -> Result<()> {
+    let blocking = config.clone();
+    let existing =
+        tokio::task::spawn_blocking(move || kafka::existing_auction_topics(&blocking)).await??;
+    if existing.is_empty() {
+        println!("no topics of this pipeline exist");
+        return Ok(());
+    }
+    if !yes {
+        println!("would delete {} topics:", existing.len());
+        for topic in &existing {
+            println!("  {topic}");
+        }
+        anyhow::bail!("nothing deleted: run `gavel topics delete --yes` to delete them");
+    }
+    let names: Vec<&str> = existing.iter().map(String::as_str).collect();
+    kafka::delete_topics(config, &names).await?;
+    println!("deleted {} topics: {}", names.len(), names.join(", "));
     Ok(())
 }
 

@@ -123,10 +123,14 @@ pub async fn participate(
     if name == "all" {
         obs.readiness.set_started();
     }
-    for task in tasks {
+    // The first participant to fail ends the process with its reason (a
+    // fatal misconfiguration must not wait behind the others still running).
+    let finished = tasks.into_iter().map(|task| async move {
         let stats = task.await??;
         tracing::info!(?stats, "participant finished");
-    }
+        Ok::<_, anyhow::Error>(())
+    });
+    futures::future::try_join_all(finished).await?;
     Ok(())
 }
 

@@ -36,7 +36,10 @@ pub async fn apply_migrations(config: &Config) -> Result<Migrated> {
         .await
         .context("connecting to Postgres as the schema owner")?;
     let schema = &config.postgres_schema;
-    let read_side = postgres::migrate(&mut client, schema, &gavel_sinks::migrations()).await?;
+    // The command API's idempotency keys live beside the read side's tables.
+    let mut read_side = gavel_sinks::migrations();
+    read_side.extend(gavel_producers::command_api::migrations());
+    let read_side = postgres::migrate(&mut client, schema, &read_side).await?;
     let outbox = gavel_producers::outbox::migrations();
     let outbox = postgres::migrate(&mut client, &config.outbox_schema, &outbox).await?;
     let grants = postgres_grants::apply(&client, config, None).await?;

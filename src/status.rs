@@ -2,25 +2,42 @@
 //! a terminal; and `gavel lag-exporter`, which publishes the same lag gauges.
 
 use anyhow::Result;
+use gavel_domain::saga::Participant;
+use gavel_processors::saga::kind::{Order, Payment};
+use gavel_processors::saga::{self, SagaTopics};
 use gavel_runtime::observe::{self, lag::Target, PartitionLag};
 use gavel_runtime::{dlq, Config, Shutdown};
+use gavel_sinks::{event_store, participants};
 use std::time::Duration;
 
-/// The pipeline's consumer groups and what they read, plus `GAVEL_LAG_WATCH`.
+/// Every stage's consumer group and the topics it really subscribes to, plus
+/// `GAVEL_LAG_WATCH`.
 pub fn lag_targets(config: &Config) -> Vec<Target> {
-    let target = |group: &str, topic: &str| Target {
-        group: group.to_owned(),
-        topics: vec![topic.to_owned()],
+    let target = |group: String, topics: &[&str]| Target {
+        group,
+        topics: topics.iter().map(|t| (*t).to_owned()).collect(),
     };
+    let t = &config.topics;
     let mut targets = vec![
-        target(&config.aggregate_group, &config.topics.commands),
-        target(&config.sink_group, &config.topics.events),
-        target(
-            &gavel_sinks::event_store::consumer_group(config),
-            &config.topics.events,
-        ),
+        target(config.aggregate_group.clone(), &[&t.commands]),
+        target(config.project_group.clone(), &[&t.events]),
+        target(config.sink_group.clone(), &t.views()),
+        target(event_store::consumer_group(config), &[&t.events]),
     ];
-    targets.extend(config.lag_watch.iter().map(|(g, t)| target(g, t)));
+    for (kind, topics) in [
+        ("payment", SagaTopics::of(config, &Payment)),
+        ("order", SagaTopics::of(config, &Order)),
+    ] {
+        let group = saga::consumer_group(config, kind);
+        targets.push(target(group, &[&topics.trigger, &topics.replies]));
+    }
+    for participant in Participant::ALL {
+        let name = participant.as_str();
+        let group = participants::consumer_group(config, name);
+        targets.push(target(group, &[&t.participant_commands(name)]));
+    }
+    let watched = config.lag_watch.iter();
+    targets.extend(watched.map(|(g, topic)| target(g.clone(), &[topic])));
     targets
 }
 

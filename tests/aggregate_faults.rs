@@ -258,7 +258,7 @@ async fn an_auction_that_ends_while_the_processor_is_down_is_ended_once_after_re
     let env = TestEnv::new(1).await;
     let worker = Worker::spawn(&env, "aggregate", "timer-0");
     let lines = r#"{"type":"CreateAuction","auction_id":"dusk","seller_id":"s","title":"Harbour at Dusk","currency":"EUR","starting_price":5000,"min_increment":100,"ends_in_secs":4}
-{"type":"StartAuction","auction_id":"dusk"}
+{"type":"StartAuction","auction_id":"dusk","actor_id":"s"}
 {"type":"PlaceBid","auction_id":"dusk","bidder_id":"ann","amount":5000,"currency":"EUR"}"#;
     gavel_producers::produce::run(
         &env.config,

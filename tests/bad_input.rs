@@ -36,7 +36,7 @@ async fn poison_commands_and_events_are_skipped_and_the_partition_keeps_moving()
         env.produce_raw(topic, "p-1", b"not json", OwnedHeaders::new());
     }
     let lines = r#"{"type":"CreateAuction","auction_id":"after-poison","seller_id":"s","title":"Etching","currency":"EUR","starting_price":100,"min_increment":10,"ends_in_secs":60}
-{"type":"StartAuction","auction_id":"after-poison"}"#;
+{"type":"StartAuction","auction_id":"after-poison","actor_id":"s"}"#;
     gavel_producers::produce::run(&env.config, lines.as_bytes(), "t", &Shutdown::new())
         .await
         .expect("produce");

@@ -57,6 +57,7 @@ impl Outbox {
         kafka::create_topics(&env.config, &[spec])
             .await
             .expect("data topic");
+        env.config.outbox_allowed = vec![topic.clone()];
         let mut client = env.pg().await;
         let migrations = gavel_producers::outbox::migrations();
         postgres::migrate(&mut client, &env.config.outbox_schema, &migrations)
@@ -534,7 +535,7 @@ async fn a_relay_killed_again_and_again_loses_and_reorders_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unpublishable_rows_are_dead_lettered_and_their_aggregates_move_on() {
-    let outbox = Outbox::new(100).await;
+    let mut outbox = Outbox::new(100).await;
     let schema = outbox.env.config.outbox_schema.clone();
     let client = outbox.env.pg().await;
     let good = aggregates(20);
@@ -542,6 +543,8 @@ async fn unpublishable_rows_are_dead_lettered_and_their_aggregates_move_on() {
         outbox.insert_round(&client, &good, seq).await;
     }
     let missing = format!("{}.no-such-topic", outbox.env.config.instance_id);
+    // Allowed, so the relay asks Kafka, which does not know it.
+    outbox.env.config.outbox_allowed.push(missing.clone());
     let sql = format!(
         "INSERT INTO {schema}.outbox (aggregate_id, topic, payload, headers, event_id) VALUES
          ('bad', $1, 'bad:1', '{{}}', 'bad-1'),

@@ -23,7 +23,7 @@ async fn a_known_auction_ends_with_the_expected_winner_price_and_version() {
     let report = produce_lines(
         &env,
         r#"{"type":"CreateAuction","auction_id":"lot-7","seller_id":"sam","title":"Bronze Hare","currency":"EUR","starting_price":10000,"min_increment":500,"reserve_price":12000,"ends_in_secs":4}
-{"type":"StartAuction","auction_id":"lot-7"}
+{"type":"StartAuction","auction_id":"lot-7","actor_id":"sam"}
 this line is not JSON
 {"type":"PlaceBid","auction_id":"lot-7","bidder_id":"ann","amount":10000,"currency":"EUR"}
 {"type":"PlaceBid","auction_id":"lot-7","bidder_id":"bob","amount":-3,"currency":"EUR"}
@@ -117,12 +117,12 @@ async fn a_repeated_command_id_gets_its_original_outcome_and_no_new_event() {
     produce_lines(&env, create).await;
     produce_lines(
         &env,
-        r#"{"type":"StartAuction","auction_id":"dup-1","expected_version":0}"#,
+        r#"{"type":"StartAuction","auction_id":"dup-1","actor_id":"s","expected_version":0}"#,
     )
     .await;
     produce_lines(
         &env,
-        r#"{"type":"StartAuction","auction_id":"dup-1","expected_version":1}"#,
+        r#"{"type":"StartAuction","auction_id":"dup-1","actor_id":"s","expected_version":1}"#,
     )
     .await;
 

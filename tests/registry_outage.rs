@@ -1,12 +1,14 @@
 //! The schema registry stopped mid-run: the aggregate processor and the event
 //! store hold their partitions at the first record whose schema they still
 //! need, report not-ready, lose and dead-letter nothing, and flow again when
-//! the registry is back. (Its own binary: the outage touches the whole stack.)
+//! the registry is back. And stopped before the workers start: every worker
+//! stays up and waits for it, unready where it needs it. (Its own binary: the
+//! outage touches the whole stack; its tests take turns.)
 
 mod common;
 
-use common::observe::get;
-use common::process::stack_sh;
+use common::observe::{free_addr, get, spawn_observed};
+use common::process::{stack_sh, Worker};
 use common::{eventually, TestEnv, TriggerOnDrop};
 use gavel_producers::json_command::parse_line;
 use gavel_producers::produce::now;
@@ -17,6 +19,15 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const AUCTIONS: usize = 100;
+
+/// One registry outage at a time: the tests of this binary run in parallel.
+static OUTAGE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_outage_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    OUTAGE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Starts the registry again however the test ends.
 struct RegistryBack;
@@ -43,6 +54,7 @@ async fn ready(obs: &Observer) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn records_wait_for_the_registry_and_flow_again_when_it_returns() {
+    let _turn = one_outage_at_a_time();
     let env = TestEnv::new(2).await;
     let shutdown = Shutdown::new();
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
@@ -82,7 +94,7 @@ async fn records_wait_for_the_registry_and_flow_again_when_it_returns() {
     };
     let more = (0..AUCTIONS).flat_map(|i| {
         [
-            format!(r#"{{"type":"StartAuction","auction_id":"reg-{i}"}}"#),
+            format!(r#"{{"type":"StartAuction","auction_id":"reg-{i}","actor_id":"s"}}"#),
             format!(r#"{{"type":"PlaceBid","auction_id":"reg-{i}","bidder_id":"b","amount":100,"currency":"EUR"}}"#),
         ]
     });
@@ -137,5 +149,80 @@ async fn records_wait_for_the_registry_and_flow_again_when_it_returns() {
     shutdown.trigger();
     aggregate.await.expect("join").expect("aggregate");
     store.await.expect("join").expect("event store");
+    env.stop().await;
+}
+
+/// Roles that resolve writer schemas before they can work: unready, naming
+/// the registry, until it answers.
+const NEED_THE_REGISTRY: [&str; 2] = ["aggregate", "command-api"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_started_while_the_registry_is_away_wait_for_it() {
+    let _turn = one_outage_at_a_time();
+    let env = TestEnv::new(2).await;
+    stack_sh("stop-registry");
+    let restart = RegistryBack;
+    let api = free_addr();
+    let roles = [
+        "aggregate",
+        "project",
+        "sink",
+        "event-store",
+        "saga run payment",
+        "participant all",
+    ];
+    let mut workers: Vec<(String, String, Worker)> = roles
+        .iter()
+        .map(|role| {
+            let probe = free_addr();
+            let worker = spawn_observed(&env, role, "r0", &probe);
+            ((*role).to_owned(), probe, worker)
+        })
+        .collect();
+    let probe = free_addr();
+    let command_api = format!("command-api --listen {api}");
+    workers.push((
+        "command-api".into(),
+        probe.clone(),
+        spawn_observed(&env, &command_api, "r0", &probe),
+    ));
+    for (role, probe, _) in workers
+        .iter()
+        .filter(|w| NEED_THE_REGISTRY.contains(&w.0.as_str()))
+    {
+        let waiting = eventually(Duration::from_secs(20), || async {
+            let (status, body) = get(probe, "/ready").await?;
+            (status == 503 && body.contains("schema-registry")).then_some(())
+        })
+        .await;
+        assert!(
+            waiting.is_some(),
+            "{role} reports that it waits for the registry"
+        );
+    }
+    // Long enough for a worker that gives up to have exited (it took < 2 s).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for (role, _, worker) in &mut workers {
+        assert!(
+            worker.child.try_wait().expect("wait").is_none(),
+            "{role} still running while the registry is away"
+        );
+    }
+    drop(restart); // starts the registry again
+    for (role, probe, _) in &workers {
+        let ready = eventually(TIMEOUT, || async {
+            (get(probe, "/ready").await?.0 == 200).then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "{role} ready once the registry is back");
+    }
+    for (role, _, worker) in workers {
+        let log = std::fs::read_to_string(&worker.log).expect("log");
+        assert!(
+            !log.contains("schemas register"),
+            "{role} does not blame unregistered schemas for an outage: {log}"
+        );
+        worker.stop();
+    }
     env.stop().await;
 }

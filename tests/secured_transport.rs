@@ -41,7 +41,7 @@ async fn the_pipeline_runs_over_sasl_ssl_and_postgres_tls() {
         .map(|role| Worker::spawn(&env, role, &format!("tls-{role}")))
         .collect();
     let lines = r#"{"type":"CreateAuction","auction_id":"lot-s","seller_id":"sam","title":"Sealed","currency":"EUR","starting_price":1000,"min_increment":100,"ends_in_secs":600}
-{"type":"StartAuction","auction_id":"lot-s"}
+{"type":"StartAuction","auction_id":"lot-s","actor_id":"sam"}
 {"type":"PlaceBid","auction_id":"lot-s","bidder_id":"ann","amount":1500,"currency":"EUR"}
 "#;
     let report =

@@ -65,10 +65,14 @@ def check_scrape_targets(project, image, prometheus_yml, err):
 def dockerfile_facts(path, err):
     """(numeric USER uid, has HEALTHCHECK) of the final stage; errors for the rest."""
     lines = re.sub(r"\\\n", " ", open(path).read()).splitlines()
-    final = []
+    # A stage built FROM an earlier stage inherits its USER, HEALTHCHECK, ENTRYPOINT.
+    stages, final = {}, []
     for line in lines:
-        if re.match(r"^\s*FROM\s", line, re.I):
-            final = []
+        start = re.match(r"^\s*FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.I)
+        if start:
+            final = list(stages.get(start.group(1).lower(), []))
+            if start.group(2):
+                stages[start.group(2).lower()] = final
         final.append(line.strip())
     instructions = [line for line in final if line and not line.startswith("#")]
     user = [line.split()[1] for line in instructions if line.upper().startswith("USER ")]

@@ -1,6 +1,6 @@
 //! The tracing span of one consumed record.
 
-use gavel_runtime::envelope::{header, header_str};
+use gavel_runtime::envelope::{header, header_str, loggable};
 use gavel_runtime::telemetry::follow_traceparent;
 use rdkafka::message::{Message, OwnedMessage};
 
@@ -12,12 +12,12 @@ pub fn record_span(message: &OwnedMessage) -> tracing::Span {
         message
             .headers()
             .and_then(|headers| header_str(headers, key))
-            .unwrap_or("")
+            .map_or("", loggable)
     };
     let key = message
         .key()
         .and_then(|key| std::str::from_utf8(key).ok())
-        .unwrap_or("");
+        .map_or("", loggable);
     let span = tracing::debug_span!(
         "record",
         topic = message.topic(),

@@ -53,6 +53,12 @@ pub fn send_record<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(
     }
 }
 
+/// True for a record the producer refused by itself as larger than
+/// `message.max.bytes`: that record is poison, the transaction is unharmed.
+pub fn is_too_large(error: &ProcessorError) -> bool {
+    matches!(error, ProcessorError::Kafka(e) if gavel_runtime::dlq::is_too_large(e))
+}
+
 /// Adds the consumed offsets of `topic` to the open transaction.
 pub fn send_offsets<C: ConsumerContext>(
     producer: &TxnProducer,
@@ -179,10 +185,32 @@ pub fn dead_letter(
         partition = message.partition(),
         offset = message.offset(),
         class = class.as_str(),
-        %reason,
-        "unreadable record dead-lettered"
+        reason = gavel_runtime::envelope::loggable(reason),
+        "{}",
+        class.log_message()
     );
-    let letter = gavel_runtime::dlq::DeadLetter::of(message, class, reason);
+    send_letter(
+        producer,
+        &gavel_runtime::dlq::DeadLetter::of(message, class, reason),
+        worker,
+    )
+}
+
+/// Sends a dead letter into the open transaction. Dead letters always fit:
+/// `DeadLetter::record` bounds payload and headers, and should the broker's
+/// limit be lower still, the letter goes again without its payload (a header
+/// says so) instead of failing the transaction and, with it, the partition.
+pub fn send_letter(
+    producer: &TxnProducer,
+    letter: &gavel_runtime::dlq::DeadLetter<'_>,
+    worker: &str,
+) -> Result<(), ProcessorError> {
     let topic = letter.dlq_topic();
-    send_record(producer, letter.record(&topic, worker))
+    match send_record(producer, letter.record(&topic, worker)) {
+        Err(error) if is_too_large(&error) => {
+            tracing::warn!(dlq = %topic, %error, "dead letter too large: sent without its payload");
+            send_record(producer, letter.record_without_payload(&topic, worker))
+        }
+        other => other,
+    }
 }

@@ -111,7 +111,7 @@ impl CommandProducer {
 }
 
 /// The registered writer schema of every command record, by full record name.
-pub(crate) async fn command_writers(
+pub async fn command_writers(
     config: &Config,
 ) -> Result<HashMap<String, Arc<CachedSchema>>, ProducerError> {
     let codec = AvroCodec::new(&config.registry);

@@ -8,6 +8,8 @@ pub enum ProducerError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("command api: {0}")]
     CommandApi(String),
+    #[error("command api: {0}")]
+    Http(#[from] gavel_http::HttpError),
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),
     #[error("load: {0}")]

@@ -10,7 +10,10 @@
 //! {"type":"CancelAuction","auction_id":"a-1","reason":"withdrawn"}
 //! {"type":"EndAuction","auction_id":"a-1"}
 //! ```
-//! Optional on every line: `command_id`, `correlation_id`, `tenant_id`, `expected_version`.
+//! Optional on every line: `command_id`, `correlation_id`, `tenant_id`, `expected_version`,
+//! `actor_id` (the acting user; by default the seller of a CreateAuction and the bidder of a
+//! PlaceBid; a StartAuction or CancelAuction without one is refused `MISSING_ACTOR` by the
+//! aggregate, which accepts them only from the auction's seller).
 //! Amounts are integer minor units (cents).
 
 use gavel_domain::auction::{
@@ -71,6 +74,8 @@ struct Common {
     tenant_id: Option<String>,
     #[serde(default)]
     expected_version: Option<u64>,
+    #[serde(default)]
+    actor_id: Option<String>,
 }
 
 /// Parses one line. `now` resolves `ends_in_secs`; `default_tenant` fills a missing tenant.
@@ -85,11 +90,21 @@ pub fn parse_line(
     if common.auction_id.trim().is_empty() {
         return Err("auction_id must not be empty".into());
     }
-    let mut meta = CommandMeta::new(TenantId::new(
-        common
-            .tenant_id
-            .unwrap_or_else(|| default_tenant.to_owned()),
-    ));
+    let actor = match common.actor_id {
+        Some(actor) => UserId::new(actor),
+        None => command
+            .named_user()
+            .cloned()
+            .unwrap_or_else(|| UserId::new("")),
+    };
+    let mut meta = CommandMeta::new(
+        TenantId::new(
+            common
+                .tenant_id
+                .unwrap_or_else(|| default_tenant.to_owned()),
+        ),
+        actor,
+    );
     if let Some(id) = common.command_id {
         meta.command_id = id.clone();
         meta.correlation_id = id;
@@ -203,7 +218,30 @@ mod tests {
             parse_line(r#"{"type":"PlaceBid","auction_id":"a1","bidder_id":"u1","amount":1500,"currency":"EUR"}"#, NOW, "t0").unwrap();
         assert!(matches!(command, AuctionCommand::PlaceBid(ref b) if b.amount.minor() == 1500));
         assert_eq!(meta.tenant_id.as_str(), "t0");
+        assert_eq!(
+            meta.actor_id.as_str(),
+            "u1",
+            "a bid's actor defaults to its bidder"
+        );
         assert!(!meta.command_id.is_empty());
+    }
+
+    #[test]
+    fn a_start_line_carries_its_actor_or_none() {
+        let named = r#"{"type":"StartAuction","auction_id":"a1","actor_id":"sam"}"#;
+        assert_eq!(
+            parse_line(named, NOW, "t0").unwrap().1.actor_id.as_str(),
+            "sam"
+        );
+        let anonymous = r#"{"type":"StartAuction","auction_id":"a1"}"#;
+        assert_eq!(
+            parse_line(anonymous, NOW, "t0")
+                .unwrap()
+                .1
+                .actor_id
+                .as_str(),
+            ""
+        );
     }
 
     #[test]

@@ -13,6 +13,6 @@ pub mod produce;
 pub mod progress;
 mod send_workload;
 
-pub use command_producer::CommandProducer;
+pub use command_producer::{command_writers, CommandProducer};
 pub use error::ProducerError;
 pub use send_workload::{send_workload, SendReport};

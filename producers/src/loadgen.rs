@@ -4,7 +4,7 @@
 
 use gavel_domain::auction::{
     decide, evolve, Auction, AuctionCommand, CancelAuction, CreateAuction, EndAuction, PlaceBid,
-    StartAuction,
+    StartAuction, CLOCK_ACTOR,
 };
 use gavel_domain::{AuctionId, Currency, Money, TenantId, Timestamp, UserId};
 use gavel_runtime::envelope::CommandMeta;
@@ -93,7 +93,8 @@ pub fn generate(spec: &LoadSpec, now: Timestamp) -> Workload {
     };
     let end_time = now.plus_millis(spec.duration_ms);
     let tenant = TenantId::new(spec.tenant.clone());
-    let meta = || CommandMeta::new(tenant.clone());
+    let meta = |actor: &UserId| CommandMeta::new(tenant.clone(), actor.clone());
+    let clock = UserId::new(CLOCK_ACTOR);
     let mut setup = Vec::new();
     let mut prices: Vec<(AuctionId, UserId, i64, i64)> = Vec::new();
     for n in 0..spec.auctions {
@@ -112,7 +113,7 @@ pub fn generate(spec: &LoadSpec, now: Timestamp) -> Workload {
                 min_increment: money(increment),
                 end_time,
             }),
-            meta(),
+            meta(&seller_id),
         ));
         let command = if rng.gen_bool(0.03) {
             AuctionCommand::Cancel(CancelAuction {
@@ -124,7 +125,7 @@ pub fn generate(spec: &LoadSpec, now: Timestamp) -> Workload {
                 auction_id: auction_id.clone(),
             })
         };
-        setup.push((command, meta()));
+        setup.push((command, meta(&seller_id)));
         prices.push((auction_id, seller_id, starting, increment));
     }
     let bids = generate_bids(spec, &mut rng, &prices, money, &meta);
@@ -135,7 +136,7 @@ pub fn generate(spec: &LoadSpec, now: Timestamp) -> Workload {
                 AuctionCommand::End(EndAuction {
                     auction_id: id.clone(),
                 }),
-                meta(),
+                meta(&clock),
             )
         })
         .collect();
@@ -154,7 +155,7 @@ fn generate_bids(
     rng: &mut StdRng,
     auctions: &[(AuctionId, UserId, i64, i64)],
     money: impl Fn(i64) -> Money,
-    meta: &impl Fn() -> CommandMeta,
+    meta: &impl Fn(&UserId) -> CommandMeta,
 ) -> Vec<Command> {
     let mut current: Vec<Option<i64>> = vec![None; auctions.len()];
     let mut bids = Vec::with_capacity(spec.bids);
@@ -189,7 +190,8 @@ fn generate_bids(
             bidder_id: bidder,
             amount: money(amount.max(1)),
         };
-        bids.push((AuctionCommand::PlaceBid(bid), meta()));
+        let meta = meta(&bid.bidder_id);
+        bids.push((AuctionCommand::PlaceBid(bid), meta));
     }
     bids
 }

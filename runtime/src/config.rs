@@ -1,6 +1,7 @@
 //! Configuration: built-in local defaults, overridden by a `KEY=VALUE` file named
 //! by `GAVEL_CONFIG`, overridden by the environment. One struct, read once.
 
+use crate::http_settings::HttpSettings;
 use crate::registry_endpoint::RegistryEndpoint;
 use crate::security::{KafkaSecurity, PostgresTls};
 use crate::{Result, RuntimeError};
@@ -66,6 +67,8 @@ pub struct Config {
     /// Stable per worker replica (the pod name on Kubernetes): the transactional id
     /// derives from it so a restarted replica fences its predecessor at once.
     pub instance_id: String,
+    /// Group protocol and membership of the workers' consumers.
+    pub membership: crate::membership::Membership,
     pub batch_max: usize,
     pub batch_linger: Duration,
     /// Where a worker serves /metrics, /health and /ready (port 0: ephemeral).
@@ -74,7 +77,7 @@ pub struct Config {
     pub status_workers: Vec<String>,
     /// Extra `group=topic` pairs the lag exporter and `gavel status` watch.
     pub lag_watch: Vec<(String, String)>,
-    /// HS256 key the command API checks bearer tokens with.
+    /// HS256 key both HTTP APIs check bearer tokens with (empty: HS256 off).
     pub jwt_secret: Secret,
     /// How long the command API waits for an outcome before answering 202.
     pub command_timeout: Duration,
@@ -86,6 +89,14 @@ pub struct Config {
     pub outbox_poll: Duration,
     /// Where the relay dead-letters rows it cannot publish.
     pub outbox_dlq_topic: String,
+    /// How long after its end time an ended or cancelled auction stays in the
+    /// aggregate's memory and changelog (late commands get exact answers).
+    pub closed_retention: Duration,
+    /// The only topics the relay publishes to; empty: the pipeline's command
+    /// and order topics (see [`Config::outbox_allowed_topics`]).
+    pub outbox_allowed: Vec<String>,
+    /// Token verification and limits of the HTTP APIs.
+    pub http: HttpSettings,
 }
 
 /// A credential: compared and cloned like a string, never printed by `{:?}`
@@ -109,8 +120,8 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// The built-in JWT key: fine on a laptop, refused nowhere, warned about by the
-/// command API so a deployment that forgot its Secret is visible in the log.
+/// The built-in JWT key: accepted (with a warning) only by an API listening on
+/// loopback; anywhere else the API refuses to start with it.
 pub const LOCAL_JWT_SECRET: &str = "local-development-only";
 
 /// Every setting: (environment key, default, description). The README's config
@@ -252,7 +263,12 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "GAVEL_INSTANCE_ID",
         "local-0",
-        "Stable replica id (transactional id suffix)",
+        "Stable replica id (transactional id suffix, group.instance.id)",
+    ),
+    (
+        "GAVEL_GROUP_MEMBERSHIP",
+        "static",
+        "Workers' group membership: static (classic protocol, group.instance.id = GAVEL_INSTANCE_ID), dynamic, consumer (KIP-848) or consumer-static",
     ),
     (
         "GAVEL_BATCH_MAX",
@@ -282,12 +298,88 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "GAVEL_JWT_SECRET",
         LOCAL_JWT_SECRET,
-        "HS256 key of the command API's bearer tokens (local default; set it in deployments)",
+        "HS256 key of both HTTP APIs' bearer tokens: >= 32 bytes, or empty to accept only JWKS keys (the local default and short keys are refused unless the API listens on loopback only)",
     ),
     (
         "GAVEL_COMMAND_TIMEOUT_MS",
         "2000",
         "How long the command API waits for an outcome before answering 202",
+    ),
+    // HTTP access control and limits of the query and command APIs (gavel-http).
+    (
+        "GAVEL_JWT_JWKS_URL",
+        "",
+        "JWKS URL of an identity provider: RS256/ES256 tokens, key chosen by `kid` (empty: none)",
+    ),
+    (
+        "GAVEL_JWT_JWKS_FILE",
+        "",
+        "JWKS file, re-read like the URL (empty: none)",
+    ),
+    (
+        "GAVEL_JWT_JWKS_REFRESH_SECS",
+        "300",
+        "How often the JWKS is fetched again (an unknown `kid` refetches at most every 5 s)",
+    ),
+    (
+        "GAVEL_JWT_ISSUER",
+        "",
+        "Required `iss` of tokens (empty: not checked)",
+    ),
+    (
+        "GAVEL_JWT_AUDIENCE",
+        "",
+        "Required `aud` of tokens (empty: not checked)",
+    ),
+    (
+        "GAVEL_JWT_MAX_LIFETIME_SECS",
+        "86400",
+        "Longest token lifetime accepted: bounds exp - iat and exp - now",
+    ),
+    (
+        "GAVEL_JWT_TENANT_CLAIM",
+        "tenant",
+        "Claim naming the tenant (a dotted path, e.g. `https://gavel/tenant` or `org.id`)",
+    ),
+    (
+        "GAVEL_JWT_ROLES_CLAIM",
+        "roles",
+        "Claim holding the roles, an array of strings (dotted path, e.g. `realm_access.roles`)",
+    ),
+    (
+        "GAVEL_HTTP_HEADER_TIMEOUT_MS",
+        "5000",
+        "How long a client may take to send a request's headers (also closes idle keep-alive connections)",
+    ),
+    (
+        "GAVEL_HTTP_REQUEST_TIMEOUT_MS",
+        "20000",
+        "Bound on one request until its response starts (live streams run on, until shutdown)",
+    ),
+    (
+        "GAVEL_HTTP_MAX_CONNECTIONS",
+        "2048",
+        "Open connections per API process; further clients wait in the listen backlog",
+    ),
+    (
+        "GAVEL_HTTP_MAX_STREAMS_PER_CLIENT",
+        "64",
+        "Open live streams per client address (behind a proxy: the proxy's address)",
+    ),
+    (
+        "GAVEL_QUERY_MAX_STREAMS_PER_USER",
+        "8",
+        "Open live streams per token user",
+    ),
+    (
+        "GAVEL_QUERY_CURSOR_KEY",
+        "",
+        "HMAC key of the query API's page cursors, the same on every replica (empty: derived from GAVEL_JWT_SECRET)",
+    ),
+    (
+        "GAVEL_IDEMPOTENCY_TTL_SECS",
+        "86400",
+        "How long the command API keeps an Idempotency-Key bound to its request",
     ),
     (
         "GAVEL_OUTBOX_SCHEMA",
@@ -308,6 +400,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "GAVEL_OUTBOX_DLQ_TOPIC",
         "outbox.dlq",
         "Dead-letter topic of outbox rows that cannot be published",
+    ),
+    (
+        "GAVEL_CLOSED_RETENTION_SECS",
+        "86400",
+        "How long after its end time the aggregate keeps an ended or cancelled auction (then: AUCTION_NOT_FOUND)",
+    ),
+    (
+        "GAVEL_OUTBOX_ALLOWED_TOPICS",
+        "",
+        "Comma-separated topics the outbox relay may publish to; other rows are dead-lettered (empty: the command and order topics)",
     ),
 ];
 
@@ -368,6 +470,7 @@ impl Config {
             saga_group: get("GAVEL_SAGA_GROUP"),
             reader_group: get("GAVEL_READER_GROUP"),
             instance_id: get("GAVEL_INSTANCE_ID"),
+            membership: crate::membership::Membership::parse(&get("GAVEL_GROUP_MEMBERSHIP"))?,
             batch_max: number(values, "GAVEL_BATCH_MAX")?,
             batch_linger: Duration::from_millis(number(values, "GAVEL_BATCH_LINGER_MS")?),
             metrics_addr: get("GAVEL_METRICS_ADDR"),
@@ -379,6 +482,9 @@ impl Config {
             outbox_batch: positive(values, "GAVEL_OUTBOX_BATCH")?,
             outbox_poll: Duration::from_millis(number(values, "GAVEL_OUTBOX_POLL_MS")?),
             outbox_dlq_topic: get("GAVEL_OUTBOX_DLQ_TOPIC"),
+            closed_retention: Duration::from_secs(number(values, "GAVEL_CLOSED_RETENTION_SECS")?),
+            outbox_allowed: list(&get("GAVEL_OUTBOX_ALLOWED_TOPICS")),
+            http: HttpSettings::from_values(values)?,
         })
     }
 
@@ -449,7 +555,7 @@ impl Config {
             .iter()
             .map(|(g, t)| format!("{g}={t}"))
             .collect();
-        vec![
+        let mut env = vec![
             ("GAVEL_KAFKA_BOOTSTRAP", self.kafka_bootstrap.clone()),
             (
                 "GAVEL_KAFKA_SECURITY_PROTOCOL",
@@ -507,6 +613,10 @@ impl Config {
             ("GAVEL_SINK_GROUP", self.sink_group.clone()),
             ("GAVEL_SAGA_GROUP", self.saga_group.clone()),
             ("GAVEL_INSTANCE_ID", self.instance_id.clone()),
+            (
+                "GAVEL_GROUP_MEMBERSHIP",
+                self.membership.as_str().to_owned(),
+            ),
             ("GAVEL_BATCH_MAX", self.batch_max.to_string()),
             (
                 "GAVEL_BATCH_LINGER_MS",
@@ -527,7 +637,26 @@ impl Config {
                 self.outbox_poll.as_millis().to_string(),
             ),
             ("GAVEL_OUTBOX_DLQ_TOPIC", self.outbox_dlq_topic.clone()),
-        ]
+            (
+                "GAVEL_CLOSED_RETENTION_SECS",
+                self.closed_retention.as_secs().to_string(),
+            ),
+            ("GAVEL_OUTBOX_ALLOWED_TOPICS", self.outbox_allowed.join(",")),
+        ];
+        env.extend(self.http.to_env());
+        env
+    }
+
+    /// The topics the outbox relay may publish to: `GAVEL_OUTBOX_ALLOWED_TOPICS`,
+    /// or by default the two an upstream service feeds the pipeline through
+    /// (commands, order events). Events, views, outcomes and saga topics are
+    /// written by the pipeline's own exactly-once stages, never by an outbox.
+    pub fn outbox_allowed_topics(&self) -> Vec<String> {
+        if self.outbox_allowed.is_empty() {
+            vec![self.topics.commands.clone(), self.topics.orders.clone()]
+        } else {
+            self.outbox_allowed.clone()
+        }
     }
 
     /// The local defaults, untouched by file or environment (for tests).
@@ -573,14 +702,18 @@ fn merge_file(values: &mut HashMap<String, String>, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn number<T: std::str::FromStr>(values: &HashMap<String, String>, key: &str) -> Result<T> {
+pub(crate) fn number<T: std::str::FromStr>(
+    values: &HashMap<String, String>,
+    key: &str,
+) -> Result<T> {
     let raw = values.get(key).map(String::as_str).unwrap_or_default();
     raw.parse()
         .map_err(|_| RuntimeError::Config(format!("{key} must be a number, got {raw:?}")))
 }
 
-/// A batch size: zero would make a worker spin without doing anything.
-fn positive(values: &HashMap<String, String>, key: &str) -> Result<i64> {
+/// A size, count or duration that must be above zero (a batch of 0 rows would
+/// make a worker spin; a timeout of 0 would refuse everything).
+pub(crate) fn positive(values: &HashMap<String, String>, key: &str) -> Result<i64> {
     match number(values, key)? {
         n if n > 0 => Ok(n),
         n => Err(RuntimeError::Config(format!(
@@ -651,6 +784,14 @@ mod tests {
         assert_eq!(config.kafka_bootstrap, "127.0.0.1:9092");
         assert_eq!(config.topics.commands, "auction.commands");
         assert_eq!(config.partitions, 6);
+        assert_eq!(
+            config.outbox_allowed_topics(),
+            ["auction.commands", "order.events"]
+        );
+        let listed = config
+            .with_overrides([("GAVEL_OUTBOX_ALLOWED_TOPICS", " a.events , b.events,")])
+            .expect("a list");
+        assert_eq!(listed.outbox_allowed_topics(), ["a.events", "b.events"]);
     }
 
     #[test]

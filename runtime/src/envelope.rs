@@ -2,7 +2,7 @@
 //! DLQ tooling and tracing can read it without decoding Avro) and inside the Avro
 //! record (so the read side has it).
 
-use gavel_domain::{AuctionId, TenantId, Timestamp};
+use gavel_domain::{AuctionId, TenantId, Timestamp, UserId};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use uuid::Uuid;
 
@@ -30,17 +30,21 @@ pub struct CommandMeta {
     pub command_id: String,
     pub correlation_id: String,
     pub tenant_id: TenantId,
+    /// The user who asks (from their token); empty when a producer named none,
+    /// which the aggregate refuses.
+    pub actor_id: UserId,
     pub expected_version: Option<u64>,
 }
 
 impl CommandMeta {
     /// A fresh command id, used as its own correlation id.
-    pub fn new(tenant_id: TenantId) -> Self {
+    pub fn new(tenant_id: TenantId, actor_id: UserId) -> Self {
         let id = Uuid::now_v7().to_string();
         Self {
             command_id: id.clone(),
             correlation_id: id,
             tenant_id,
+            actor_id,
             expected_version: None,
         }
     }
@@ -128,6 +132,22 @@ fn text<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a [u8]> {
 }
 
 /// Reads a UTF-8 header value.
+/// Longest client-chosen text (a header, a key, a reason) a log line carries:
+/// a 100 KB header must not become a 100 KB log line.
+pub const LOGGABLE_BYTES: usize = 128;
+
+/// `text` cut to at most `LOGGABLE_BYTES` bytes, at a character boundary.
+pub fn loggable(text: &str) -> &str {
+    if text.len() <= LOGGABLE_BYTES {
+        return text;
+    }
+    let mut end = LOGGABLE_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 pub fn header_str<'a, H: Headers>(headers: &'a H, key: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -166,8 +186,17 @@ mod tests {
     }
 
     #[test]
+    fn loggable_text_is_cut_at_a_character_boundary() {
+        assert_eq!(loggable("short"), "short");
+        let long = "é".repeat(100);
+        let cut = loggable(&long);
+        assert!(cut.len() <= LOGGABLE_BYTES && cut.len() >= LOGGABLE_BYTES - 1);
+        assert!(long.starts_with(cut));
+    }
+
+    #[test]
     fn event_headers_carry_the_envelope() {
-        let meta = CommandMeta::new(TenantId::new("t1"));
+        let meta = CommandMeta::new(TenantId::new("t1"), UserId::new("u1"));
         let envelope =
             EventEnvelope::caused_by(&meta, &AuctionId::new("a1"), 7, Timestamp::from_millis(5));
         let headers = envelope.headers("BidPlaced");

@@ -42,6 +42,18 @@ pub fn consumer_config(config: &Config, group_id: &str) -> ClientConfig {
     client
 }
 
+/// A worker's group consumer: [`consumer_config`] with the group protocol and
+/// membership of `GAVEL_GROUP_MEMBERSHIP` (static by default, so a restarted
+/// replica takes its partitions back at once: see `membership`).
+/// `co_partitioned`: partition p of every subscribed topic goes to one member.
+pub fn member_config(config: &Config, group_id: &str, co_partitioned: bool) -> ClientConfig {
+    let mut client = consumer_config(config, group_id);
+    config
+        .membership
+        .apply(&mut client, &config.instance_id, co_partitioned);
+    client
+}
+
 /// An idempotent producer for commands (no transactions: each send is acked by all ISR).
 pub fn producer_config(config: &Config) -> ClientConfig {
     let mut client = client_config(config);
@@ -178,6 +190,19 @@ pub const SAGA_KINDS: [&str; 2] = ["payment", "order"];
 /// The names of every topic `auction_topics` creates.
 pub fn auction_topic_names(config: &Config) -> Vec<String> {
     auction_topics(config).into_iter().map(|s| s.name).collect()
+}
+
+/// The topics of `auction_topics` that exist on the cluster now (blocking).
+pub fn existing_auction_topics(config: &Config) -> Result<Vec<String>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = client_config(config).create()?;
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    let on_cluster: std::collections::HashSet<&str> =
+        metadata.topics().iter().map(|t| t.name()).collect();
+    Ok(auction_topic_names(config)
+        .into_iter()
+        .filter(|name| on_cluster.contains(name.as_str()))
+        .collect())
 }
 
 /// Deletes every topic `auction_topics` creates (tests and benchmarks).

@@ -35,37 +35,30 @@ where
     });
 }
 
-/// A new connection after a transient failure, retried with backoff; `None`
-/// when shutdown was asked for meanwhile.
-pub async fn reconnect(config: &Config, shutdown: &Shutdown) -> Option<Client> {
+/// A new connection after a transient failure, retried with backoff while
+/// the server stays unreachable; `Ok(None)` when shutdown was asked for
+/// meanwhile. A refusal no retry cures (authentication failed, database
+/// gone) is returned, so the worker exits with it instead of looping.
+pub async fn reconnect(config: &Config, shutdown: &Shutdown) -> Result<Option<Client>> {
     let mut backoff = std::time::Duration::from_millis(100);
     while !shutdown.is_triggered() {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
         match connect(config).await {
-            Ok(client) => return Some(client),
-            Err(error) => tracing::warn!(%error, "postgres still unavailable"),
+            Ok(client) => return Ok(Some(client)),
+            Err(RuntimeError::Postgres(error)) if is_transient(&error) => {
+                tracing::warn!(error = %crate::failure::describe_postgres(&error), "postgres still unavailable");
+            }
+            Err(error) => return Err(error),
         }
     }
-    None
+    Ok(None)
 }
 
-/// True for errors that a new connection can cure: the connection broke, the
-/// server is shutting down or starting up (SQLSTATE classes 08 and 57P).
+/// True for errors that pass when the server comes back or calms down:
+/// see [`crate::failure::of_postgres`].
 pub fn is_transient(error: &tokio_postgres::Error) -> bool {
-    if error.is_closed() {
-        return true;
-    }
-    match error.code() {
-        Some(code) => {
-            let code = code.code();
-            code.starts_with("08") || code.starts_with("57P")
-        }
-        // No SQLSTATE: transient only if it was an I/O failure talking to the server.
-        None => {
-            std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
-        }
-    }
+    crate::failure::of_postgres(error) == crate::failure::Failure::Transient
 }
 
 /// A pool for request-serving roles.

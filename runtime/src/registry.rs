@@ -111,6 +111,18 @@ impl RegistryClient {
         Ok(Registered { subject, id })
     }
 
+    /// Registers `schema` (Avro JSON) under any `subject`, leaving its
+    /// compatibility alone: what any client that reaches the registry can do.
+    pub async fn register_raw(&self, subject: &str, schema: &str) -> Result<u64> {
+        let body = json!({ "schema": schema, "schemaType": "AVRO" });
+        let path = format!("subjects/{subject}/versions");
+        let response = self.call(reqwest::Method::POST, &path, body).await?;
+        response
+            .get("id")
+            .and_then(Json::as_u64)
+            .ok_or_else(|| RuntimeError::Registry(format!("{subject}: no id in {response}")))
+    }
+
     pub async fn set_compatibility(&self, subject: &str) -> Result<()> {
         let body = json!({ "compatibility": COMPATIBILITY });
         self.call(reqwest::Method::PUT, &format!("config/{subject}"), body)
@@ -154,6 +166,65 @@ impl RegistryClient {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    /// Every schema id registered under a subject that starts with one of
+    /// `prefixes` (a consumed topic's `<topic>-`): what a consumer may decode.
+    /// A registry that does not answer is `RegistryUnavailable` (retry later).
+    pub async fn ids_under(&self, prefixes: &[String]) -> Result<std::collections::HashSet<u32>> {
+        let subjects = self.read("subjects").await?;
+        let mut ids = std::collections::HashSet::new();
+        let names = subjects
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str);
+        for subject in names.filter(|s| prefixes.iter().any(|p| s.starts_with(p.as_str()))) {
+            let versions = self.read(&format!("subjects/{subject}/versions")).await?;
+            for version in versions
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Json::as_u64)
+            {
+                let schema = self
+                    .read(&format!("subjects/{subject}/versions/{version}"))
+                    .await?;
+                if let Some(id) = schema.get("id").and_then(Json::as_u64) {
+                    ids.insert(u32::try_from(id).unwrap_or(u32::MAX));
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// One GET; an unreachable registry or a 5xx is `RegistryUnavailable`.
+    async fn read(&self, path: &str) -> Result<Json> {
+        let url = format!("{}/{path}", self.endpoint.url);
+        let unavailable = |e: String| RuntimeError::RegistryUnavailable(format!("{url}: {e}"));
+        let response = self
+            .endpoint
+            .authorize(self.http.get(&url))
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        if status.is_server_error() {
+            return Err(unavailable(format!("HTTP {status}")));
+        }
+        if !status.is_success() {
+            return Err(RuntimeError::Registry(format!(
+                "{path}: HTTP {status}: {}",
+                registry_message(&text)
+            )));
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| RuntimeError::Registry(format!("{path}: bad JSON {e}")))
     }
 
     /// Deletes a subject (soft then hard), for tests that clean up after themselves.

@@ -4,11 +4,14 @@
 
 use crate::offsets::OffsetStore;
 use crate::SinkError;
+use futures::future::BoxFuture;
 use gavel_domain::auction::AuctionEvent;
 use gavel_runtime::auction_codec::event_from_avro;
 use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::envelope::EventEnvelope;
+use gavel_runtime::failure::Failure;
 use gavel_runtime::kafka::{self, RevocationLog};
+use gavel_runtime::observe::{metrics, Readiness};
 use gavel_runtime::{Config, RuntimeError, Shutdown};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -33,8 +36,8 @@ impl BatchSource {
     }
 
     pub fn subscribe_all(config: &Config, group: &str, topics: &[&str]) -> Result<Self, SinkError> {
-        let consumer: StreamConsumer<RevocationLog> =
-            kafka::consumer_config(config, group).create_with_context(RevocationLog::default())?;
+        let consumer: StreamConsumer<RevocationLog> = kafka::member_config(config, group, false)
+            .create_with_context(RevocationLog::default())?;
         consumer.subscribe(topics)?;
         Ok(Self {
             consumer,
@@ -65,6 +68,12 @@ impl BatchSource {
             }
         }
         batch
+    }
+
+    /// Leaves the group on purpose (shutdown): the partitions move to the
+    /// other members at once instead of after the session timeout.
+    pub async fn leave(&self) {
+        gavel_runtime::membership::leave_group_stream(&self.consumer).await;
     }
 
     /// Partitions revoked since the last call: their cached offsets must be
@@ -180,10 +189,74 @@ pub async fn connect_migrated(
     }
 }
 
-/// True when a failed write should be retried on a new connection.
-pub fn needs_reconnect(error: &SinkError, client: &tokio_postgres::Client) -> bool {
-    match error {
-        SinkError::Postgres(e) => gavel_runtime::postgres::is_transient(e) || client.is_closed(),
-        _ => false,
+/// A worker that writes its batches to Postgres through one connection.
+pub trait PostgresStage {
+    fn client(&self) -> &tokio_postgres::Client;
+    /// Takes a new connection; whatever was cached from the old one (stored
+    /// offsets) must be read again: nobody knows whether its last commit landed.
+    fn reconnected(&mut self, client: tokio_postgres::Client);
+    fn config(&self) -> &Config;
+    fn readiness(&self) -> &Readiness;
+    /// The stage's metrics (`retries_total{kind}` counts the retries here).
+    fn metrics(&self) -> &'static metrics::Stage;
+}
+
+/// One attempt of a stage's work on `context` (its batch, its command). A
+/// plain function returning a boxed future, not an async closure: a future
+/// that holds an async closure over borrowed arguments is not provably `Send`.
+pub type Attempt<S, C, T> =
+    for<'a> fn(&'a mut S, &'a C, &'a Shutdown) -> BoxFuture<'a, Result<T, SinkError>>;
+
+/// Runs `attempt` until it succeeds. A transient failure (Postgres restarting,
+/// a killed backend, a deadlock, too many connections, Kafka away) marks its
+/// dependency unready, waits with a growing backoff, reconnects when it was
+/// Postgres, and tries again: nothing is dead-lettered for it. Anything else
+/// is returned. Poison never gets here (a stage narrows its batch to the
+/// records at fault), so what is returned is fatal: the worker exits with it.
+pub async fn retrying<S: PostgresStage, C: ?Sized, T>(
+    stage: &mut S,
+    shutdown: &Shutdown,
+    context: &C,
+    attempt: Attempt<S, C, T>,
+) -> Result<T, SinkError> {
+    let mut pause = Duration::from_millis(100);
+    let mut waiting_for = None;
+    loop {
+        let error = match attempt(stage, context, shutdown).await {
+            Ok(done) => {
+                if let Some(dependency) = waiting_for {
+                    stage.readiness().set_dependency(dependency, Ok(()));
+                }
+                return Ok(done);
+            }
+            Err(error) => error,
+        };
+        let dependency = error.dependency();
+        let lost_connection = dependency == "postgres" && stage.client().is_closed();
+        if (error.class() != Failure::Transient && !lost_connection) || shutdown.is_triggered() {
+            return Err(error);
+        }
+        let reason = error.reason();
+        tracing::warn!(%reason, dependency, ?pause, "transient failure: retrying the batch");
+        stage
+            .metrics()
+            .retries
+            .with_label_values(&[&format!("{dependency}-unavailable")])
+            .inc();
+        stage.readiness().set_dependency(dependency, Err(reason));
+        waiting_for = Some(dependency);
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.triggered() => return Err(error),
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
+        if dependency == "postgres" {
+            let readiness = stage.readiness().clone();
+            let reconnect = gavel_runtime::postgres::reconnect(stage.config(), shutdown);
+            match readiness.beating(reconnect).await? {
+                Some(client) => stage.reconnected(client),
+                None => return Err(error),
+            }
+        }
     }
 }

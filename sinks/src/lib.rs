@@ -4,6 +4,7 @@
 mod batch;
 mod error;
 pub mod event_store;
+mod narrow;
 mod offsets;
 pub mod participants;
 pub mod query_api;

@@ -12,7 +12,7 @@ mod resources;
 pub mod saga;
 mod sampler;
 mod visible;
-mod workers;
+pub mod workers;
 
 use crate::load_cmd::Via;
 use anyhow::{Context, Result};

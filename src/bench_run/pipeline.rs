@@ -195,6 +195,7 @@ fn load_args(spec: &PipelineSpec, via: Via, api: &str, rate: f64, commands: u64)
         tenant: "bench".into(),
         concurrency: if rate > 0.0 { 512 } else { 20_000 },
         timeout_secs: 120,
+        no_wait: false,
     }
 }
 

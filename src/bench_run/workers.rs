@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub struct Worker {
     pub role: &'static str,
+    /// Its GAVEL_INSTANCE_ID: a restart with the same one is the same replica.
+    pub instance: String,
     pub child: Child,
     probe: String,
     pub log: PathBuf,
@@ -26,20 +28,29 @@ pub struct ProcSample {
 impl Worker {
     /// `gavel <role> [args]` with `config` as its environment and its probes on a free port.
     pub fn spawn(config: &Config, role: &'static str, args: &[String]) -> Result<Self> {
+        let instance = format!("{}-{role}", config.instance_id);
+        Self::spawn_as(config, role, &instance, args)
+    }
+
+    /// `spawn` as replica `instance` (several of one role; a restart as the same one).
+    pub fn spawn_as(
+        config: &Config,
+        role: &'static str,
+        instance: &str,
+        args: &[String],
+    ) -> Result<Self> {
         let probe = free_address()?;
         let log_dir = std::env::temp_dir().join("gavel-bench-logs");
         std::fs::create_dir_all(&log_dir)?;
-        let log = log_dir.join(format!("{}-{role}.log", config.instance_id));
+        let started = uuid::Uuid::now_v7().simple().to_string();
+        let log = log_dir.join(format!("{instance}-{}.log", &started[20..]));
         let file = std::fs::File::create(&log)?;
         let child = Command::new(std::env::current_exe()?)
             .arg(role)
             .args(args)
             .envs(config.to_env())
             .env("GAVEL_METRICS_ADDR", &probe)
-            .env(
-                "GAVEL_INSTANCE_ID",
-                format!("{}-{role}", config.instance_id),
-            )
+            .env("GAVEL_INSTANCE_ID", instance)
             // Quiet by default (the harness prints the figures); a filter
             // such as `warn,gavel_processors::aggregate=debug` to look inside.
             .env(
@@ -53,6 +64,7 @@ impl Worker {
             .with_context(|| format!("spawning gavel {role}"))?;
         Ok(Self {
             role,
+            instance: instance.to_owned(),
             child,
             probe,
             log,

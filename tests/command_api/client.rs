@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub const SECRET: &str = "command-api-test-key";
+pub const SECRET: &str = "command-api-test-key-of-32-bytes-or-more";
 
 pub struct Api {
     pub base: String,
@@ -24,6 +24,8 @@ pub struct Reply {
     pub status: u16,
     pub body: Value,
     pub location: Option<String>,
+    /// The answer came from the Idempotency-Key's record, not a new command.
+    pub replayed: bool,
 }
 
 impl Api {
@@ -83,11 +85,13 @@ impl Api {
             .headers()
             .get("location")
             .map(|v| v.to_str().expect("location is text").to_owned());
+        let replayed = response.headers().contains_key("idempotent-replayed");
         let body = response.json().await.expect("JSON body");
         Reply {
             status,
             body,
             location,
+            replayed,
         }
     }
 

@@ -6,6 +6,8 @@
 mod common;
 
 mod client;
+mod idempotency;
+mod orders;
 
 use client::{record_count, token, token_with, Api, SECRET};
 use common::TestEnv;
@@ -13,14 +15,14 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-fn create_body(id: &str) -> String {
+pub(crate) fn create_body(id: &str) -> String {
     json!({"auction_id": id, "title": "Bronze Hare", "currency": "EUR",
            "starting_price": 10_000, "min_increment": 500, "ends_in_secs": 600})
     .to_string()
 }
 
 /// Creates and starts `id` as `seller` through the API.
-async fn active_auction(api: &Api, id: &str, seller: &str, tenant: &str) {
+pub(crate) async fn active_auction(api: &Api, id: &str, seller: &str, tenant: &str) {
     let seller = token(seller, tenant);
     let created = api
         .post("/auctions", Some(&seller), None, &create_body(id))
@@ -109,7 +111,8 @@ async fn racing_bids_get_one_winner_and_each_client_its_own_answer_also_on_retry
     let events_after = env.read_topic(&env.config.topics.events, 4, Duration::from_secs(5));
     assert_eq!(events_after.len(), 3, "retries produced no event");
 
-    // The outcome is also there to poll, for its own tenant only.
+    // The outcome is also there to poll, for the user who sent it only: not
+    // for the same name in another tenant, not for another user of its own.
     let path = format!(
         "/commands/{}",
         first.body["command_id"].as_str().expect("id")
@@ -117,6 +120,8 @@ async fn racing_bids_get_one_winner_and_each_client_its_own_answer_also_on_retry
     let polled = api.get(&path, &token(winner, "t1")).await;
     assert_eq!((polled.status, &polled.body), (200, &first.body));
     assert_eq!(api.get(&path, &token(winner, "t2")).await.status, 404);
+    let other_user = api.get(&path, &token("someone-else", "t1")).await;
+    assert_eq!(other_user.status, 404, "{}", other_user.body);
 
     // A stale expected_version is a conflict.
     let stale = json!({"amount": 20_000, "currency": "EUR", "expected_version": 2}).to_string();
@@ -297,80 +302,5 @@ async fn shutdown_drains_a_request_in_flight() {
         .expect("task")
         .expect("answered, not dropped");
     assert_eq!(response.status().as_u16(), 202);
-    env.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_order_posted_twice_with_one_key_starts_one_saga() {
-    let env = TestEnv::new(2).await;
-    let participants = common::process::Worker::spawn(&env, "participant all", "p0");
-    let orchestrator = common::process::Worker::spawn(&env, "saga run order", "s0");
-    let api = Api::start(&env, Duration::from_secs(10)).await;
-    let carol = token("carol", "t1");
-    let body = json!({"lines": [{"sku": "print-a", "quantity": 2}], "total": 8_000,
-                      "currency": "EUR", "shipping_address": "1 Gallery Road"})
-    .to_string();
-    let first = api
-        .post("/orders", Some(&carol), Some("order-key-1"), &body)
-        .await;
-    assert_eq!(first.status, 202, "{}", first.body);
-    let retry = api
-        .post("/orders", Some(&carol), Some("order-key-1"), &body)
-        .await;
-    assert_eq!(
-        retry.body["order_id"], first.body["order_id"],
-        "same key, same order"
-    );
-    let other = api.post("/orders", Some(&carol), None, &body).await;
-    assert_ne!(other.body["order_id"], first.body["order_id"]);
-
-    let orders = &env.config.topics.orders;
-    let before = record_count(&env.config, orders);
-    let bad = json!({"lines": [{"sku": "print a", "quantity": 0}, 7], "total": -1,
-                     "currency": "euro", "shipping_address": "", "gift": true})
-    .to_string();
-    let invalid = api.post("/orders", Some(&carol), None, &bad).await;
-    assert_eq!(invalid.status, 422, "{}", invalid.body);
-    let fields = invalid.body["fields"].as_object().expect("fields");
-    for field in [
-        "lines[0].sku",
-        "lines[0].quantity",
-        "lines[1]",
-        "total",
-        "currency",
-        "shipping_address",
-        "gift",
-    ] {
-        assert!(fields.contains_key(field), "{field}: {fields:?}");
-    }
-    assert_eq!(api.post("/orders", None, None, &body).await.status, 401);
-    assert_eq!(
-        record_count(&env.config, orders),
-        before,
-        "nothing produced for refusals"
-    );
-
-    let config = env.config.clone();
-    let census = common::eventually(Duration::from_secs(60), || {
-        let config = config.clone();
-        async move {
-            let census = tokio::task::spawn_blocking(move || {
-                gavel_processors::saga::census(&config, &gavel_processors::saga::kind::Order)
-            })
-            .await
-            .ok()?
-            .ok()?;
-            let total: i64 = census.values().sum();
-            (census.get("COMPLETED") == Some(&2) && total == 2).then_some(census)
-        }
-    })
-    .await;
-    assert!(
-        census.is_some(),
-        "two orders, two completed sagas (the retry started none)"
-    );
-    api.stop().await;
-    orchestrator.stop();
-    participants.stop();
     env.stop().await;
 }

@@ -1,8 +1,9 @@
-//! The query API served on an ephemeral port for a test, a real HTTP client,
-//! and JSON command lines for filling the read models.
+//! The query API served on an ephemeral port for a test, a real HTTP client
+//! with tokens of the test's own key, and JSON command lines for filling the
+//! read models.
 
-use super::TestEnv;
-use gavel_runtime::Shutdown;
+use super::{tokens, TestEnv};
+use gavel_runtime::{Config, Shutdown};
 use gavel_sinks::SinkError;
 use serde_json::Value;
 use std::time::Duration;
@@ -13,16 +14,26 @@ pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
     pub shutdown: Shutdown,
+    pub config: Config,
     task: Option<JoinHandle<Result<(), SinkError>>>,
 }
 
 impl Api {
     pub async fn start(env: &TestEnv) -> Self {
+        Self::start_with(env, &[]).await
+    }
+
+    /// `start` with some settings replaced (`GAVEL_*` names).
+    pub async fn start_with(env: &TestEnv, overrides: &[(&str, &str)]) -> Self {
+        let config = env
+            .config
+            .with_overrides(overrides.iter().copied())
+            .expect("valid overrides");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let shutdown = Shutdown::new();
         let task = tokio::spawn(gavel_sinks::query_api::serve(
-            env.config.clone(),
+            config.clone(),
             listener,
             shutdown.clone(),
         ));
@@ -35,6 +46,7 @@ impl Api {
                 .build()
                 .expect("http client"),
             shutdown,
+            config,
             task: Some(task),
         };
         let (status, _) = api.get_text("/healthz").await;
@@ -53,10 +65,23 @@ impl Api {
         (status, response.text().await.expect("body"))
     }
 
-    pub async fn get(&self, path: &str, tenant: Option<&str>) -> (u16, Value) {
+    /// A token of `user` in `tenant`, signed with the API's HS256 key.
+    pub fn token(&self, tenant: &str, user: &str) -> String {
+        tokens::hs256(&self.config, &tokens::claims(user, tenant, &[], 600))
+    }
+
+    /// An operator's token: may read any user's bids in `tenant`.
+    pub fn operator(&self, tenant: &str, user: &str) -> String {
+        tokens::hs256(
+            &self.config,
+            &tokens::claims(user, tenant, &["operator"], 600),
+        )
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut request = self.http.get(format!("{}{path}", self.base));
-        if let Some(tenant) = tenant {
-            request = request.header("X-Tenant-Id", tenant);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
         }
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
@@ -96,7 +121,7 @@ pub fn create_and_start(id: &str, end_time: i64, starting_price: i64, start: boo
     );
     if start {
         lines.push_str(&format!(
-            "\n{{\"type\":\"StartAuction\",\"auction_id\":\"{id}\"}}"
+            "\n{{\"type\":\"StartAuction\",\"auction_id\":\"{id}\",\"actor_id\":\"sam\"}}"
         ));
     }
     lines + "\n"

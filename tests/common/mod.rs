@@ -5,9 +5,12 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod events;
 pub mod observe;
 pub mod process;
 pub mod roles;
+pub mod role;
+pub mod tokens;
 
 use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
 use gavel_runtime::avro::AvroCodec;
@@ -104,6 +107,9 @@ impl TestEnv {
         config.partitions = partitions;
         config.postgres_schema = format!("test_{id}");
         config.batch_linger = Duration::from_millis(5);
+        // A key of test strength (>= 32 bytes), as a deployment must have.
+        config.jwt_secret =
+            gavel_runtime::config::Secret::new(format!("{id}-test-jwt-key-0123456789abcdef"));
         require_stack(&config).await;
         kafka::create_topics(&config, &kafka::auction_topics(&config))
             .await
@@ -333,15 +339,7 @@ impl Drop for TestEnv {
             return;
         }
         let (config, subjects) = (self.config.clone(), std::mem::take(&mut self.subjects));
-        let cleanup = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                runtime.block_on(remove_resources(&config, &subjects));
-            }
-        });
-        let _ = cleanup.join();
+        block_on_own_thread(async move { remove_resources(&config, &subjects).await });
     }
 }
 
@@ -367,7 +365,21 @@ pub fn gavel(config: &Config, args: &[&str]) -> std::process::Output {
     output
 }
 
-/// Deletes a test's topics, Postgres schemas and registry subjects.
+/// Runs `cleanup` to its end on a thread and runtime of its own: a `Drop`
+/// may run inside the test's runtime, which cannot block on a future.
+pub fn block_on_own_thread(cleanup: impl std::future::Future<Output = ()> + Send + 'static) {
+    let thread = std::thread::spawn(move || {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            runtime.block_on(cleanup);
+        }
+    });
+    let _ = thread.join();
+}
+
+/// Deletes a test's topics, Postgres schema and registry subjects.
 async fn remove_resources(config: &Config, subjects: &[String]) {
     let _ = kafka::delete_auction_topics(config).await;
     if let Ok(client) = postgres::connect(config).await {

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct Worker {
     pub child: Child,
     pub name: String,
+    /// Where its stdout and stderr go.
+    pub log: std::path::PathBuf,
 }
 
 impl Worker {
@@ -39,7 +41,8 @@ impl Worker {
             role.replace(' ', "-"),
             super::unique("")
         );
-        let log = std::fs::File::create(log_dir.join(name)).expect("log file");
+        let log_path = log_dir.join(name);
+        let log = std::fs::File::create(&log_path).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
             .args(role.split_whitespace())
             // The whole configuration (security settings included), then
@@ -57,6 +60,7 @@ impl Worker {
         Self {
             child,
             name: format!("{role}/{instance}"),
+            log: log_path,
         }
     }
 
@@ -87,6 +91,20 @@ impl Worker {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    /// Waits until the process exits on its own; its exit status and log.
+    /// Panics if it is still running after `timeout`.
+    pub fn exit_within(&mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                return (status, log);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} still running after {timeout:?}", self.name);
     }
 
     /// SIGTERM and wait for a graceful exit.

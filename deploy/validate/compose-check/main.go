@@ -2,7 +2,8 @@
 // compose-go library: schema validation, interpolation, merge keys, consistency of
 // services, volumes and networks) and prints the normalized project as JSON, for
 // deploy/validate/check.py. No Docker engine needed, and nothing from the caller's
-// environment is read: the file's own ${VAR:-default}s decide.
+// environment is read: the file's own ${VAR:-default}s decide, and the variables
+// the file requires (${VAR:?...}: secrets with no default) get a placeholder.
 //
 //	compose-check docker-compose.yml > project.json
 package main
@@ -21,7 +22,7 @@ func main() {
 		os.Exit(2)
 	}
 	options, err := cli.NewProjectOptions(os.Args[1:],
-		cli.WithEnv(nil),
+		cli.WithEnv([]string{"GAVEL_JWT_SECRET=compose-check-placeholder-not-a-key"}),
 		cli.WithConsistency(true),
 		cli.WithResolvedPaths(true),
 		cli.WithProfiles([]string{"*"}), // every service, tool profiles included

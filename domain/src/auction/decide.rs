@@ -1,11 +1,13 @@
 //! `decide`: the auction rules. Given the current state, a command and the time
 //! the command was issued, either the events it causes or why it is refused.
 
+use super::authorize::authorize;
+use super::limits;
 use super::state::Auction;
 use super::{
     AuctionCommand, AuctionEvent, AuctionStatus, CancelAuction, CreateAuction, PlaceBid, Rejection,
 };
-use crate::Timestamp;
+use crate::{MoneyError, Timestamp, UserId};
 
 /// Optimistic concurrency: a command that names the version it was based on is
 /// refused when the aggregate has moved on. A missing auction has version 0.
@@ -19,13 +21,16 @@ pub fn check_version(state: Option<&Auction>, expected: Option<u64>) -> Result<(
     }
 }
 
-/// `check_version` then `decide`.
+/// A command as the aggregate receives it: who acts (`authorize`), on which
+/// version (`check_version`), then the rules (`decide`).
 pub fn decide_versioned(
     state: Option<&Auction>,
     command: &AuctionCommand,
+    actor: &UserId,
     expected_version: Option<u64>,
     now: Timestamp,
 ) -> Result<Vec<AuctionEvent>, Rejection> {
+    authorize(state, command, actor)?;
     check_version(state, expected_version)?;
     decide(state, command, now)
 }
@@ -35,6 +40,7 @@ pub fn decide(
     command: &AuctionCommand,
     now: Timestamp,
 ) -> Result<Vec<AuctionEvent>, Rejection> {
+    limits::check(command, now)?;
     match (state, command) {
         (None, AuctionCommand::Create(create)) => create_auction(create, now),
         (Some(_), AuctionCommand::Create(create)) => {
@@ -49,9 +55,6 @@ pub fn decide(
 }
 
 fn create_auction(c: &CreateAuction, now: Timestamp) -> Result<Vec<AuctionEvent>, Rejection> {
-    if c.title.trim().is_empty() {
-        return Err(Rejection::InvalidAuction("title must not be empty".into()));
-    }
     if c.min_increment.minor() <= 0 {
         return Err(Rejection::InvalidAuction(
             "minimum increment must be positive".into(),
@@ -104,7 +107,8 @@ fn place_bid(
         return Err(Rejection::SellerCannotBid);
     }
     auction.current_price.same_currency(bid.amount)?;
-    let minimum = auction.minimum_bid();
+    // No minimum past i64: an overflow can neither tie nor win.
+    let minimum = auction.minimum_bid().ok_or(MoneyError::Overflow)?;
     if bid.amount.minor() < minimum.minor() {
         return Err(Rejection::BidTooLow {
             amount: bid.amount,

@@ -3,12 +3,15 @@
 //! `decide(state, command, now)` returns the events a command causes or a typed
 //! `Rejection`; `evolve(state, event)` applies one event. Both are pure.
 
+mod authorize;
 mod command;
 mod decide;
 mod event;
+pub mod limits;
 mod rejection;
 mod state;
 
+pub use authorize::{authorize, CLOCK_ACTOR};
 pub use command::{
     AuctionCommand, CancelAuction, CreateAuction, EndAuction, PlaceBid, StartAuction,
 };
@@ -19,3 +22,5 @@ pub use state::{evolve, replay, Auction, AuctionStatus};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bounds;

@@ -29,9 +29,35 @@ pub enum Rejection {
     HasBids,
     #[error("version conflict: expected {expected}, actual {actual}")]
     VersionConflict { expected: u64, actual: u64 },
+    #[error("{field} {problem}")]
+    InvalidField {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("the command names no acting user")]
+    MissingActor,
+    #[error("the acting user must be the {role} the command names")]
+    ActorMismatch { role: &'static str },
+    #[error("only the seller may do this")]
+    NotSeller,
 }
 
 impl Rejection {
+    /// True for a refusal that depends only on the command and who sent it,
+    /// never on what the auction has become since: deciding the same command
+    /// again gives the same answer, so it need not take a place in the
+    /// auction's dedupe window (where a stranger's refused requests would push
+    /// out its owner's retry protection).
+    pub fn is_about_the_sender(&self) -> bool {
+        matches!(
+            self,
+            Self::MissingActor
+                | Self::ActorMismatch { .. }
+                | Self::NotSeller
+                | Self::InvalidField { .. }
+        )
+    }
+
     /// A stable machine-readable code for outcomes and metrics.
     pub fn code(&self) -> &'static str {
         match self {
@@ -46,6 +72,10 @@ impl Rejection {
             Self::Money(_) => "INVALID_MONEY",
             Self::HasBids => "HAS_BIDS",
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
+            Self::InvalidField { .. } => "INVALID_FIELD",
+            Self::MissingActor => "MISSING_ACTOR",
+            Self::ActorMismatch { .. } => "ACTOR_MISMATCH",
+            Self::NotSeller => "NOT_SELLER",
         }
     }
 }

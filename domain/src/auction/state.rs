@@ -44,14 +44,13 @@ pub struct Auction {
 
 impl Auction {
     /// The lowest bid `decide` accepts now: the starting price for the first bid,
-    /// then the current price plus the minimum increment.
-    pub fn minimum_bid(&self) -> Money {
+    /// then the current price plus the minimum increment; `None` when that
+    /// sum does not fit (no bid can then be high enough).
+    pub fn minimum_bid(&self) -> Option<Money> {
         if self.bid_count == 0 {
-            self.starting_price
+            Some(self.starting_price)
         } else {
-            self.current_price
-                .checked_add(self.min_increment)
-                .unwrap_or(self.current_price)
+            self.current_price.checked_add(self.min_increment).ok()
         }
     }
 

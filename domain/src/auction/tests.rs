@@ -8,6 +8,10 @@ use proptest::prelude::*;
 const T0: i64 = 1_700_000_000_000;
 const END: i64 = T0 + 60_000;
 
+fn bob() -> UserId {
+    UserId::new("bob")
+}
+
 fn id() -> AuctionId {
     AuctionId::new("a-1")
 }
@@ -117,8 +121,11 @@ fn creation_needs_a_title_a_positive_increment_one_currency_and_a_future_end() {
     }
     let empty = given(&[]);
     assert_eq!(
-        empty.when(no_title, at(0)).unwrap_err().code(),
-        "INVALID_AUCTION"
+        empty.when(no_title, at(0)).unwrap_err(),
+        Rejection::InvalidField {
+            field: "title",
+            problem: "must not be empty".into()
+        }
     );
     assert_eq!(
         empty.when(zero_increment, at(0)).unwrap_err().code(),
@@ -357,14 +364,15 @@ fn an_ended_auction_cannot_end_again() {
 fn expected_version_is_enforced() {
     let state = given(&[create(), start()]).state;
     assert_eq!(
-        decide_versioned(state.as_ref(), &bid("bob", 10_000), Some(1), at(1)).unwrap_err(),
+        decide_versioned(state.as_ref(), &bid("bob", 10_000), &bob(), Some(1), at(1)).unwrap_err(),
         Rejection::VersionConflict {
             expected: 1,
             actual: 2
         }
     );
-    assert!(decide_versioned(state.as_ref(), &bid("bob", 10_000), Some(2), at(1)).is_ok());
-    assert!(decide_versioned(None, &create(), Some(0), at(0)).is_ok());
+    assert!(decide_versioned(state.as_ref(), &bid("bob", 10_000), &bob(), Some(2), at(1)).is_ok());
+    let seller = UserId::new("seller");
+    assert!(decide_versioned(None, &create(), &seller, Some(0), at(0)).is_ok());
 }
 
 #[test]

@@ -23,6 +23,7 @@
 //! no attempt applied anything, which is why only a timed-out step is in doubt.
 
 mod actions;
+pub mod catalogue;
 mod decide;
 mod definition;
 mod event;

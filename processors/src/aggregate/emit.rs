@@ -22,7 +22,9 @@ impl Session<'_> {
     ) -> Result<(), ProcessorError> {
         let key = command.auction_id().as_str();
         let stored = self.store.checkout(&mut batch.pending, partition, key);
-        match handle(stored, command, meta, now) {
+        let decision = handle(stored, command, meta, now);
+        batch.pending.settle(partition, key);
+        match decision {
             Decision::Duplicate(outcome) => {
                 self.stats.duplicates += 1;
                 self.send_outcome(partition, &outcome)
@@ -64,25 +66,44 @@ impl Session<'_> {
             key: header::COMMAND_ID,
             value: Some(outcome.command_id.as_bytes()),
         });
-        self.send(
+        let sent = self.send(
             &self.config.topics.outcomes,
             partition,
             &outcome.aggregate_id,
             &bytes,
             headers,
-        )
+        );
+        match sent {
+            // Inputs are bounded before an outcome is built, so this is a
+            // broker with a tiny limit: the command is decided (or
+            // dead-lettered) all the same; only its answer is lost.
+            Err(error) if crate::txn::is_too_large(&error) => {
+                metrics::aggregate()
+                    .errors
+                    .with_label_values(&["outcome-too-large"])
+                    .inc();
+                tracing::warn!(%error, bytes = bytes.len(), "outcome too large for the broker: not sent");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
-    /// One changelog record per aggregate touched in this batch: its latest state.
+    /// One changelog record per aggregate touched in this batch: its latest
+    /// state, or a tombstone for one retired (compaction then drops it).
     pub(super) fn write_changelog(&self, batch: &Batch) -> Result<(), ProcessorError> {
+        let topic = &self.config.topics.changelog;
         for ((partition, key), state) in &batch.pending.writes {
-            self.send(
-                &self.config.topics.changelog,
-                *partition,
-                key,
-                &state.to_bytes(),
-                OwnedHeaders::new(),
-            )?;
+            let bytes = state
+                .to_bytes()
+                .map_err(|e| ProcessorError::Encode(format!("state of {key}: {e}")))?;
+            self.send(topic, *partition, key, &bytes, OwnedHeaders::new())?;
+        }
+        for (partition, key) in &batch.pending.retired {
+            let tombstone: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic)
+                .partition(*partition)
+                .key(key.as_str());
+            self.send_record(tombstone)?;
         }
         Ok(())
     }

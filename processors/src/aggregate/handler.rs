@@ -32,26 +32,93 @@ pub fn handle(
     if let Some(previous) =
         stored.outcome_of(&meta.command_id, aggregate_id, meta.tenant_id.as_str())
     {
-        return Decision::Duplicate(previous);
+        // The same id from someone else is not a retry: it must neither read
+        // the original answer nor be executed under an id already used.
+        if previous.actor_id.is_empty() || previous.actor_id == meta.actor_id.as_str() {
+            return Decision::Duplicate(previous);
+        }
+        let reason = "this command id was already used by another user";
+        return refused(meta, command, "COMMAND_ID_REUSED", reason, now);
     }
     let tenant_ok = stored
         .tenant_id
         .as_deref()
         .is_none_or(|t| t == meta.tenant_id.as_str());
-    let decided = if tenant_ok {
-        decide_versioned(stored.auction.as_ref(), command, meta.expected_version, now)
-            .map_err(|r| (r.code().to_owned(), r.to_string()))
-    } else {
-        Err((
-            "TENANT_MISMATCH".to_owned(),
-            "the auction belongs to another tenant".to_owned(),
-        ))
-    };
-    let state = stored;
-    let mut outcome = CommandOutcome {
+    if !tenant_ok {
+        // Not remembered: a stranger's refused requests must not push the
+        // owner's commands out of the auction's dedupe window.
+        return refused(
+            meta,
+            command,
+            "TENANT_MISMATCH",
+            "the auction belongs to another tenant",
+            now,
+        );
+    }
+    let decided = decide_versioned(
+        stored.auction.as_ref(),
+        command,
+        &meta.actor_id,
+        meta.expected_version,
+        now,
+    );
+    let mut outcome = outcome_of(meta, command, now);
+    let mut events = Vec::new();
+    match decided {
+        Ok(new_events) => {
+            for event in new_events {
+                stored.auction = evolve(stored.auction.take(), command.auction_id(), &event);
+                let envelope =
+                    EventEnvelope::caused_by(meta, command.auction_id(), stored.version(), now);
+                events.push((event, envelope));
+            }
+            if stored.tenant_id.is_none() && stored.auction.is_some() {
+                stored.tenant_id = Some(meta.tenant_id.as_str().to_owned());
+            }
+            outcome.accepted = true;
+            outcome.new_version = Some(stored.version());
+            outcome.event_count = events.len() as i32;
+        }
+        Err(rejection) => {
+            outcome.rejection_code = Some(rejection.code().to_owned());
+            outcome.reason = Some(rejection.to_string());
+            if rejection.is_about_the_sender() {
+                return Decision::Decided { events, outcome };
+            }
+        }
+    }
+    // An auction that does not exist keeps no state (the caller drops it), so
+    // remembering there would only be thrown away.
+    if stored.auction.is_some() {
+        stored.remember(&outcome);
+    }
+    Decision::Decided { events, outcome }
+}
+
+/// A refusal decided before the rules ran: nothing changes, nothing is remembered.
+fn refused(
+    meta: &CommandMeta,
+    command: &AuctionCommand,
+    code: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Decision {
+    let mut outcome = outcome_of(meta, command, now);
+    outcome.rejection_code = Some(code.to_owned());
+    outcome.reason = Some(reason.to_owned());
+    Decision::Decided {
+        events: Vec::new(),
+        outcome,
+    }
+}
+
+/// The outcome of `command` before it is decided: not accepted, no version.
+fn outcome_of(meta: &CommandMeta, command: &AuctionCommand, now: Timestamp) -> CommandOutcome {
+    CommandOutcome {
         command_id: meta.command_id.clone(),
         correlation_id: meta.correlation_id.clone(),
         tenant_id: meta.tenant_id.as_str().to_owned(),
+        actor_id: meta.actor_id.as_str().to_owned(),
         aggregate_id: command.auction_id().as_str().to_owned(),
         command_type: command.type_name().to_owned(),
         accepted: false,
@@ -60,37 +127,16 @@ pub fn handle(
         rejection_code: None,
         reason: None,
         decided_at: now,
-    };
-    let mut events = Vec::new();
-    match decided {
-        Ok(new_events) => {
-            for event in new_events {
-                state.auction = evolve(state.auction.take(), command.auction_id(), &event);
-                let envelope =
-                    EventEnvelope::caused_by(meta, command.auction_id(), state.version(), now);
-                events.push((event, envelope));
-            }
-            if state.tenant_id.is_none() && state.auction.is_some() {
-                state.tenant_id = Some(meta.tenant_id.as_str().to_owned());
-            }
-            outcome.accepted = true;
-            outcome.new_version = Some(state.version());
-            outcome.event_count = events.len() as i32;
-        }
-        Err((code, reason)) => {
-            outcome.rejection_code = Some(code);
-            outcome.reason = Some(reason);
-        }
     }
-    state.remember(&outcome);
-    Decision::Decided { events, outcome }
 }
 
-/// A command whose record could not be read still gets an answer when its
-/// headers name it, so the caller is not left waiting.
-pub fn malformed_outcome(
+/// A command refused before decoding into a domain command (its record key or
+/// partition is wrong, its values cannot be read): an answer for the caller.
+pub fn refused_outcome(
     meta: &CommandMeta,
     aggregate_id: &str,
+    command_type: &str,
+    code: &str,
     reason: String,
     now: Timestamp,
 ) -> CommandOutcome {
@@ -98,15 +144,34 @@ pub fn malformed_outcome(
         command_id: meta.command_id.clone(),
         correlation_id: meta.correlation_id.clone(),
         tenant_id: meta.tenant_id.as_str().to_owned(),
+        actor_id: meta.actor_id.as_str().to_owned(),
         aggregate_id: aggregate_id.to_owned(),
-        command_type: "unknown".to_owned(),
+        command_type: command_type.to_owned(),
         accepted: false,
         new_version: None,
         event_count: 0,
-        rejection_code: Some("MALFORMED_COMMAND".to_owned()),
+        rejection_code: Some(code.to_owned()),
         reason: Some(reason),
         decided_at: now,
     }
+}
+
+/// A command whose record could not be read still gets an answer when its
+/// headers or its decoded body name it, so the caller is not left waiting.
+pub fn malformed_outcome(
+    meta: &CommandMeta,
+    aggregate_id: &str,
+    reason: String,
+    now: Timestamp,
+) -> CommandOutcome {
+    refused_outcome(
+        meta,
+        aggregate_id,
+        "unknown",
+        "MALFORMED_COMMAND",
+        reason,
+        now,
+    )
 }
 
 #[cfg(test)]
@@ -120,12 +185,23 @@ mod tests {
     }
 
     fn meta(id: &str, tenant: &str) -> CommandMeta {
+        meta_by(id, tenant, "s")
+    }
+
+    fn meta_by(id: &str, tenant: &str, actor: &str) -> CommandMeta {
         CommandMeta {
             command_id: id.into(),
             correlation_id: id.into(),
             tenant_id: TenantId::new(tenant),
+            actor_id: UserId::new(actor),
             expected_version: None,
         }
+    }
+
+    fn start() -> AuctionCommand {
+        AuctionCommand::Start(StartAuction {
+            auction_id: AuctionId::new("a1"),
+        })
     }
 
     fn create() -> AuctionCommand {
@@ -189,16 +265,73 @@ mod tests {
     }
 
     #[test]
-    fn rejections_are_remembered_too() {
+    fn a_rejection_on_an_unknown_auction_leaves_no_state() {
         let bid = AuctionCommand::PlaceBid(PlaceBid {
             auction_id: AuctionId::new("a1"),
             bidder_id: UserId::new("b"),
             amount: eur(100),
         });
-        let (stored, outcome, n) = apply(&StoredAggregate::default(), &bid, &meta("c9", "t1"));
+        let (stored, outcome, n) =
+            apply(&StoredAggregate::default(), &bid, &meta_by("c9", "t1", "b"));
         assert_eq!((outcome.accepted, n), (false, 0));
         assert_eq!(outcome.rejection_code.as_deref(), Some("AUCTION_NOT_FOUND"));
-        assert!(stored.outcome_of("c9", "a1", "t1").is_some());
+        assert_eq!(
+            stored,
+            StoredAggregate::default(),
+            "nothing to keep or write"
+        );
+    }
+
+    #[test]
+    fn rejections_on_an_existing_auction_are_remembered() {
+        let (stored, _, _) = apply(&StoredAggregate::default(), &create(), &meta("c1", "t1"));
+        let too_early = AuctionCommand::PlaceBid(PlaceBid {
+            auction_id: AuctionId::new("a1"),
+            bidder_id: UserId::new("b"),
+            amount: eur(100),
+        });
+        let (stored, outcome, _) = apply(&stored, &too_early, &meta_by("c2", "t1", "b"));
+        assert_eq!(outcome.rejection_code.as_deref(), Some("INVALID_STATUS"));
+        let again = stored.outcome_of("c2", "a1", "t1").unwrap();
+        assert_eq!(again.actor_id, "b");
+    }
+
+    #[test]
+    fn refusals_about_the_sender_stay_out_of_the_dedupe_window() {
+        let (mut stored, _, _) = apply(&StoredAggregate::default(), &create(), &meta("c1", "t1"));
+        for i in 0..(super::super::stored::REMEMBERED_COMMANDS + 5) {
+            let (next, outcome, _) = apply(
+                &stored,
+                &start(),
+                &meta_by(&format!("x{i}"), "intruder", "eve"),
+            );
+            assert_eq!(outcome.rejection_code.as_deref(), Some("TENANT_MISMATCH"));
+            let (next, outcome, _) =
+                apply(&next, &start(), &meta_by(&format!("y{i}"), "t1", "eve"));
+            assert_eq!(outcome.rejection_code.as_deref(), Some("NOT_SELLER"));
+            stored = next;
+        }
+        assert!(
+            stored.outcome_of("c1", "a1", "t1").is_some(),
+            "the owner's retry still dedupes"
+        );
+        assert_eq!(stored.recent.len(), 1);
+    }
+
+    #[test]
+    fn a_command_id_reused_by_another_user_is_refused_without_the_original_answer() {
+        let (mut stored, _, _) = apply(&StoredAggregate::default(), &create(), &meta("c1", "t1"));
+        let Decision::Decided { events, outcome } = handle(
+            &mut stored,
+            &start(),
+            &meta_by("c1", "t1", "eve"),
+            Timestamp::from_millis(2),
+        ) else {
+            panic!("a reused id from someone else is not a duplicate")
+        };
+        assert!(events.is_empty());
+        assert_eq!(outcome.rejection_code.as_deref(), Some("COMMAND_ID_REUSED"));
+        assert_eq!(outcome.new_version, None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod handler;
 mod poison;
 mod punctuator;
 mod record;
+mod routing;
 mod session;
 mod store;
 mod stored;
@@ -33,6 +34,8 @@ pub struct Stats {
     pub transactions: u64,
     pub restored_records: u64,
     pub timers_fired: u64,
+    /// Closed auctions (and empty legacy records) forgotten after retention.
+    pub retired: u64,
     pub sessions: u64,
 }
 
@@ -50,8 +53,19 @@ pub async fn run_with(
     readiness: Readiness,
 ) -> Result<Stats, ProcessorError> {
     dlq::require_topics(&config, &[&config.topics.commands]).await?;
-    let codec = AvroCodec::new(&config.registry);
-    let writers = writers::Writers::load(&codec, &config).await?;
+    let codec = AvroCodec::for_topics(&config.registry, &[&config.topics.commands]);
+    // A registry away at start is waited for (unready, naming it), not a reason to exit.
+    let writers = readiness
+        .wait_for(
+            "schema-registry",
+            &shutdown,
+            gavel_runtime::RuntimeError::is_transient,
+            || writers::Writers::load(&codec, &config),
+        )
+        .await?;
+    let Some(writers) = writers else {
+        return Ok(Stats::default());
+    };
     let runtime = tokio::runtime::Handle::current();
     let worker = tokio::task::spawn_blocking(move || {
         let mut stats = Stats::default();

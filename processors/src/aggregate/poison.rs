@@ -7,11 +7,11 @@ use super::handler::malformed_outcome;
 use super::record::BorrowedMessageOwned;
 use super::session::Session;
 use crate::ProcessorError;
-use gavel_domain::auction::AuctionCommand;
-use gavel_domain::{TenantId, Timestamp};
-use gavel_runtime::auction_codec::command_from_avro;
+use gavel_domain::auction::{limits, AuctionCommand};
+use gavel_domain::{TenantId, Timestamp, UserId};
+use gavel_runtime::auction_codec::{decode_command, UnreadableCommand};
 use gavel_runtime::dlq::{DeadLetter, ErrorClass};
-use gavel_runtime::envelope::{header, CommandMeta};
+use gavel_runtime::envelope::{header, loggable, CommandMeta};
 use gavel_runtime::observe::metrics;
 use gavel_runtime::RuntimeError;
 use rdkafka::consumer::Consumer;
@@ -24,8 +24,13 @@ pub(super) const MAX_PAUSE: Duration = Duration::from_secs(5);
 
 pub(super) enum Decoded {
     Command(AuctionCommand, CommandMeta),
-    /// Never decidable: dead-letter it and move on.
-    Poison(ErrorClass, String),
+    /// Never decidable: dead-letter it and move on (answering it when its
+    /// body or headers say which command it was).
+    Poison {
+        class: ErrorClass,
+        reason: String,
+        meta: Option<CommandMeta>,
+    },
     /// The registry is away: retry this very record later.
     Unavailable(String),
 }
@@ -33,20 +38,30 @@ pub(super) enum Decoded {
 impl Session<'_> {
     pub(super) fn decode(&self, message: &BorrowedMessageOwned) -> Decoded {
         let Some(payload) = message.payload.as_deref() else {
-            return Decoded::Poison(ErrorClass::Undecodable, "record has no payload".into());
+            return Decoded::Poison {
+                class: ErrorClass::Undecodable,
+                reason: "record has no payload".into(),
+                meta: None,
+            };
         };
         let decoded = match self.codec.decode_cached(payload) {
             Err(RuntimeError::UnknownSchema(id)) => self
                 .runtime
-                .block_on(self.codec.fetch_schema(id))
+                .block_on(self.codec.admit(id))
                 .and_then(|_| self.codec.decode_cached(payload)),
             other => other,
         };
-        let result = decoded.and_then(|d| command_from_avro(&d.schema.name, d.value));
+        let result = decoded
+            .map_err(UnreadableCommand::from)
+            .and_then(|d| decode_command(&d.schema.name, d.value));
         match result {
             Ok((command, meta)) => Decoded::Command(command, meta),
-            Err(error) => match ErrorClass::of(&error) {
-                Some(class) => Decoded::Poison(class, error.to_string()),
+            Err(UnreadableCommand { error, meta }) => match ErrorClass::of(&error) {
+                Some(class) => Decoded::Poison {
+                    class,
+                    reason: error.to_string(),
+                    meta,
+                },
                 None => Decoded::Unavailable(error.to_string()),
             },
         }
@@ -82,13 +97,14 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Dead-letters the record in the open transaction and, when its headers
-    /// name the command, answers it with a MALFORMED_COMMAND outcome.
+    /// Dead-letters the record in the open transaction and, when its body or
+    /// headers name the command, answers it with a MALFORMED_COMMAND outcome.
     pub(super) fn reject_malformed(
         &mut self,
         message: &BorrowedMessageOwned,
         class: ErrorClass,
         reason: String,
+        body_meta: Option<CommandMeta>,
         now: Timestamp,
     ) -> Result<(), ProcessorError> {
         self.stats.malformed += 1;
@@ -100,22 +116,13 @@ impl Session<'_> {
             .inc();
         let topic = &self.config.topics.commands;
         tracing::warn!(%topic, partition = message.partition, offset = message.offset,
-            aggregate_id = message.key().unwrap_or(""),
-            correlation_id = message.header(header::CORRELATION_ID).unwrap_or(""),
-            causation_id = message.header(header::COMMAND_ID).unwrap_or(""),
-            class = class.as_str(), %reason, "undecodable command dead-lettered");
+            aggregate_id = loggable(message.key().unwrap_or("")),
+            correlation_id = loggable(message.header(header::CORRELATION_ID).unwrap_or("")),
+            causation_id = loggable(message.header(header::COMMAND_ID).unwrap_or("")),
+            class = class.as_str(), reason = loggable(&reason), "{}", class.log_message());
         self.send_dead_letter(&message.dead_letter(topic, class, &reason))?;
-        let Some(command_id) = message.header(header::COMMAND_ID) else {
+        let Some(meta) = body_meta.or_else(|| meta_from_headers(message)) else {
             return Ok(());
-        };
-        let meta = CommandMeta {
-            command_id: command_id.to_owned(),
-            correlation_id: message
-                .header(header::CORRELATION_ID)
-                .unwrap_or(command_id)
-                .to_owned(),
-            tenant_id: TenantId::new(message.header(header::TENANT_ID).unwrap_or("")),
-            expected_version: None,
         };
         let key = message.key().unwrap_or("").to_owned();
         let outcome = malformed_outcome(&meta, &key, reason, now);
@@ -123,7 +130,34 @@ impl Session<'_> {
     }
 
     fn send_dead_letter(&self, letter: &DeadLetter<'_>) -> Result<(), ProcessorError> {
-        let topic = letter.dlq_topic();
-        self.send_record(letter.record(&topic, &self.worker))
+        crate::txn::send_letter(&self.producer, letter, &self.worker)
+    }
+}
+
+/// The command a record's headers name, for an answer when its body is unreadable.
+/// Only ids within the bounds every command meets: an answer must fit.
+fn meta_from_headers(message: &BorrowedMessageOwned) -> Option<CommandMeta> {
+    let bounded = |key: &str| {
+        message
+            .header(key)
+            .filter(|value| limits::id(key_field(key), value).is_ok())
+    };
+    let command_id = bounded(header::COMMAND_ID)?;
+    Some(CommandMeta {
+        command_id: command_id.to_owned(),
+        correlation_id: bounded(header::CORRELATION_ID)
+            .unwrap_or(command_id)
+            .to_owned(),
+        tenant_id: TenantId::new(bounded(header::TENANT_ID).unwrap_or("")),
+        actor_id: UserId::new(""),
+        expected_version: None,
+    })
+}
+
+fn key_field(key: &str) -> &'static str {
+    match key {
+        header::COMMAND_ID => "command_id",
+        header::CORRELATION_ID => "correlation_id",
+        _ => "tenant_id",
     }
 }

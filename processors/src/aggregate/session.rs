@@ -11,7 +11,7 @@ use crate::txn::Linger;
 use crate::ProcessorError;
 use gavel_domain::Timestamp;
 use gavel_runtime::avro::AvroCodec;
-use gavel_runtime::envelope::header;
+use gavel_runtime::envelope::{header, loggable};
 use gavel_runtime::kafka::{self, RevocationLog};
 use gavel_runtime::observe::{metrics, Readiness};
 use gavel_runtime::{Config, Shutdown};
@@ -40,6 +40,8 @@ pub struct Session<'a> {
     pub(super) readiness: Readiness,
     /// `aggregate/<instance id>`, named in the dead letters this session writes.
     pub(super) worker: String,
+    /// Partitions of the command topic: where each auction's commands belong.
+    pub(super) command_partitions: i32,
     /// Set while the registry is away: how long to wait before reading again.
     pub(super) registry_pause: Option<Duration>,
     /// The (partition, offset) held back for the registry: only decoding that
@@ -77,9 +79,10 @@ impl<'a> Session<'a> {
             kafka::transactional_producer_config(config, &transactional_id).create()?;
         producer.init_transactions(TXN_TIMEOUT)?;
         let consumer: BaseConsumer<RevocationLog> =
-            kafka::consumer_config(config, &config.aggregate_group)
+            kafka::member_config(config, &config.aggregate_group, false)
                 .create_with_context(RevocationLog::default())?;
         consumer.subscribe(&[&config.topics.commands])?;
+        let command_partitions = kafka::partition_count(config, &config.topics.commands)?;
         tracing::info!(%transactional_id, topic = %config.topics.commands, "aggregate session started");
         Ok(Self {
             config,
@@ -94,6 +97,7 @@ impl<'a> Session<'a> {
             stream_time: HashMap::new(),
             readiness,
             worker: format!("aggregate/{}", config.instance_id),
+            command_partitions,
             registry_pause: None,
             held_at: None,
         })
@@ -106,6 +110,7 @@ impl<'a> Session<'a> {
             self.process_batch()?;
             self.restore_assigned()?;
             self.fire_due_timers()?;
+            self.retire_closed()?;
             self.pause_for_registry(shutdown);
             for partition in self.consumer.context().take() {
                 if self.held_at.is_some_and(|(held, _)| held == partition) {
@@ -120,6 +125,9 @@ impl<'a> Session<'a> {
                 tracing::info!(partition, "partition revoked: state released");
             }
         }
+        // Stopping on purpose: hand the partitions over now (static members
+        // would otherwise keep them for the session timeout).
+        gavel_runtime::membership::leave_group(&self.consumer);
         Ok(())
     }
 
@@ -274,6 +282,15 @@ impl<'a> Session<'a> {
         if partitions.is_empty() {
             return Ok(());
         }
+        // Committed offsets first: with read_committed the broker answers
+        // them only once the previous owner's open transaction is resolved,
+        // and that transaction carries changelog records too. Read the
+        // changelog before, and a partition taken over mid-transaction would
+        // restore without that transaction's state yet resume after its
+        // commands (a rebalance under load lost those effects).
+        for partition in partitions {
+            self.remember_committed_position(*partition)?;
+        }
         let stage = metrics::aggregate();
         stage.restoring_partitions.add(partitions.len() as i64);
         self.readiness.set_restoring(true);
@@ -283,9 +300,6 @@ impl<'a> Session<'a> {
         let stats = restored?;
         stage.restored_records.inc_by(stats.records);
         self.stats.restored_records += stats.records;
-        for partition in partitions {
-            self.remember_committed_position(*partition)?;
-        }
         tracing::info!(
             ?partitions,
             records = stats.records,
@@ -320,20 +334,25 @@ impl<'a> Session<'a> {
         // Per record at debug level: an info span would cost its formatting on
         // every command of the hot path; warnings carry the same fields inline.
         let span = tracing::debug_span!("command", topic = %self.config.topics.commands,
-            partition, offset = message.offset, aggregate_id = message.key().unwrap_or(""),
-            correlation_id = message.header(header::CORRELATION_ID).unwrap_or(""),
-            causation_id = message.header(header::COMMAND_ID).unwrap_or(""),
-            traceparent = message.header(header::TRACEPARENT).unwrap_or(""));
+            partition, offset = message.offset, aggregate_id = loggable(message.key().unwrap_or("")),
+            correlation_id = loggable(message.header(header::CORRELATION_ID).unwrap_or("")),
+            causation_id = loggable(message.header(header::COMMAND_ID).unwrap_or("")),
+            traceparent = loggable(message.header(header::TRACEPARENT).unwrap_or("")));
         let traceparent = message.header(header::TRACEPARENT).unwrap_or("");
         gavel_runtime::telemetry::follow_traceparent(&span, traceparent);
         let _entered = span.enter();
         match decoded {
-            Decoded::Command(command, meta) => {
-                self.decide(partition, &command, &meta, now, batch)?
-            }
-            Decoded::Poison(class, reason) => {
-                self.reject_malformed(&message, class, reason, now)?
-            }
+            Decoded::Command(command, meta) => match self.misrouted(&message, &command) {
+                Some((code, reason)) => {
+                    self.refuse_misrouted(&message, &command, &meta, code, reason, now)?
+                }
+                None => self.decide(partition, &command, &meta, now, batch)?,
+            },
+            Decoded::Poison {
+                class,
+                reason,
+                meta,
+            } => self.reject_malformed(&message, class, reason, meta, now)?,
             Decoded::Unavailable(_) => {}
         }
         Ok(Step::Done)

@@ -5,7 +5,11 @@
 //!
 //! Each partition also indexes the end times of its ACTIVE auctions: these are
 //! the durable timers. They live in the state (and so in the changelog), so a
-//! restart restores them and fires the overdue ones.
+//! restart restores them and fires the overdue ones. Ended and cancelled
+//! auctions are indexed too, by end time, so they leave memory and the
+//! changelog (a tombstone) once the retention after it has passed: the store
+//! holds the auctions that exist and are recent, never what a stranger asked
+//! about (a command on an unknown id leaves nothing behind).
 
 use super::stored::StoredAggregate;
 use crate::restore::read_to_end;
@@ -13,7 +17,7 @@ use crate::ProcessorError;
 use gavel_domain::auction::AuctionStatus;
 use gavel_domain::Timestamp;
 use gavel_runtime::Config;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 type Partition = i32;
@@ -23,49 +27,95 @@ struct PartitionState {
     aggregates: HashMap<String, StoredAggregate>,
     /// (end time, auction id) of every ACTIVE auction.
     timers: BTreeSet<(Timestamp, String)>,
+    /// (end time, auction id) of every ENDED or CANCELLED auction.
+    closed: BTreeSet<(Timestamp, String)>,
 }
 
 impl PartitionState {
     fn put(&mut self, key: String, state: StoredAggregate) {
-        if let Some(timer) = self
-            .aggregates
-            .get(&key)
-            .and_then(|old| timer_of(&key, old))
-        {
-            self.timers.remove(&timer);
+        if let Some(old) = self.aggregates.get(&key) {
+            unindex(&mut self.timers, &mut self.closed, &key, old);
         }
-        if let Some(timer) = timer_of(&key, &state) {
-            self.timers.insert(timer);
-        }
+        match index_of(&key, &state) {
+            Some((Index::Timer, entry)) => self.timers.insert(entry),
+            Some((Index::Closed, entry)) => self.closed.insert(entry),
+            None => false,
+        };
         self.aggregates.insert(key, state);
     }
 
     fn take(&mut self, key: &str) -> Option<StoredAggregate> {
         let state = self.aggregates.remove(key)?;
-        if let Some(timer) = timer_of(key, &state) {
-            self.timers.remove(&timer);
-        }
+        unindex(&mut self.timers, &mut self.closed, key, &state);
         Some(state)
     }
 }
 
-fn timer_of(key: &str, state: &StoredAggregate) -> Option<(Timestamp, String)> {
-    state
-        .auction
-        .as_ref()
-        .filter(|a| a.status == AuctionStatus::Active)
-        .map(|a| (a.end_time, key.to_owned()))
+enum Index {
+    Timer,
+    Closed,
+}
+
+fn index_of(key: &str, state: &StoredAggregate) -> Option<(Index, (Timestamp, String))> {
+    let auction = state.auction.as_ref()?;
+    let index = match auction.status {
+        AuctionStatus::Active => Index::Timer,
+        AuctionStatus::Ended | AuctionStatus::Cancelled => Index::Closed,
+        AuctionStatus::Draft => return None,
+    };
+    Some((index, (auction.end_time, key.to_owned())))
+}
+
+fn unindex(
+    timers: &mut BTreeSet<(Timestamp, String)>,
+    closed: &mut BTreeSet<(Timestamp, String)>,
+    key: &str,
+    state: &StoredAggregate,
+) {
+    match index_of(key, state) {
+        Some((Index::Timer, entry)) => timers.remove(&entry),
+        Some((Index::Closed, entry)) => closed.remove(&entry),
+        None => false,
+    };
 }
 
 #[derive(Default)]
 pub struct StateStore {
     partitions: HashMap<Partition, PartitionState>,
+    /// Changelog records of aggregates without an auction, found at restore.
+    pub orphans: Vec<(Partition, String)>,
 }
 
 /// Writes of the open transaction, by partition and aggregate id.
 #[derive(Default)]
 pub struct Pending {
     pub writes: HashMap<(Partition, String), StoredAggregate>,
+    /// Aggregates to forget: removed from the store and tombstoned in the
+    /// changelog when the transaction commits.
+    pub retired: HashSet<(Partition, String)>,
+    /// Checked out of the store (so they have a changelog record to tombstone
+    /// if they turn out empty).
+    existing: HashSet<(Partition, String)>,
+}
+
+impl Pending {
+    /// After a command: an aggregate without an auction is not kept. If it
+    /// had a changelog record (state from before this rule), that record is
+    /// tombstoned; otherwise nothing at all is written for it.
+    pub fn settle(&mut self, partition: Partition, key: &str) {
+        let slot = (partition, key.to_owned());
+        let empty = self
+            .writes
+            .get(&slot)
+            .is_some_and(|state| state.auction.is_none());
+        if !empty {
+            return;
+        }
+        self.writes.remove(&slot);
+        if self.existing.contains(&slot) {
+            self.retired.insert(slot);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,18 +156,28 @@ impl StateStore {
         partition: Partition,
         key: &str,
     ) -> &'a mut StoredAggregate {
-        pending
-            .writes
-            .entry((partition, key.to_owned()))
-            .or_insert_with(|| {
-                self.partitions
-                    .get_mut(&partition)
-                    .and_then(|p| p.take(key))
-                    .unwrap_or_default()
-            })
+        let slot = (partition, key.to_owned());
+        if !pending.writes.contains_key(&slot) {
+            let taken = self
+                .partitions
+                .get_mut(&partition)
+                .and_then(|p| p.take(key));
+            if taken.is_some() {
+                pending.existing.insert(slot.clone());
+            }
+            pending
+                .writes
+                .insert(slot.clone(), taken.unwrap_or_default());
+        }
+        pending.writes.entry(slot).or_default()
     }
 
     pub fn commit(&mut self, pending: Pending) {
+        for (partition, key) in &pending.retired {
+            if let Some(state) = self.partitions.get_mut(partition) {
+                state.take(key);
+            }
+        }
         for ((partition, key), state) in pending.writes {
             self.partitions
                 .entry(partition)
@@ -126,8 +186,24 @@ impl StateStore {
         }
     }
 
+    /// Ended or cancelled auctions whose end time is at or before `cutoff`
+    /// (now minus the retention), at most `limit` of them.
+    pub fn due_retirements(&self, cutoff: Timestamp, limit: usize) -> Vec<(Partition, String)> {
+        let mut due = Vec::new();
+        for (partition, state) in &self.partitions {
+            for (_, key) in state.closed.iter().take_while(|(at, _)| *at <= cutoff) {
+                due.push((*partition, key.clone()));
+                if due.len() == limit {
+                    return due;
+                }
+            }
+        }
+        due
+    }
+
     pub fn release(&mut self, partition: Partition) {
         self.partitions.remove(&partition);
+        self.orphans.retain(|(p, _)| *p != partition);
     }
 
     /// Auctions whose end time is at or before `now`, at most `limit` of them.
@@ -163,7 +239,13 @@ impl StateStore {
             stats.records += records;
             stats.aggregates += aggregates.len();
             for (key, aggregate) in aggregates {
-                state.put(key, aggregate);
+                if aggregate.auction.is_some() {
+                    state.put(key, aggregate);
+                } else {
+                    // Written before empty aggregates were dropped: tombstoned
+                    // by the next retirement pass, never loaded.
+                    self.orphans.push((partition, key));
+                }
             }
             self.partitions.insert(partition, state);
         }
@@ -219,4 +301,82 @@ fn apply_changelog_record(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gavel_domain::auction::Auction;
+    use gavel_domain::{AuctionId, Currency, Money, UserId};
+
+    fn auction(status: AuctionStatus, end_time: i64) -> StoredAggregate {
+        let eur = |minor| Money::new(minor, Currency::parse("EUR").unwrap()).unwrap();
+        StoredAggregate {
+            tenant_id: Some("t".into()),
+            auction: Some(Auction {
+                id: AuctionId::new("a"),
+                seller_id: UserId::new("s"),
+                title: "t".into(),
+                status,
+                starting_price: eur(100),
+                reserve_price: None,
+                min_increment: eur(10),
+                end_time: Timestamp::from_millis(end_time),
+                current_price: eur(100),
+                leading_bidder: None,
+                bid_count: 0,
+                winner_id: None,
+                version: 2,
+            }),
+            recent: Default::default(),
+        }
+    }
+
+    fn stored(store: &mut StateStore, key: &str, state: StoredAggregate) {
+        let mut pending = Pending::default();
+        *store.checkout(&mut pending, 0, key) = state;
+        pending.settle(0, key);
+        store.commit(pending);
+    }
+
+    #[test]
+    fn closed_auctions_are_due_for_retirement_after_their_end_time() {
+        let mut store = StateStore::default();
+        stored(&mut store, "ended", auction(AuctionStatus::Ended, 1_000));
+        stored(
+            &mut store,
+            "cancelled",
+            auction(AuctionStatus::Cancelled, 5_000),
+        );
+        stored(&mut store, "active", auction(AuctionStatus::Active, 1_000));
+        let due = store.due_retirements(Timestamp::from_millis(2_000), 10);
+        assert_eq!(due, vec![(0, "ended".to_owned())]);
+        let mut pending = Pending::default();
+        pending.retired.insert((0, "ended".to_owned()));
+        store.commit(pending);
+        assert!(store.get(&Pending::default(), 0, "ended").is_none());
+        assert!(store
+            .due_retirements(Timestamp::from_millis(2_000), 10)
+            .is_empty());
+    }
+
+    #[test]
+    fn an_aggregate_without_an_auction_is_never_kept_and_a_stored_one_is_tombstoned() {
+        let mut store = StateStore::default();
+        let mut pending = Pending::default();
+        store.checkout(&mut pending, 0, "ghost");
+        pending.settle(0, "ghost");
+        assert!(
+            pending.writes.is_empty() && pending.retired.is_empty(),
+            "nothing written"
+        );
+        // A record kept by an older release: taken out, found empty, tombstoned.
+        stored(&mut store, "old", auction(AuctionStatus::Draft, 9_000));
+        let mut pending = Pending::default();
+        store.checkout(&mut pending, 0, "old").auction = None;
+        pending.settle(0, "old");
+        assert!(pending.retired.contains(&(0, "old".to_owned())));
+        store.commit(pending);
+        assert!(store.get(&Pending::default(), 0, "old").is_none());
+    }
 }

@@ -24,6 +24,9 @@ pub struct Remembered {
     command_id: String,
     #[serde(rename = "c", alias = "correlation_id")]
     correlation_id: String,
+    /// Who sent it (absent in records written before actors existed).
+    #[serde(rename = "a", default, skip_serializing_if = "String::is_empty")]
+    actor_id: String,
     #[serde(rename = "t", alias = "command_type")]
     command_type: String,
     #[serde(
@@ -79,6 +82,7 @@ impl StoredAggregate {
                 command_id: r.command_id.clone(),
                 correlation_id: r.correlation_id.clone(),
                 tenant_id: tenant_id.to_owned(),
+                actor_id: r.actor_id.clone(),
                 aggregate_id: aggregate_id.to_owned(),
                 command_type: r.command_type.clone(),
                 accepted: r.rejection_code.is_none(),
@@ -97,6 +101,7 @@ impl StoredAggregate {
         self.recent.push_back(Remembered {
             command_id: outcome.command_id.clone(),
             correlation_id: outcome.correlation_id.clone(),
+            actor_id: outcome.actor_id.clone(),
             command_type: outcome.command_type.clone(),
             new_version: outcome.new_version,
             event_count: outcome.event_count,
@@ -106,8 +111,8 @@ impl StoredAggregate {
         });
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
@@ -139,7 +144,7 @@ mod tests {
             command_id: "c2".into(),
             ..outcome
         });
-        let again = StoredAggregate::from_bytes(&stored.to_bytes()).unwrap();
+        let again = StoredAggregate::from_bytes(&stored.to_bytes().unwrap()).unwrap();
         assert_eq!(again, stored);
         assert!(again.outcome_of("c2", "a1", "t1").is_some());
     }

@@ -44,7 +44,7 @@ pub async fn run_with(
 ) -> Result<Stats, ProcessorError> {
     check_co_partitioned(&config)?;
     dlq::require_topics(&config, &[&config.topics.events]).await?;
-    let codec = AvroCodec::new(&config.registry);
+    let codec = AvroCodec::for_topics(&config.registry, &[&config.topics.events]);
     let runtime = tokio::runtime::Handle::current();
     let worker = tokio::task::spawn_blocking(move || {
         let mut stats = Stats::default();

@@ -56,7 +56,7 @@ impl<'a> Session<'a> {
             kafka::transactional_producer_config(config, &transactional_id).create()?;
         producer.init_transactions(TXN_TIMEOUT)?;
         let consumer: BaseConsumer<RevocationLog> =
-            kafka::consumer_config(config, &config.project_group)
+            kafka::member_config(config, &config.project_group, false)
                 .create_with_context(RevocationLog::default())?;
         consumer.subscribe(&[&config.topics.events])?;
         tracing::info!(%transactional_id, topic = %config.topics.events, "projector session started");
@@ -83,6 +83,8 @@ impl<'a> Session<'a> {
                 tracing::info!(partition, "partition revoked: view state released");
             }
         }
+        // Stopping on purpose: hand the partitions over now.
+        gavel_runtime::membership::leave_group(&self.consumer);
         Ok(())
     }
 
@@ -224,7 +226,7 @@ impl<'a> Session<'a> {
         let decoded = match self.codec.decode_cached(payload) {
             Err(RuntimeError::UnknownSchema(id)) => self
                 .runtime
-                .block_on(self.codec.fetch_schema(id))
+                .block_on(self.codec.admit(id))
                 .and_then(|_| self.codec.decode_cached(payload)),
             other => other,
         };

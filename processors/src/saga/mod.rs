@@ -19,6 +19,11 @@ use gavel_runtime::{dlq, kafka, Config, Shutdown};
 use kind::SagaKind;
 use std::time::Duration;
 
+/// The consumer group of the orchestrators of one saga kind (`payment`, `order`).
+pub fn consumer_group(config: &Config, kind: &str) -> String {
+    format!("{}-{kind}", config.saga_group)
+}
+
 /// The topics of one saga kind.
 #[derive(Debug, Clone)]
 pub struct SagaTopics {

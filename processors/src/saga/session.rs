@@ -61,19 +61,16 @@ impl<'a, K: SagaKind> Session<'a, K> {
         readiness: Readiness,
     ) -> Result<Self, ProcessorError> {
         let def = kind.definition();
-        let group = format!("{}-{}", config.saga_group, def.kind());
+        let group = super::consumer_group(config, def.kind());
         let worker = format!("saga-{}/{}", def.kind(), config.instance_id);
         let transactional_id = format!("{group}-{}", config.instance_id);
         let producer: TxnProducer =
             kafka::transactional_producer_config(config, &transactional_id).create()?;
         producer.init_transactions(TXN_TIMEOUT)?;
-        let mut client = kafka::consumer_config(config, &group);
-        // A saga's trigger and its replies share a partition number; the range
-        // assignor gives partition p of both topics to the same replica (the
-        // cooperative-sticky default would not).
-        client.set("partition.assignment.strategy", "range");
-        let consumer: BaseConsumer<RevocationLog> =
-            client.create_with_context(RevocationLog::default())?;
+        // A saga's trigger and its replies share a partition number: range
+        // assignment gives partition p of both topics to the same replica.
+        let consumer: BaseConsumer<RevocationLog> = kafka::member_config(config, &group, true)
+            .create_with_context(RevocationLog::default())?;
         consumer.subscribe(&[&topics.trigger, &topics.replies])?;
         tracing::info!(%transactional_id, trigger = %topics.trigger, replies = %topics.replies, "saga session started");
         Ok(Self {
@@ -99,6 +96,8 @@ impl<'a, K: SagaKind> Session<'a, K> {
             self.sync_assignment()?;
             self.process_batch()?;
         }
+        // Stopping on purpose: hand the partitions over now.
+        gavel_runtime::membership::leave_group(&self.consumer);
         Ok(())
     }
 
@@ -125,6 +124,11 @@ impl<'a, K: SagaKind> Session<'a, K> {
             return Ok(());
         }
         let started = Instant::now();
+        // The assignment's committed offsets first: with read_committed the
+        // broker answers them only once a previous owner's open transaction
+        // is resolved, and that transaction carries changelog records too;
+        // restoring before it would resume after its inputs without its state.
+        self.consumer.committed(Duration::from_secs(30))?;
         self.readiness.set_restoring(true);
         let restored = self
             .store

@@ -11,7 +11,9 @@ use super::error::ApiError;
 use super::fields::{valid_id, Fields};
 use crate::produce::now;
 use axum::body::Bytes;
-use gavel_domain::auction::{AuctionCommand, CancelAuction, CreateAuction, PlaceBid, StartAuction};
+use gavel_domain::auction::{
+    limits, AuctionCommand, CancelAuction, CreateAuction, PlaceBid, StartAuction,
+};
 use gavel_domain::{AuctionId, Currency, Money, Timestamp, UserId};
 
 /// The longest an auction may run when created through the API.
@@ -25,8 +27,8 @@ pub struct Parsed {
     pub expected_version: Option<u64>,
 }
 
-/// `POST /auctions`.
-pub fn create(user: &User, body: &Bytes) -> Result<Parsed, ApiError> {
+/// `POST /auctions`; `new_auction_id` names the auction when the body does not.
+pub fn create(user: &User, body: &Bytes, new_auction_id: String) -> Result<Parsed, ApiError> {
     let mut f = Fields::parse(body)?;
     acting_as(&mut f, "seller_id", user)?;
     let auction_id = match f.optional_string("auction_id") {
@@ -38,7 +40,7 @@ pub fn create(user: &User, body: &Bytes) -> Result<Parsed, ApiError> {
             id
         }
         Some(id) => id,
-        None => format!("auc-{}", uuid::Uuid::now_v7().simple()),
+        None => new_auction_id,
     };
     let title = f.string("title").unwrap_or_default();
     if title.chars().count() > MAX_TITLE_CHARS {
@@ -66,7 +68,7 @@ pub fn create(user: &User, body: &Bytes) -> Result<Parsed, ApiError> {
         return Err(ApiError::internal("create body passed checks with a gap"));
     };
     let money = |minor: i64| Money::new(minor, currency).map_err(ApiError::internal);
-    Ok(Parsed {
+    bounded(Parsed {
         command: AuctionCommand::Create(CreateAuction {
             auction_id: AuctionId::new(auction_id),
             seller_id: UserId::new(user.id.clone()),
@@ -103,7 +105,7 @@ pub fn bid(user: &User, auction_id: AuctionId, body: &Bytes) -> Result<Parsed, A
     let (Some(amount), Some(currency)) = (amount, currency) else {
         return Err(ApiError::internal("bid body passed checks with a gap"));
     };
-    Ok(Parsed {
+    bounded(Parsed {
         command: AuctionCommand::PlaceBid(PlaceBid {
             auction_id,
             bidder_id: UserId::new(user.id.clone()),
@@ -121,10 +123,24 @@ pub fn cancel(auction_id: AuctionId, body: &Bytes) -> Result<Parsed, ApiError> {
         .unwrap_or_else(|| DEFAULT_CANCEL_REASON.to_owned());
     let expected_version = f.optional_version("expected_version");
     f.finish()?;
-    Ok(Parsed {
+    bounded(Parsed {
         command: AuctionCommand::Cancel(CancelAuction { auction_id, reason }),
         expected_version,
     })
+}
+
+/// The same bounds the aggregate applies to every producer's commands
+/// (`gavel_domain::auction::limits`), answered here as a 422 naming the
+/// field, before anything reaches Kafka.
+fn bounded(parsed: Parsed) -> Result<Parsed, ApiError> {
+    match limits::check(&parsed.command, now()) {
+        Ok(()) => Ok(parsed),
+        Err(error) => Err(ApiError::invalid_fields(
+            [(error.field.to_owned(), error.problem)]
+                .into_iter()
+                .collect(),
+        )),
+    }
 }
 
 /// A path's auction id, checked like a body's.

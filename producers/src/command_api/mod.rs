@@ -10,50 +10,69 @@
 //! | `GET /commands/{command_id}` | | the outcome of a command answered 202, or 404 |
 //! | `GET /healthz` | | 200 `ok` |
 //!
-//! Amounts are integer minor units. Every command route needs
-//! `Authorization: Bearer <HS256 JWT>` with `sub` (user), `tenant` and `exp`
-//! (401 otherwise); a body naming another seller or bidder is a 403. An
-//! `Idempotency-Key` header (1..=128 visible ASCII) makes retries safe: the same
-//! key from the same user is the same command and gets the same answer.
-//! Malformed JSON is a 400, a body over 16 KiB a 413, invalid fields a 422 with
+//! Amounts are integer minor units. Every route but `/healthz` needs
+//! `Authorization: Bearer <JWT>` verified by `gavel_http::Verifier` (HS256 with
+//! `GAVEL_JWT_SECRET`, or RS256/ES256 from a JWKS; `sub` is the user, the
+//! tenant claim the tenant; 401 otherwise); a body naming another seller or
+//! bidder is a 403. An `Idempotency-Key` header (1..=128 visible ASCII) makes
+//! retries safe: the key is bound to its first request (route, auction, body)
+//! in Postgres, a retry of that request gets the original answer and causes
+//! nothing new, the key on another request is a 422. Malformed JSON is a 400,
+//! a body over 16 KiB a 413, invalid fields a 422 with
 //! `"fields": {"amount": "must be > 0"}`. Outcome statuses: see `answer.rs`.
 //!
 //! Each command is produced keyed by its auction id and acknowledged by Kafka
 //! before the request waits for its outcome on the outcome topic.
 
 mod answer;
-mod auth;
 mod body;
-mod error;
 mod fields;
 mod idempotency;
+mod key_store;
 mod orders;
 pub(crate) mod outcomes;
 mod recent;
 mod routes;
 mod sender;
 
+/// The shared verifier's user and error body, under the names the body and
+/// field checks use.
+mod auth {
+    pub use gavel_http::User;
+}
+mod error {
+    pub use gavel_http::ApiError;
+}
+
 use crate::ProducerError;
-use gavel_runtime::config::LOCAL_JWT_SECRET;
+use gavel_http::{Authenticates, ServeOptions, Verifier};
+use gavel_runtime::observe::metrics;
 use gavel_runtime::{Config, Shutdown};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+pub use key_store::migrations;
 pub use routes::BODY_LIMIT;
 
-/// What a request may take beyond its outcome wait: reading the body and
-/// Kafka's acknowledgement (which gets the same bound, `DELIVERY_TIMEOUT`).
+/// Bound on Kafka's acknowledgement of a command (the producer's delivery
+/// timeout); a request may take its outcome wait plus this.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
-const REQUEST_SLACK: Duration = Duration::from_secs(10);
 
 /// What the handlers share.
 pub struct ApiState {
-    verifier: auth::Verifier,
+    verifier: Verifier,
     sender: sender::Sender,
     outcomes: Arc<outcomes::Outcomes>,
+    keys: key_store::KeyStore,
     command_timeout: Duration,
+}
+
+impl Authenticates for ApiState {
+    fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
 }
 
 /// Binds `listen` and serves until `shutdown`.
@@ -80,29 +99,40 @@ pub async fn serve(
     let address = listener
         .local_addr()
         .map_err(|e| ProducerError::CommandApi(format!("listener address: {e}")))?;
-    if config.jwt_secret.expose() == LOCAL_JWT_SECRET {
-        tracing::warn!("GAVEL_JWT_SECRET is the local default: set a real key outside a laptop");
+    let options = ServeOptions::from_settings(&config.http);
+    if options.request_timeout <= config.command_timeout + DELIVERY_TIMEOUT {
+        return Err(ProducerError::CommandApi(format!(
+            "GAVEL_HTTP_REQUEST_TIMEOUT_MS ({:?}) must exceed GAVEL_COMMAND_TIMEOUT_MS plus \
+             Kafka's {DELIVERY_TIMEOUT:?} delivery bound, or answers would be cut off",
+            options.request_timeout
+        )));
     }
+    let verifier = Verifier::start(&config, address, &shutdown).await?;
+    let keys = key_store::KeyStore::start(&config, &shutdown).await?;
     let outcomes = outcomes::Outcomes::new();
     let reader_stop = Shutdown::new();
     // Positioned before the first request is accepted: no outcome is missed.
     let reader = outcomes::start(&config, Arc::clone(&outcomes), reader_stop.clone()).await?;
     let state = Arc::new(ApiState {
-        verifier: auth::Verifier::new(config.jwt_secret.expose()),
+        verifier,
         sender: sender::Sender::connect(&config, DELIVERY_TIMEOUT).await?,
         outcomes,
+        keys,
         command_timeout: config.command_timeout,
     });
-    let request_timeout = config.command_timeout + DELIVERY_TIMEOUT + REQUEST_SLACK;
     tracing::info!(%address, topic = %config.topics.commands, "command api listening");
-    let stop = shutdown.clone();
-    let served = axum::serve(listener, routes::router(state, request_timeout))
-        .with_graceful_shutdown(async move { stop.triggered().await })
-        .await;
+    let served = gavel_http::serve(
+        listener,
+        routes::router(state),
+        options,
+        metrics::command_api(),
+        shutdown,
+    )
+    .await;
     reader_stop.trigger();
     if let Err(error) = reader.await {
         tracing::warn!(%error, "outcome reader ended abnormally");
     }
     tracing::info!("command api stopped");
-    served.map_err(|e| ProducerError::CommandApi(format!("serving: {e}")))
+    Ok(served?)
 }

@@ -131,11 +131,11 @@ pub async fn start(
     outcomes: Arc<Outcomes>,
     stop: Shutdown,
 ) -> Result<JoinHandle<()>, ProducerError> {
+    let codec = AvroCodec::for_topics(&config.registry, &[&config.topics.outcomes]);
     let config = config.clone();
     let consumer = tokio::task::spawn_blocking(move || positioned_consumer(&config))
         .await
         .map_err(|e| ProducerError::CommandApi(format!("outcome consumer setup: {e}")))??;
-    let codec = AvroCodec::new(&consumer.1);
     Ok(tokio::spawn(read(consumer.0, codec, outcomes, stop)))
 }
 

@@ -68,6 +68,7 @@ mod tests {
             command_id: id.into(),
             correlation_id: id.into(),
             tenant_id: "t".into(),
+            actor_id: "u".into(),
             aggregate_id: "a".into(),
             command_type: "PlaceBid".into(),
             accepted: true,

@@ -34,6 +34,10 @@ pub async fn run(
     let connections = spec.concurrency.max(1);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
+        // The API closes a keep-alive connection idle for its header timeout
+        // (GAVEL_HTTP_HEADER_TIMEOUT_MS, 5 s by default); drop ours first, so
+        // no request is sent on a connection the server is closing.
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .timeout(spec.outcome_timeout)
         .build()
         .map_err(|e| ProducerError::Load(format!("http client: {e}")))?;

@@ -67,7 +67,7 @@ impl Dispatch for KafkaDispatch {
         } else {
             due
         };
-        let meta = CommandMeta::new(self.tenant.clone());
+        let meta = CommandMeta::new(self.tenant.clone(), planned.user.clone());
         // Registered before producing, so the outcome cannot slip past.
         let waiter = self.outcomes.register(&meta.command_id);
         self.producer.send(&planned.command, &meta).await?;

@@ -5,6 +5,7 @@
 //! The pure parts (Zipf popularity, the send schedule, the traffic itself) are
 //! separate from the two transports, which share the driver below.
 
+pub mod fill;
 pub mod http;
 pub mod kafka;
 pub mod report;
@@ -96,6 +97,33 @@ pub(crate) async fn drive(
     tally: &Tally,
     dispatcher: &mut impl Dispatch,
 ) -> Result<LoadReport, ProducerError> {
+    let started = Instant::now();
+    let sent_elapsed = send_all(spec, dispatcher, || tally.sent()).await?;
+    tally.all_completed().await;
+    let elapsed = started.elapsed();
+    let (latencies, counts, first_error) = tally.finish();
+    Ok(LoadReport {
+        via,
+        commands: spec.commands,
+        target_rate: spec.rate,
+        sent_rate: spec.commands as f64 / sent_elapsed.as_secs_f64(),
+        achieved_rate: spec.commands as f64 / elapsed.as_secs_f64(),
+        elapsed_s: elapsed.as_secs_f64(),
+        counts,
+        outcome_latency: latencies.summary(),
+        first_error,
+        latencies,
+    })
+}
+
+/// Plans and dispatches every command of the run on its schedule (flat out:
+/// as fast as the dispatcher takes them), then flushes. Returns how long the
+/// sending took, the flush not included.
+pub(crate) async fn send_all(
+    spec: &RunSpec,
+    dispatcher: &mut impl Dispatch,
+    mut on_sent: impl FnMut(),
+) -> Result<Duration, ProducerError> {
     let mut traffic =
         Traffic::new(spec.traffic.clone(), crate::produce::now()).ok_or_else(|| {
             ProducerError::Load(
@@ -116,25 +144,11 @@ pub(crate) async fn drive(
         let progress = index as f64 / spec.commands as f64;
         let planned = traffic.command(index as usize, progress);
         dispatcher.dispatch(planned, due).await?;
-        tally.sent();
+        on_sent();
     }
-    let sent_elapsed = started.elapsed();
+    let sent = started.elapsed();
     dispatcher.flush().await?;
-    tally.all_completed().await;
-    let elapsed = started.elapsed();
-    let (latencies, counts, first_error) = tally.finish();
-    Ok(LoadReport {
-        via,
-        commands: spec.commands,
-        target_rate: spec.rate,
-        sent_rate: spec.commands as f64 / sent_elapsed.as_secs_f64(),
-        achieved_rate: spec.commands as f64 / elapsed.as_secs_f64(),
-        elapsed_s: elapsed.as_secs_f64(),
-        counts,
-        outcome_latency: latencies.summary(),
-        first_error,
-        latencies,
-    })
+    Ok(sent)
 }
 
 /// Where accepted commands are reported, for a caller that tracks read-model

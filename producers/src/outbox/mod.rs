@@ -5,8 +5,10 @@
 //! mark them sent, commit. A crash before the commit re-sends the batch: the
 //! only duplicates are re-sends carrying the row's `event_id` header.
 //! A row Kafka can never take (missing topic, too large, malformed headers)
-//! is dead-lettered to `GAVEL_OUTBOX_DLQ_TOPIC` and marked with the reason, so
-//! its aggregate moves on; a transient failure retries the whole batch.
+//! or naming a topic outside `GAVEL_OUTBOX_ALLOWED_TOPICS` is dead-lettered
+//! to `GAVEL_OUTBOX_DLQ_TOPIC` and marked with the reason, so its aggregate
+//! moves on; a transient failure retries the whole batch; anything else
+//! (privileges, a missing table) stops the relay with its reason.
 
 mod publish;
 mod store;
@@ -16,7 +18,7 @@ pub use store::migrations;
 
 use crate::ProducerError;
 use gavel_runtime::observe::{metrics, Readiness};
-use gavel_runtime::{kafka, postgres, Config, RuntimeError, Shutdown};
+use gavel_runtime::{failure, kafka, postgres, Config, RuntimeError, Shutdown};
 use publish::Publisher;
 use std::time::{Duration, Instant};
 use store::Statements;
@@ -193,13 +195,17 @@ impl Relay {
     ) -> Result<(), ProducerError> {
         let errors = &metrics::outbox_relay().errors;
         match error {
+            // The relay reads rows with statements that hold for any value
+            // a row can have, and writes only its own bookkeeping: a Postgres
+            // error that is not transient is the deployment's (privileges,
+            // a missing table, a constraint added to the outbox), not a row's.
             ProducerError::Postgres(e) if postgres::is_transient(&e) || self.client.is_closed() => {
-                tracing::warn!(error = %e, "postgres unavailable: reconnecting, the batch goes again");
+                let reason = failure::describe_postgres(&e);
+                tracing::warn!(error = %reason, "postgres unavailable: reconnecting, the batch goes again");
                 errors.with_label_values(&["postgres-unavailable"]).inc();
-                self.readiness
-                    .set_dependency("postgres", Err(e.to_string()));
+                self.readiness.set_dependency("postgres", Err(reason));
                 let reconnect = postgres::reconnect(&self.config, shutdown);
-                if let Some(client) = self.readiness.beating(reconnect).await {
+                if let Some(client) = self.readiness.beating(reconnect).await? {
                     self.client = client;
                     self.readiness.set_dependency("postgres", Ok(()));
                 }

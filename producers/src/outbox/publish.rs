@@ -6,12 +6,14 @@ use super::store::OutboxRow;
 use crate::ProducerError;
 use gavel_runtime::dlq::{DeadLetter, DeadLetters, ErrorClass};
 use gavel_runtime::envelope::header::EVENT_ID;
+use gavel_runtime::failure;
 use gavel_runtime::observe::metrics;
 use gavel_runtime::{kafka, Config, Shutdown};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode as Code;
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
@@ -32,11 +34,15 @@ pub enum Outcome {
 }
 
 const TOO_LARGE: &str = "too-large";
+const NOT_ALLOWED: &str = "topic-not-allowed";
 
 pub struct Publisher {
     producer: FutureProducer,
     letters: DeadLetters,
     dlq_topic: String,
+    /// Whoever can insert into the outbox names the topic; only these are
+    /// published to (`GAVEL_OUTBOX_ALLOWED_TOPICS`).
+    allowed: HashSet<String>,
 }
 
 enum Pending {
@@ -50,6 +56,7 @@ impl Publisher {
             producer: kafka::relay_producer_config(config).create()?,
             letters: DeadLetters::new(config, &format!("outbox-relay/{}", config.instance_id))?,
             dlq_topic: config.outbox_dlq_topic.clone(),
+            allowed: config.outbox_allowed_topics().into_iter().collect(),
         })
     }
 
@@ -76,6 +83,15 @@ impl Publisher {
     }
 
     async fn enqueue(&self, row: &OutboxRow) -> Result<Pending, ProducerError> {
+        if !self.allowed.contains(&row.topic) {
+            return Ok(Pending::Settled(Outcome::Dead {
+                reason: NOT_ALLOWED,
+                detail: format!(
+                    "{NOT_ALLOWED}: {} is not one of the topics the relay publishes to (GAVEL_OUTBOX_ALLOWED_TOPICS)",
+                    row.topic
+                ),
+            }));
+        }
         let headers = match headers(row) {
             Ok(headers) => headers,
             Err(detail) => {
@@ -114,7 +130,7 @@ impl Publisher {
             topic: &row.topic,
             partition: -1,
             offset: row.id,
-            timestamp: Some(row.created_at_ms),
+            timestamp: row.created_at_ms,
             key: Some(row.kafka_key().as_bytes()),
             payload,
             headers: Some(&original),
@@ -152,30 +168,12 @@ async fn report_ack_wait() -> Infallible {
 /// A dead row for errors no retry can cure; any other error fails the batch,
 /// which is then retried whole.
 fn dead_or_fail(error: KafkaError) -> Result<Outcome, ProducerError> {
-    match permanent(&error) {
+    match failure::kafka_record_refusal(&error) {
         Some(reason) => Ok(Outcome::Dead {
             reason,
             detail: format!("{reason}: {error}"),
         }),
         None => Err(ProducerError::Kafka(error)),
-    }
-}
-
-fn permanent(error: &KafkaError) -> Option<&'static str> {
-    match error.rdkafka_error_code()? {
-        Code::UnknownTopicOrPartition | Code::UnknownTopic | Code::UnknownPartition => {
-            Some("unknown-topic")
-        }
-        Code::MessageSizeTooLarge | Code::InvalidMessageSize | Code::MessageBatchTooLarge => {
-            Some(TOO_LARGE)
-        }
-        Code::InvalidTopic | Code::TopicAuthorizationFailed => Some("rejected"),
-        // Not InvalidRecord / InvalidTimestamp: the broker judges the record's
-        // timestamp, which the relay's clock sets, against the topic's bounds.
-        // A skewed clock or a tightened topic rejects every row alike, and
-        // dead-lettering would empty the whole outbox into the DLQ; the batch
-        // waits and goes again instead, in order, once either is fixed.
-        _ => None,
     }
 }
 
@@ -224,7 +222,7 @@ mod tests {
             payload: Some(b"x".to_vec()),
             headers: headers.into(),
             event_id: "e-1".into(),
-            created_at_ms: 0,
+            created_at_ms: Some(0),
         }
     }
 

@@ -47,7 +47,8 @@ pub struct OutboxRow {
     /// The `headers` column as JSON text (parsed and checked by the publisher).
     pub headers: String,
     pub event_id: String,
-    pub created_at_ms: i64,
+    /// `None` for an infinite `created_at`, which has no epoch milliseconds.
+    pub created_at_ms: Option<i64>,
 }
 
 impl OutboxRow {
@@ -94,9 +95,13 @@ impl Statements {
             // relays away, and skipping a row locked by anyone else would reorder.
             // Bounded by the window's last id, so it reads the window's rows, not
             // every unsent row of these aggregates; per aggregate still a prefix.
+            // Total over every value a row can hold: `created_at` may be
+            // 'infinity', whose epoch does not fit int8, and one such row
+            // must not fail the claim of every batch it falls into.
             rows: format!(
                 "SELECT id, aggregate_id, topic, key, payload, headers::text, event_id,
-                        (extract(epoch FROM created_at) * 1000)::int8
+                        CASE WHEN isfinite(created_at)
+                             THEN (extract(epoch FROM created_at) * 1000)::int8 END
                  FROM {table}
                  WHERE sent_at IS NULL AND aggregate_id = ANY($1) AND id <= $3
                  ORDER BY id LIMIT $2 FOR UPDATE"
@@ -106,7 +111,8 @@ impl Statements {
                 "UPDATE {table} SET sent_at = now(), dead_letter_reason = $2 WHERE id = $1"
             ),
             backlog: format!(
-                "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+                "SELECT count(*),
+                        coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE isfinite(created_at))), 0)::float8
                  FROM {table} WHERE sent_at IS NULL"
             ),
             lock_class: postgres::advisory_key(&table) as i32,

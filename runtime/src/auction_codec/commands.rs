@@ -5,7 +5,7 @@ use crate::envelope::CommandMeta;
 use crate::{Result, RuntimeError};
 use apache_avro::types::Value;
 use gavel_domain::auction::{
-    AuctionCommand, CancelAuction, CreateAuction, EndAuction, PlaceBid, StartAuction,
+    limits, AuctionCommand, CancelAuction, CreateAuction, EndAuction, PlaceBid, StartAuction,
 };
 use gavel_domain::{AuctionId, TenantId, UserId};
 
@@ -36,6 +36,7 @@ pub fn command_to_avro(command: &AuctionCommand, meta: &CommandMeta) -> Value {
             "expected_version".to_owned(),
             optional_long(meta.expected_version.map(|v| v as i64)),
         ),
+        ("actor_id".to_owned(), string(meta.actor_id.as_str())),
     ];
     match command {
         AuctionCommand::Create(c) => fields.extend([
@@ -70,7 +71,30 @@ pub fn command_to_avro(command: &AuctionCommand, meta: &CommandMeta) -> Value {
     Value::Record(fields)
 }
 
+/// A command record that decoded as Avro but cannot become a domain command,
+/// with its envelope when that much could be read (so it still gets an answer).
+#[derive(Debug)]
+pub struct UnreadableCommand {
+    pub error: RuntimeError,
+    pub meta: Option<CommandMeta>,
+}
+
+impl From<RuntimeError> for UnreadableCommand {
+    fn from(error: RuntimeError) -> Self {
+        Self { error, meta: None }
+    }
+}
+
 pub fn command_from_avro(record_name: &str, value: Value) -> Result<(AuctionCommand, CommandMeta)> {
+    decode_command(record_name, value).map_err(|unreadable| unreadable.error)
+}
+
+/// `command_from_avro`, keeping the envelope of a record whose command part
+/// is unreadable.
+pub fn decode_command(
+    record_name: &str,
+    value: Value,
+) -> std::result::Result<(AuctionCommand, CommandMeta), UnreadableCommand> {
     let short = record_name
         .strip_prefix(NAMESPACE)
         .and_then(|n| n.strip_prefix('.'));
@@ -81,20 +105,47 @@ pub fn command_from_avro(record_name: &str, value: Value) -> Result<(AuctionComm
         Some("CancelAuction") => "CancelAuction",
         Some("EndAuction") => "EndAuction",
         _ => {
-            return Err(RuntimeError::Mapping(format!(
-                "unknown command type {record_name}"
-            )))
+            return Err(RuntimeError::Mapping(format!("unknown command type {record_name}")).into())
         }
     };
     let f = Fields::new(record, value)?;
-    let meta = CommandMeta {
-        command_id: f.string("command_id")?,
-        correlation_id: f.string("correlation_id")?,
-        tenant_id: TenantId::new(f.string("tenant_id")?),
-        expected_version: f.optional_version("expected_version")?,
+    let meta = meta_of(&f)?;
+    match command_of(record, &f) {
+        Ok(command) => Ok((command, meta)),
+        Err(error) => Err(UnreadableCommand {
+            error,
+            meta: Some(meta),
+        }),
+    }
+}
+
+/// The envelope, bounded: every id in it is echoed in the outcome (and the
+/// command id is the outcome's lookup key), so an oversized one would make an
+/// answer no broker takes. Such a record is poison, answered by no outcome.
+fn meta_of(f: &Fields) -> Result<CommandMeta> {
+    let bounded = |field: &'static str, value: String| {
+        limits::id(field, &value)
+            .map(|()| value)
+            .map_err(|e| RuntimeError::Mapping(format!("{} {}", e.field, e.problem)))
     };
+    let actor = f.optional_string("actor_id")?.unwrap_or_default();
+    if !actor.is_empty() {
+        limits::id("actor_id", &actor)
+            .map_err(|e| RuntimeError::Mapping(format!("{} {}", e.field, e.problem)))?;
+    }
+    Ok(CommandMeta {
+        command_id: bounded("command_id", f.string("command_id")?)?,
+        correlation_id: bounded("correlation_id", f.string("correlation_id")?)?,
+        tenant_id: TenantId::new(bounded("tenant_id", f.string("tenant_id")?)?),
+        // Absent from records written before the field existed: no actor, refused.
+        actor_id: UserId::new(actor),
+        expected_version: f.optional_version("expected_version")?,
+    })
+}
+
+fn command_of(record: &str, f: &Fields) -> Result<AuctionCommand> {
     let auction_id = AuctionId::new(f.string("auction_id")?);
-    let command = match record {
+    Ok(match record {
         "CreateAuction" => {
             let currency = f.currency("currency")?;
             AuctionCommand::Create(CreateAuction {
@@ -121,6 +172,5 @@ pub fn command_from_avro(record_name: &str, value: Value) -> Result<(AuctionComm
             reason: f.string("reason")?,
         }),
         _ => AuctionCommand::End(EndAuction { auction_id }),
-    };
-    Ok((command, meta))
+    })
 }

@@ -42,17 +42,18 @@ impl DlqRecord {
     }
 }
 
-/// Every `*.dlq` topic on the cluster with its record count (blocking).
+/// This pipeline's dead-letter topics that exist, with their record counts
+/// (blocking): the `*.dlq` of every topic it consumes, named from the
+/// configuration, and the outbox relay's. Other pipelines' on the same
+/// cluster are not ours to show.
 pub fn list(config: &Config) -> Result<Vec<DlqSummary>> {
     let consumer = reader(config)?;
     let metadata = consumer.fetch_metadata(None, TIMEOUT)?;
-    let mut topics: Vec<String> = metadata
-        .topics()
-        .iter()
-        .map(|t| t.name().to_owned())
-        .filter(|name| name.ends_with(SUFFIX))
+    let on_cluster: HashSet<&str> = metadata.topics().iter().map(|t| t.name()).collect();
+    let topics: Vec<String> = pipeline_dlq_topics(config)
+        .into_iter()
+        .filter(|name| on_cluster.contains(name.as_str()))
         .collect();
-    topics.sort();
     let mut summaries = Vec::new();
     for topic in topics {
         let mut records = 0;
@@ -60,6 +61,18 @@ pub fn list(config: &Config) -> Result<Vec<DlqSummary>> {
         summaries.push(DlqSummary { topic, records });
     }
     Ok(summaries)
+}
+
+/// The dead-letter topics this configuration names, sorted.
+pub fn pipeline_dlq_topics(config: &Config) -> Vec<String> {
+    let mut names: Vec<String> = kafka::auction_topic_names(config)
+        .into_iter()
+        .filter(|name| name.ends_with(SUFFIX))
+        .chain([config.outbox_dlq_topic.clone()])
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// The first `limit` records of `topic`, in partition then offset order (blocking).

@@ -6,7 +6,7 @@
 mod inspect;
 mod replay;
 
-pub use inspect::{list, show, DlqRecord, DlqSummary};
+pub use inspect::{list, pipeline_dlq_topics, show, DlqRecord, DlqSummary};
 pub use replay::{replay, ReplayReport};
 
 use crate::kafka;
@@ -28,6 +28,12 @@ pub mod header {
     pub const WORKER: &str = "gavel-dlq-worker";
     /// On a replayed record: the DLQ coordinates it was replayed from.
     pub const REPLAY_OF: &str = "gavel-dlq-replay-of";
+    /// The original payload's size in bytes, when the letter leaves it out.
+    pub const PAYLOAD_OMITTED: &str = "gavel-dlq-payload-omitted";
+    /// How many original headers the letter leaves out (over the size bound).
+    pub const HEADERS_OMITTED: &str = "gavel-dlq-headers-omitted";
+    /// The original key's size in bytes, when the letter leaves it out.
+    pub const KEY_OMITTED: &str = "gavel-dlq-key-omitted";
     pub const PREFIX: &str = "gavel-dlq-";
 }
 
@@ -60,6 +66,19 @@ impl ErrorClass {
 
     /// The class of a decode failure; `None` for transient ones, which are
     /// retried in place and never dead-lettered.
+    /// What a stage logs when it dead-letters a record of this class.
+    pub fn log_message(self) -> &'static str {
+        match self {
+            Self::Undecodable => "undecodable record dead-lettered",
+            Self::UnknownSchema => {
+                "record with a schema not registered for this topic dead-lettered"
+            }
+            Self::Invalid => "invalid record (decoded, values refused) dead-lettered",
+            Self::TransientExhausted => "record dead-lettered after its retries ran out",
+            Self::HistoryGap => "event dead-lettered: its previous version is not stored yet",
+        }
+    }
+
     pub fn of(error: &RuntimeError) -> Option<Self> {
         match error {
             e if e.is_transient() => None,
@@ -68,6 +87,16 @@ impl ErrorClass {
             _ => Some(Self::Undecodable),
         }
     }
+}
+
+/// True for a record the producer refused as larger than `message.max.bytes`
+/// (locally or from the broker): that one record cannot be sent, nothing else is wrong.
+pub fn is_too_large(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::{MessageBatchTooLarge, MessageSizeTooLarge};
+    matches!(
+        error.rdkafka_error_code(),
+        Some(MessageSizeTooLarge | MessageBatchTooLarge)
+    )
 }
 
 /// The DLQ of `topic`.
@@ -132,10 +161,33 @@ impl<'a> DeadLetter<'a> {
 
     /// The original headers (minus earlier `gavel-dlq-*` ones) plus ours.
     pub fn headers(&self, worker: &str) -> OwnedHeaders {
+        self.headers_within(worker, MAX_LETTER_PAYLOAD)
+    }
+
+    /// `headers`, saying what the letter leaves out: original headers past
+    /// `MAX_COPIED_HEADER_BYTES`, a payload over `max_payload`, a key over `MAX_LETTER_KEY`.
+    fn headers_within(&self, worker: &str, max_payload: usize) -> OwnedHeaders {
         // A replayed record that fails again keeps saying where it was replayed from.
-        let mut out = copy_headers(self.headers, |key| {
-            !key.starts_with(header::PREFIX) || key == header::REPLAY_OF
-        });
+        let (mut out, omitted) =
+            copy_headers_bounded(self.headers, MAX_COPIED_HEADER_BYTES, |key| {
+                !key.starts_with(header::PREFIX) || key == header::REPLAY_OF
+            });
+        let mut notes = Vec::new();
+        if omitted > 0 {
+            notes.push((header::HEADERS_OMITTED, omitted.to_string()));
+        }
+        if let Some(payload) = self.payload.filter(|p| p.len() > max_payload) {
+            notes.push((header::PAYLOAD_OMITTED, payload.len().to_string()));
+        }
+        if let Some(key) = self.key.filter(|k| k.len() > MAX_LETTER_KEY) {
+            notes.push((header::KEY_OMITTED, key.len().to_string()));
+        }
+        for (key, value) in &notes {
+            out = out.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
         let partition = self.partition.to_string();
         let offset = self.offset.to_string();
         let timestamp = self.timestamp.map(|t| t.to_string()).unwrap_or_default();
@@ -160,20 +212,75 @@ impl<'a> DeadLetter<'a> {
     }
 }
 
+/// A payload larger than this is left out of its letter (a header gives its
+/// size): a letter must fit the broker's default 1 MB `message.max.bytes`
+/// with room for headers, or the record it reports would stop its partition.
+pub const MAX_LETTER_PAYLOAD: usize = 512 * 1024;
+/// Original headers are copied up to this many bytes (keys and values).
+pub const MAX_COPIED_HEADER_BYTES: usize = 64 * 1024;
+/// A key larger than this is left out of its letter.
+pub const MAX_LETTER_KEY: usize = 16 * 1024;
+
 impl DeadLetter<'_> {
     /// The letter as a record for a producer of the caller's own, such as a
     /// transactional one, so the letter commits with the consumed offset.
     /// `dlq_topic` is [`DeadLetter::dlq_topic`], kept by the caller for the borrow.
     pub fn record<'r>(&'r self, dlq_topic: &'r str, worker: &str) -> BaseRecord<'r, [u8], [u8]> {
-        let mut record = BaseRecord::to(dlq_topic).headers(self.headers(worker));
-        if let Some(key) = self.key {
+        self.record_within(dlq_topic, worker, MAX_LETTER_PAYLOAD)
+    }
+
+    /// `record` without the payload whatever its size: for a broker whose
+    /// limit is below even a bounded letter.
+    pub fn record_without_payload<'r>(
+        &'r self,
+        dlq_topic: &'r str,
+        worker: &str,
+    ) -> BaseRecord<'r, [u8], [u8]> {
+        self.record_within(dlq_topic, worker, 0)
+    }
+
+    fn record_within<'r>(
+        &'r self,
+        dlq_topic: &'r str,
+        worker: &str,
+        max_payload: usize,
+    ) -> BaseRecord<'r, [u8], [u8]> {
+        let mut record =
+            BaseRecord::to(dlq_topic).headers(self.headers_within(worker, max_payload));
+        if let Some(key) = self.key.filter(|k| k.len() <= MAX_LETTER_KEY) {
             record = record.key(key);
         }
-        if let Some(payload) = self.payload {
+        if let Some(payload) = self.payload.filter(|p| p.len() <= max_payload) {
             record = record.payload(payload);
         }
         record
     }
+}
+
+/// Copies the headers whose key passes `keep` while their total size stays
+/// within `max_bytes`; also says how many it left out.
+pub fn copy_headers_bounded(
+    headers: Option<&OwnedHeaders>,
+    max_bytes: usize,
+    keep: impl Fn(&str) -> bool,
+) -> (OwnedHeaders, usize) {
+    let mut out = OwnedHeaders::new();
+    let (mut used, mut omitted) = (0usize, 0usize);
+    if let Some(headers) = headers {
+        for h in headers.iter().filter(|h| keep(h.key)) {
+            let size = h.key.len() + h.value.map_or(0, <[u8]>::len);
+            if used + size > max_bytes {
+                omitted += 1;
+                continue;
+            }
+            used += size;
+            out = out.insert(Header {
+                key: h.key,
+                value: h.value,
+            });
+        }
+    }
+    (out, omitted)
 }
 
 /// Copies the headers whose key passes `keep`.
@@ -225,28 +332,47 @@ impl DeadLetters {
     /// `send`, to a dead-letter topic the caller names: the outbox relay's
     /// letters name topics that may not exist, so they cannot have a `.dlq` each.
     pub async fn send_to(&self, topic: &str, letter: &DeadLetter<'_>) -> Result<()> {
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(topic).headers(letter.headers(&self.worker));
-        if let Some(key) = letter.key {
-            record = record.key(key);
-        }
-        if let Some(payload) = letter.payload {
-            record = record.payload(payload);
-        }
-        self.producer
-            .send(record, Duration::from_secs(30))
-            .await
-            .map_err(|(error, _)| RuntimeError::Kafka(error))?;
+        let sent = match self.send_within(topic, letter, MAX_LETTER_PAYLOAD).await {
+            Err(RuntimeError::Kafka(error)) if is_too_large(&error) => {
+                // The broker's limit is lower still: the letter goes without
+                // its payload rather than not at all.
+                self.send_within(topic, letter, 0).await
+            }
+            other => other,
+        };
+        sent?;
         tracing::warn!(
             topic = letter.topic,
             partition = letter.partition,
             offset = letter.offset,
             class = letter.class.as_str(),
-            reason = letter.reason,
+            reason = crate::envelope::loggable(letter.reason),
             dlq = topic,
-            "record dead-lettered"
+            "{}",
+            letter.class.log_message()
         );
         Ok(())
+    }
+
+    async fn send_within(
+        &self,
+        topic: &str,
+        letter: &DeadLetter<'_>,
+        max_payload: usize,
+    ) -> Result<()> {
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(topic).headers(letter.headers_within(&self.worker, max_payload));
+        if let Some(key) = letter.key.filter(|k| k.len() <= MAX_LETTER_KEY) {
+            record = record.key(key);
+        }
+        if let Some(payload) = letter.payload.filter(|p| p.len() <= max_payload) {
+            record = record.payload(payload);
+        }
+        self.producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(error, _)| RuntimeError::Kafka(error))
     }
 }
 

@@ -1,7 +1,10 @@
 //! Consumer lag measured from outside the consuming loop, so it stays true
 //! while a worker is stalled, paused or gone: per group, topic and partition,
-//! in records (high watermark - committed offset) and in seconds (age of the
-//! oldest record the group has not processed, read at its committed offset).
+//! in records (last stable offset - the first committed record at or after the
+//! group's committed offset) and in seconds (that record's age). Transaction
+//! markers and aborted records occupy offsets but are never delivered: a group
+//! that consumed everything reads 0, where the raw high watermark minus the
+//! committed offset never does on a transactional topic.
 
 use super::{metrics, Readiness};
 use crate::kafka::{self, EofAware};
@@ -35,6 +38,7 @@ pub struct PartitionLag {
     /// The group's committed next offset; `None` if it never committed (it
     /// starts at the beginning: `auto.offset.reset=earliest`).
     pub committed: Option<i64>,
+    /// The last stable offset (read_committed high watermark).
     pub high_watermark: i64,
     pub records: i64,
     pub seconds: f64,
@@ -83,14 +87,14 @@ pub fn measure_group(config: &Config, group: &str, topics: &[String]) -> Result<
 
 /// Clients kept across rounds: one per group (to read its committed offsets
 /// without joining it) and one group-less probe that reads record timestamps.
-struct Monitor {
+pub struct Monitor {
     config: Config,
     groups: HashMap<String, BaseConsumer>,
     probe: Option<BaseConsumer<EofAware>>,
 }
 
 impl Monitor {
-    fn new(config: Config) -> Self {
+    pub fn new(config: Config) -> Self {
         Self {
             config,
             groups: HashMap::new(),
@@ -117,7 +121,8 @@ impl Monitor {
         Ok(())
     }
 
-    fn measure(&mut self, group: &str, topics: &[String]) -> Result<Vec<PartitionLag>> {
+    /// One measurement of `group` on `topics` (blocking), per partition.
+    pub fn measure(&mut self, group: &str, topics: &[String]) -> Result<Vec<PartitionLag>> {
         let consumer = self.group_client(group)?;
         let mut wanted = TopicPartitionList::new();
         for topic in topics {
@@ -152,40 +157,48 @@ impl Monitor {
         Ok(lags)
     }
 
-    /// Reads the first record at or after each lagging partition's start. Its
-    /// timestamp gives the age; reaching the end instead means only
-    /// transaction markers were left, so the group is in fact caught up.
+    /// Reads the first committed record at or after each lagging partition's
+    /// start, one topic at a time (an end-of-partition event names no topic).
+    /// Its timestamp gives the age and its offset the true start; reaching the
+    /// end instead means only transaction markers and aborted records were
+    /// left, so the group has consumed everything and its lag is 0.
     fn age_oldest_unprocessed(&mut self, lags: &mut [PartitionLag]) -> Result<()> {
-        let lagging: Vec<usize> = (0..lags.len()).filter(|i| lags[*i].records > 0).collect();
-        if lagging.is_empty() {
-            return Ok(());
+        let mut topics: Vec<String> = lags
+            .iter()
+            .filter(|l| l.records > 0)
+            .map(|l| l.topic.clone())
+            .collect();
+        topics.sort();
+        topics.dedup();
+        for topic in topics {
+            let of_topic: Vec<&mut PartitionLag> = lags
+                .iter_mut()
+                .filter(|l| l.topic == topic && l.records > 0)
+                .collect();
+            self.probe_topic(&topic, of_topic)?;
         }
+        Ok(())
+    }
+
+    fn probe_topic(&mut self, topic: &str, mut open: Vec<&mut PartitionLag>) -> Result<()> {
         let probe = self.probe()?;
         let mut assignment = TopicPartitionList::new();
-        for i in &lagging {
-            let lag = &lags[*i];
+        for lag in &open {
             let start = lag.high_watermark - lag.records;
-            assignment.add_partition_offset(&lag.topic, lag.partition, Offset::Offset(start))?;
+            assignment.add_partition_offset(topic, lag.partition, Offset::Offset(start))?;
         }
         probe.assign(&assignment)?;
-        let mut open: Vec<usize> = lagging;
         let deadline = Instant::now() + PROBE_TIMEOUT;
         while !open.is_empty() && Instant::now() < deadline {
-            let (topic, partition, first) = match probe.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => (
-                    m.topic().to_owned(),
-                    m.partition(),
-                    Some((m.offset(), m.timestamp().to_millis())),
-                ),
-                Some(Err(KafkaError::PartitionEOF(p))) => (String::new(), p, None),
+            let (partition, first) = match probe.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => (m.partition(), Some((m.offset(), m.timestamp().to_millis()))),
+                Some(Err(KafkaError::PartitionEOF(p))) => (p, None),
                 _ => continue,
             };
-            let found = open.iter().position(|i| {
-                let lag = &lags[*i];
-                lag.partition == partition && (topic.is_empty() || lag.topic == topic)
-            });
-            let Some(at) = found else { continue };
-            let lag = &mut lags[open.swap_remove(at)];
+            let Some(at) = open.iter().position(|l| l.partition == partition) else {
+                continue;
+            };
+            let lag = open.swap_remove(at);
             match first {
                 Some((offset, timestamp)) => {
                     lag.records = (lag.high_watermark - offset).max(0);
@@ -204,7 +217,10 @@ impl Monitor {
             let mut client = kafka::client_config(&self.config);
             client
                 .set("group.id", group)
-                .set("enable.auto.commit", "false");
+                .set("enable.auto.commit", "false")
+                // Watermarks as the group sees them: the high one is the last
+                // stable offset, not the end of open transactions.
+                .set("isolation.level", "read_committed");
             let consumer: BaseConsumer = client.create()?;
             self.groups.insert(group.to_owned(), consumer);
         }
@@ -220,9 +236,9 @@ impl Monitor {
                 .set("group.id", kafka::reader_group(&self.config, "lag-probe"))
                 .set("enable.auto.commit", "false")
                 .set("enable.partition.eof", "true")
-                // The oldest unprocessed record may sit in an open transaction:
-                // its age counts even before the group can read it.
-                .set("isolation.level", "read_uncommitted")
+                // What the group itself can read: up to the last stable offset,
+                // aborted records skipped (they are never processed, so never lag).
+                .set("isolation.level", "read_committed")
                 .set("fetch.max.bytes", "1048576")
                 .set("max.partition.fetch.bytes", "65536");
             self.probe = Some(client.create_with_context(EofAware)?);

@@ -101,6 +101,46 @@ impl Readiness {
         }
     }
 
+    /// Runs `attempt` until it succeeds, again and again with a backoff (0.5 s
+    /// doubling to 10 s) while it fails only because `dependency` is away
+    /// (`is_transient`), which stays marked unreachable meanwhile, with the
+    /// failure as the reason. A start-up step such as resolving the writer
+    /// schemas waits this way instead of exiting. Any other failure returns
+    /// at once; `None` when shutdown comes first.
+    pub async fn wait_for<T, E, Fut>(
+        &self,
+        dependency: &str,
+        shutdown: &crate::Shutdown,
+        is_transient: impl Fn(&E) -> bool,
+        mut attempt: impl FnMut() -> Fut,
+    ) -> Result<Option<T>, E>
+    where
+        E: std::fmt::Display,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            self.beat();
+            match attempt().await {
+                Ok(value) => {
+                    self.set_dependency(dependency, Ok(()));
+                    return Ok(Some(value));
+                }
+                Err(error) if is_transient(&error) => {
+                    tracing::warn!(%error, dependency, retry_in_ms = backoff.as_millis() as u64,
+                        "dependency unavailable at start: waiting for it");
+                    self.set_dependency(dependency, Err(error.to_string()));
+                }
+                Err(error) => return Err(error),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.triggered() => return Ok(None),
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
     pub fn report(&self) -> Report {
         let Ok(state) = self.state.lock() else {
             return Report {

@@ -8,6 +8,7 @@ mod audit;
 mod chain;
 mod instant;
 mod payload;
+mod row;
 mod source;
 mod sql;
 
@@ -17,17 +18,18 @@ pub use source::{read_range, rows_without_source, StoredEvent};
 pub use sql::migrations;
 
 use crate::batch::{self, BatchSource};
+use crate::narrow;
 use crate::offsets::OffsetStore;
 use crate::SinkError;
 use chain::NewEvent;
-use gavel_domain::auction::AuctionEvent;
 use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::dlq::{self, DeadLetter, DeadLetters, ErrorClass};
-use gavel_runtime::envelope::{header, header_str, EventEnvelope};
+use gavel_runtime::envelope::{header, header_str};
 use gavel_runtime::observe::{metrics, Readiness};
-use gavel_runtime::{postgres, Config, Shutdown};
+use gavel_runtime::{Config, Shutdown};
 use rdkafka::message::{Message, OwnedMessage};
-use serde_json::{json, Value};
+use row::{message_of, to_row};
+use std::collections::HashSet;
 use std::time::Duration;
 use tokio_postgres::Client;
 
@@ -44,6 +46,9 @@ pub struct EventStoreStats {
     /// Events whose predecessor version is missing: refused, dead-lettered
     /// (class `history-gap`), logged as errors.
     pub gaps: u64,
+    /// Events Postgres refused (a time out of its range, ...): dead-lettered
+    /// (class `invalid`), and their successors then refused as gaps.
+    pub refused: u64,
     pub batches: u64,
 }
 
@@ -84,7 +89,7 @@ pub async fn run_with(
         config: config.clone(),
         source: BatchSource::subscribe(&config, &group, &topic)?,
         offsets: OffsetStore::new(&config.postgres_schema, &group, &topic),
-        codec: AvroCodec::new(&config.registry),
+        codec: AvroCodec::for_topics(&config.registry, &[&config.topics.events]),
         schema: config.postgres_schema.clone(),
         dead_letters: DeadLetters::new(&config, &format!("event-store/{}", config.instance_id))?,
         readiness,
@@ -100,26 +105,10 @@ pub async fn run_with(
         let started = std::time::Instant::now();
         // Postgres restarts and failovers: reconnect and write the same batch
         // again; the offsets stored with the rows tell what already committed.
-        loop {
-            match store.write(&batch, &shutdown).await {
-                Err(error) if batch::needs_reconnect(&error, &store.client) => {
-                    tracing::warn!(%error, "postgres unavailable: reconnecting and retrying the batch");
-                    let stage = metrics::event_store();
-                    stage
-                        .retries
-                        .with_label_values(&["postgres-unavailable"])
-                        .inc();
-                    store
-                        .readiness
-                        .set_dependency("postgres", Err(error.to_string()));
-                    let reconnect = postgres::reconnect(&store.config, &shutdown);
-                    store.client = store.readiness.beating(reconnect).await.ok_or(error)?;
-                    store.readiness.set_dependency("postgres", Ok(()));
-                    store.offsets.forget_all();
-                }
-                other => break other?,
-            }
-        }
+        batch::retrying(&mut store, &shutdown, &batch, |store, batch, shutdown| {
+            Box::pin(store.write(batch, shutdown))
+        })
+        .await?;
         if !batch.is_empty() {
             let stage = metrics::event_store();
             stage.consumed.inc_by(batch.len() as u64);
@@ -130,8 +119,32 @@ pub async fn run_with(
             store.offsets.forget(partition);
         }
     }
+    store.source.leave().await;
     tracing::info!(stats = ?store.stats, "event store sink stopped");
     Ok(store.stats)
+}
+
+impl batch::PostgresStage for EventStore {
+    fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn reconnected(&mut self, client: Client) {
+        self.client = client;
+        self.offsets.forget_all();
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    fn metrics(&self) -> &'static metrics::Stage {
+        metrics::event_store()
+    }
 }
 
 impl EventStore {
@@ -144,30 +157,66 @@ impl EventStore {
             return Ok(());
         }
         let fresh = batch::unapplied(&mut self.offsets, &self.client, batch).await?;
-        let Some(events) = self.decode_all(&fresh.records, shutdown).await? else {
+        let Some(mut events) = self.decode_all(&fresh.records, shutdown).await? else {
             // Shut down while the registry was away: nothing was stored, so the
             // next run starts from the stored offsets and loses nothing.
             return Ok(());
         };
-        let known = sql::known_hashes(&self.client, &self.schema, &events).await?;
-        let chained = chain::chain(events, known);
-        for gap in &chained.gaps {
-            self.refuse_gap(gap, &fresh.records).await?;
+        // Each round chains what is left onto the stored hashes and appends
+        // it. A round in which Postgres refuses rows is undone, the refused
+        // events are dead-lettered, and the next round chains the rest again:
+        // a refused event's successors are then gaps, never linked to a hash
+        // the store does not hold.
+        let schema = self.schema.clone();
+        loop {
+            let known = sql::known_hashes(&self.client, &schema, &events).await?;
+            let chained = chain::chain(events, known);
+            for gap in &chained.gaps {
+                self.refuse_gap(gap, &fresh.records).await?;
+            }
+            self.stats.duplicates += chained.duplicates;
+            let mut tx = self.client.transaction().await?;
+            let narrowed =
+                narrow::write_narrowing(&mut tx, &schema, &chained.rows, |tx, schema, rows| {
+                    Box::pin(sql::append(tx, schema, rows))
+                })
+                .await?;
+            if narrowed.refused.is_empty() {
+                self.offsets.save(&tx, &fresh.next_offsets).await?;
+                tx.commit().await?;
+                self.committed(&fresh, chained.rows.len() as u64, narrowed.written);
+                return Ok(());
+            }
+            tx.rollback().await?;
+            let refused: HashSet<usize> = narrowed.refused.iter().map(|r| r.index).collect();
+            for refusal in &narrowed.refused {
+                let event = &chained.rows[refusal.index].event;
+                let message = message_of(&fresh.records, event)?;
+                self.stats.refused += 1;
+                self.dead_letter(message, ErrorClass::Invalid, &refusal.reason)
+                    .await?;
+            }
+            events = chained
+                .rows
+                .into_iter()
+                .enumerate()
+                .filter(|(index, _)| !refused.contains(index))
+                .map(|(_, row)| row.event)
+                .collect();
         }
-        let tx = self.client.transaction().await?;
-        let appended = sql::append(&tx, &self.schema, &chained.rows).await?;
-        self.offsets.save(&tx, &fresh.next_offsets).await?;
-        tx.commit().await?;
+    }
+
+    fn committed(&mut self, fresh: &batch::Unapplied<'_>, rows: u64, appended: u64) {
         let stage = metrics::event_store();
         stage.transactions.with_label_values(&["commit"]).inc();
         stage.produced.inc_by(appended);
         self.offsets.remember(&fresh.next_offsets);
         self.stats.skipped_replays += fresh.replays;
         self.stats.appended += appended;
-        self.stats.duplicates += chained.duplicates + (chained.rows.len() as u64 - appended);
+        // A conflict on (aggregate, version): another writer got there first.
+        self.stats.duplicates += rows - appended;
         self.stats.batches += 1;
         self.source.commit(&fresh.next_offsets);
-        Ok(())
     }
 
     /// Poison records go to the DLQ (acknowledged before the batch's offsets
@@ -221,14 +270,7 @@ impl EventStore {
             gap.aggregate_id,
             gap.version - 1
         );
-        let message = records
-            .iter()
-            .find(|m| m.partition() == gap.partition && m.offset() == gap.offset)
-            .ok_or_else(|| SinkError::BadEvent {
-                aggregate_id: gap.aggregate_id.clone(),
-                version: gap.version,
-                reason: "refused event not found in its batch".into(),
-            })?;
+        let message = message_of(records, gap)?;
         self.stats.gaps += 1;
         self.dead_letter(message, ErrorClass::HistoryGap, &reason)
             .await
@@ -301,54 +343,5 @@ impl EventStore {
                 },
             }
         }
-    }
-}
-
-/// The row form of a decoded event, or why Postgres cannot hold it.
-fn to_row(
-    event: &AuctionEvent,
-    envelope: &EventEnvelope,
-    message: &OwnedMessage,
-) -> Result<NewEvent, String> {
-    let version = i64::try_from(envelope.aggregate_version)
-        .map_err(|_| format!("aggregate_version {} overflows", envelope.aggregate_version))?;
-    let payload = payload::to_json(event);
-    let meta = json!({
-        "event_id": envelope.event_id,
-        "correlation_id": envelope.correlation_id,
-        "causation_id": envelope.causation_id,
-        "schema_version": envelope.schema_version,
-        "kafka": { "topic": message.topic(), "partition": message.partition(), "offset": message.offset() },
-    });
-    let ids = [
-        envelope.tenant_id.as_str(),
-        envelope.aggregate_id.as_str(),
-        &envelope.event_id,
-    ];
-    // Postgres text and jsonb cannot hold U+0000: refusing the event beats
-    // failing (and retrying) the whole batch forever.
-    if ids.iter().any(|s| s.contains('\0')) || has_nul(&payload) || has_nul(&meta) {
-        return Err("contains U+0000, which postgres cannot store".into());
-    }
-    Ok(NewEvent {
-        tenant_id: envelope.tenant_id.to_string(),
-        aggregate_id: envelope.aggregate_id.to_string(),
-        version,
-        event_id: envelope.event_id.clone(),
-        event_type: event.type_name().to_owned(),
-        payload: payload::canonical(&payload),
-        envelope: payload::canonical(&meta),
-        occurred_at_ms: envelope.occurred_at.millis(),
-        partition: message.partition(),
-        offset: message.offset(),
-    })
-}
-
-fn has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
     }
 }

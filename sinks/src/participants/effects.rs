@@ -309,7 +309,7 @@ async fn reserve(at: &Target<'_>, lines: &[OrderLine]) -> Result<Applied, SinkEr
                 &[&line.sku, &at.initial_stock],
             )
             .await?;
-        let quantity = line.quantity as i32;
+        let quantity = stock_quantity(line)?;
         let taken = at
             .tx
             .execute(
@@ -334,7 +334,7 @@ async fn reserve(at: &Target<'_>, lines: &[OrderLine]) -> Result<Applied, SinkEr
 async fn release(at: &Target<'_>, lines: &[OrderLine]) -> Result<Applied, SinkError> {
     let s = at.schema;
     for line in lines {
-        let quantity = line.quantity as i32;
+        let quantity = stock_quantity(line)?;
         at.tx
             .execute(
                 &format!(
@@ -346,6 +346,17 @@ async fn release(at: &Target<'_>, lines: &[OrderLine]) -> Result<Applied, SinkEr
         stock_movement(at, &line.sku, quantity).await?;
     }
     Ok(Applied::Done(format!("released:{}", at.command.effect_key)))
+}
+
+/// A line's quantity for the integer stock columns: above i32::MAX a cast
+/// would turn a reservation into a negative one, which adds stock.
+fn stock_quantity(line: &OrderLine) -> Result<i32, SinkError> {
+    i32::try_from(line.quantity).map_err(|_| {
+        SinkError::Encode(format!(
+            "quantity {} of {} does not fit the stock column",
+            line.quantity, line.sku
+        ))
+    })
 }
 
 async fn stock_movement(at: &Target<'_>, sku: &str, quantity: i32) -> Result<(), SinkError> {

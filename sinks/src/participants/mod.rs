@@ -8,6 +8,7 @@
 
 mod chaos;
 mod effects;
+mod reply;
 mod sql;
 
 pub use chaos::{Chaos, Roll};
@@ -19,11 +20,12 @@ use crate::SinkError;
 use effects::{Applied, Target};
 use gavel_domain::saga::Participant;
 use gavel_runtime::dlq::{self, DeadLetter, DeadLetters, ErrorClass};
+use gavel_runtime::failure::{self, Failure};
 use gavel_runtime::observe::{metrics, Readiness};
-use gavel_runtime::saga_wire::{ReplyOutcome, StepCommand, StepReply, TYPE_HEADER};
-use gavel_runtime::{kafka, postgres, Config, RuntimeError, Shutdown};
-use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use gavel_runtime::saga_wire::{ReplyOutcome, StepCommand};
+use gavel_runtime::{kafka, Config, RuntimeError, Shutdown};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
 use std::collections::HashMap;
 use tokio_postgres::Client;
 
@@ -52,7 +54,13 @@ struct Worker {
     client: Client,
     replies: FutureProducer,
     dead_letters: DeadLetters,
+    readiness: Readiness,
     stats: ParticipantStats,
+}
+
+/// The consumer group of one participant (`payment`, `inventory`, ...).
+pub fn consumer_group(config: &Config, participant: &str) -> String {
+    format!("{}-participant-{participant}", config.saga_group)
 }
 
 pub async fn run(
@@ -63,7 +71,7 @@ pub async fn run(
 ) -> Result<ParticipantStats, SinkError> {
     let name = settings.participant.as_str();
     let topic = config.topics.participant_commands(name);
-    let group = format!("{}-participant-{name}", config.saga_group);
+    let group = consumer_group(&config, name);
     dlq::require_topics(&config, &[&topic]).await?;
     let client = batch::connect_migrated(&config, &migrations(), &shutdown).await?;
     let source = BatchSource::subscribe(&config, &group, &topic)?;
@@ -76,12 +84,13 @@ pub async fn run(
         config,
         settings,
         client,
+        readiness,
         stats: ParticipantStats::default(),
     };
     tracing::info!(participant = name, %topic, "saga participant started");
-    readiness.set_started();
+    worker.readiness.set_started();
     while !shutdown.is_triggered() {
-        readiness.beat();
+        worker.readiness.beat();
         let records = source.collect(&shutdown).await;
         if records.is_empty() {
             continue;
@@ -90,14 +99,12 @@ pub async fn run(
         let mut acks = Vec::with_capacity(records.len());
         for message in &records {
             if let Some(reply) = worker.handle(message, &shutdown).await? {
-                acks.push(reply);
+                acks.push((message, reply));
             }
             next.insert(message.partition(), message.offset() + 1);
         }
-        for ack in acks {
-            ack.await
-                .map_err(|_| RuntimeError::Mapping("reply producer closed".into()))?
-                .map_err(|(error, _)| RuntimeError::Kafka(error))?;
+        for (message, ack) in acks {
+            worker.settle_delivery(message, ack).await?;
         }
         metrics::participant()
             .stage
@@ -105,15 +112,40 @@ pub async fn run(
             .inc_by(records.len() as u64);
         source.commit(&next);
     }
+    source.leave().await;
     tracing::info!(participant = name, stats = ?worker.stats, "saga participant stopped");
     Ok(worker.stats)
 }
 
 type Ack = rdkafka::producer::DeliveryFuture;
 
+impl batch::PostgresStage for Worker {
+    fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn reconnected(&mut self, client: Client) {
+        self.client = client;
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    fn metrics(&self) -> &'static metrics::Stage {
+        &metrics::participant().stage
+    }
+}
+
 impl Worker {
-    /// Applies one command (reconnecting to Postgres as often as needed) and
-    /// sends its reply; `None` for a record that went to the DLQ.
+    /// Applies one command (riding out Postgres outages) and sends its reply;
+    /// `None` for a record that went to the DLQ without a reply. A command
+    /// whose values Postgres refuses is dead-lettered and answered as failed
+    /// (not transient), so its saga compensates instead of waiting for it.
     async fn handle(
         &mut self,
         message: &OwnedMessage,
@@ -122,31 +154,101 @@ impl Worker {
         let command = match read(message) {
             Ok(command) => command,
             Err(reason) => {
-                self.stats.dead_letters += 1;
-                metrics::participant()
-                    .stage
-                    .dead_letters
-                    .with_label_values(&[ErrorClass::Undecodable.as_str()])
-                    .inc();
-                let letter = DeadLetter::of(message, ErrorClass::Undecodable, &reason);
-                self.dead_letters.send(&letter).await?;
+                self.dead_letter(message, ErrorClass::Undecodable, &reason)
+                    .await?;
                 return Ok(None);
             }
         };
-        let outcome = loop {
-            match self.settle(&command).await {
-                Err(error) if batch::needs_reconnect(&error, &self.client) => {
-                    tracing::warn!(%error, "postgres unavailable: reconnecting");
-                    let reconnect = postgres::reconnect(&self.config, shutdown);
-                    self.client = reconnect.await.ok_or(error)?;
+        if let Err(reason) = reply::check_reply_to(&self.config.topics, &command) {
+            self.dead_letter(message, ErrorClass::Invalid, &reason)
+                .await?;
+            return Ok(None);
+        }
+        let settled = batch::retrying(self, shutdown, &command, |worker, command, _| {
+            Box::pin(worker.settle_or_refuse(command))
+        })
+        .await?;
+        let outcome = match settled {
+            Ok(outcome) => outcome,
+            Err(reason) => {
+                self.dead_letter(message, ErrorClass::Invalid, &reason)
+                    .await?;
+                ReplyOutcome::Failed {
+                    reason,
+                    transient: false,
                 }
-                other => break other?,
             }
         };
         if !self.settings.chaos.latency.is_zero() {
             tokio::time::sleep(self.settings.chaos.latency).await;
         }
-        Ok(Some(self.reply(&command, outcome)?))
+        let participant = self.settings.participant.as_str();
+        Ok(Some(reply::send(
+            &self.replies,
+            participant,
+            &command,
+            outcome,
+        )?))
+    }
+
+    /// Waits for a reply's acknowledgement. A reply Kafka can never take (too
+    /// large, its partition gone) dead-letters its command; an outage is an
+    /// error, and the batch is consumed again after a restart (replies may
+    /// repeat, effects never do).
+    async fn settle_delivery(&mut self, message: &OwnedMessage, ack: Ack) -> Result<(), SinkError> {
+        let error = match ack.await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err((error, _))) => error,
+            Err(_) => return Err(RuntimeError::Mapping("reply producer closed".into()).into()),
+        };
+        match failure::kafka_record_refusal(&error) {
+            Some(kind) => {
+                let reason = format!("reply not deliverable ({kind}): {error}");
+                self.dead_letter(message, ErrorClass::Invalid, &reason)
+                    .await
+            }
+            None => Err(SinkError::Kafka(error)),
+        }
+    }
+
+    async fn dead_letter(
+        &mut self,
+        message: &OwnedMessage,
+        class: ErrorClass,
+        reason: &str,
+    ) -> Result<(), SinkError> {
+        self.stats.dead_letters += 1;
+        metrics::participant()
+            .stage
+            .dead_letters
+            .with_label_values(&[class.as_str()])
+            .inc();
+        batch::log_skipped(message, reason, "step command dead-lettered");
+        self.dead_letters
+            .send(&DeadLetter::of(message, class, reason))
+            .await?;
+        Ok(())
+    }
+
+    /// `settle`, with a command whose values Postgres refuses sorted out as
+    /// `Err(reason)`: nothing of it was applied (its transaction rolled back).
+    async fn settle_or_refuse(
+        &mut self,
+        command: &StepCommand,
+    ) -> Result<Result<ReplyOutcome, String>, SinkError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.settle(command).await {
+                Ok(outcome) => return Ok(Ok(outcome)),
+                // Another worker recorded the same effect between our look
+                // and our insert (both held the command during a rebalance):
+                // looking again finds it, and answers it as a repeat.
+                Err(error) if recorded_meanwhile(&error) && attempts < 3 => {}
+                Err(error) if error.class() == Failure::Poison => return Ok(Err(error.reason())),
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// The answer to `command`, applying its effect if this is its first time.
@@ -248,35 +350,22 @@ impl Worker {
             ])
             .inc();
     }
-
-    fn reply(&self, command: &StepCommand, outcome: ReplyOutcome) -> Result<Ack, SinkError> {
-        let reply = StepReply {
-            saga_kind: command.saga_kind.clone(),
-            saga_id: command.saga_id.clone(),
-            step: command.step.clone(),
-            command_id: command.command_id.clone(),
-            participant: self.settings.participant.as_str().to_owned(),
-            outcome,
-        };
-        let payload = serde_json::to_vec(&reply).map_err(|e| SinkError::Encode(e.to_string()))?;
-        let headers = OwnedHeaders::new().insert(Header {
-            key: TYPE_HEADER,
-            value: Some("StepReply"),
-        });
-        let record = FutureRecord::to(&command.reply_to)
-            .partition(command.reply_partition)
-            .key(&command.saga_id)
-            .payload(&payload)
-            .headers(headers);
-        metrics::participant().stage.produced.inc();
-        self.replies
-            .send_result(record)
-            .map_err(|(error, _)| SinkError::Kafka(error))
-    }
 }
 
 fn succeeded(reference: String) -> ReplyOutcome {
     ReplyOutcome::Succeeded { reference }
+}
+
+/// A unique violation on `participant_effects`: the effect was recorded by
+/// someone else after this transaction looked for it.
+fn recorded_meanwhile(error: &SinkError) -> bool {
+    let SinkError::Postgres(error) = error else {
+        return false;
+    };
+    error.as_db_error().is_some_and(|db| {
+        db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+            && db.table() == Some("participant_effects")
+    })
 }
 
 fn read(message: &OwnedMessage) -> Result<StepCommand, String> {

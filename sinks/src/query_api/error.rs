@@ -1,78 +1,35 @@
-//! The one error shape of the query API: `{"error": "reason"}` with a status code.
+//! The query API answers with the shared error body (`gavel_http::ApiError`);
+//! here is how database failures become one: 503 for what passes (no
+//! connection, a timeout, the read model not created yet), 500 otherwise,
+//! with the details in the log only.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+pub use gavel_http::ApiError;
 use tokio_postgres::error::SqlState;
 
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    reason: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Self {
-            status,
-            reason: reason.into(),
+pub fn from_postgres(error: tokio_postgres::Error) -> ApiError {
+    match error.code() {
+        Some(code)
+            if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::INVALID_SCHEMA_NAME =>
+        {
+            ApiError::unavailable("read model not initialized yet (is the sink running?)")
         }
-    }
-
-    pub fn bad_request(reason: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, reason)
-    }
-
-    pub fn not_found(reason: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, reason)
-    }
-
-    pub fn unavailable(reason: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, reason)
-    }
-
-    /// Details go to the log, never to the client.
-    pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(%detail, "query api internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({ "error": self.reason }));
-        (self.status, body).into_response()
-    }
-}
-
-impl From<tokio_postgres::Error> for ApiError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        match error.code() {
-            Some(code)
-                if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::INVALID_SCHEMA_NAME =>
-            {
-                Self::unavailable("read model not initialized yet (is the sink running?)")
-            }
-            Some(code) if *code == SqlState::QUERY_CANCELED => {
-                Self::unavailable("database query timed out")
-            }
-            // The server's message says what failed; Display alone is "db error".
-            Some(_) => Self::internal(
-                error
-                    .as_db_error()
-                    .map_or_else(|| error.to_string(), |db| db.to_string()),
-            ),
-            None => {
-                tracing::warn!(%error, "postgres unavailable");
-                Self::unavailable("database unavailable")
-            }
+        Some(code) if *code == SqlState::QUERY_CANCELED => {
+            ApiError::unavailable("database query timed out")
+        }
+        // The server's message says what failed; Display alone is "db error".
+        Some(_) => ApiError::internal(
+            error
+                .as_db_error()
+                .map_or_else(|| error.to_string(), |db| db.to_string()),
+        ),
+        None => {
+            tracing::warn!(%error, "postgres unavailable");
+            ApiError::unavailable("database unavailable")
         }
     }
 }
 
-impl From<deadpool_postgres::PoolError> for ApiError {
-    fn from(error: deadpool_postgres::PoolError) -> Self {
-        tracing::warn!(%error, "postgres pool");
-        Self::unavailable("database unavailable")
-    }
+pub fn from_pool(error: deadpool_postgres::PoolError) -> ApiError {
+    tracing::warn!(%error, "postgres pool");
+    ApiError::unavailable("database unavailable")
 }

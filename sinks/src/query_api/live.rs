@@ -103,7 +103,7 @@ pub async fn start(
     tokio::task::spawn_blocking(move || assign_at_end(&positioned, &topic))
         .await
         .map_err(|e| SinkError::QueryApi(format!("positioning the live feed: {e}")))??;
-    let codec = AvroCodec::new(&config.registry);
+    let codec = AvroCodec::for_topics(&config.registry, &[&config.topics.events]);
     for record in EVENT_RECORDS {
         // Warms the schema cache so the first live event costs no registry call.
         if let Err(error) = codec.writer_for(&config.topics.events, record).await {

@@ -1,42 +1,12 @@
-//! Request inputs, validated: the tenant header, the list query and its cursor.
-//! Every refusal names the parameter and what would have been accepted.
+//! Request inputs, validated: the list query and its cursor. Every refusal
+//! names the parameter and what would have been accepted.
 
-use super::error::ApiError;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
+use super::cursor::{self, Cursors};
 use std::collections::HashSet;
 
-pub const TENANT_HEADER: &str = "x-tenant-id";
 pub const MAX_LIMIT: i64 = 100;
 const DEFAULT_LIMIT: i64 = 20;
-const MAX_TENANT_LEN: usize = 128;
-const MAX_CURSOR_LEN: usize = 1024;
 const STATUSES: [&str; 4] = ["DRAFT", "ACTIVE", "ENDED", "CANCELLED"];
-
-/// The caller's tenant, from `X-Tenant-Id`: every query is scoped to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tenant(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for Tenant {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let raw = parts
-            .headers
-            .get(TENANT_HEADER)
-            .ok_or_else(|| ApiError::bad_request("missing X-Tenant-Id header"))?;
-        let tenant = raw
-            .to_str()
-            .map_err(|_| ApiError::bad_request("X-Tenant-Id must be visible ASCII"))?
-            .trim();
-        if tenant.is_empty() || tenant.len() > MAX_TENANT_LEN {
-            return Err(ApiError::bad_request(format!(
-                "X-Tenant-Id must be 1 to {MAX_TENANT_LEN} characters"
-            )));
-        }
-        Ok(Self(tenant.to_owned()))
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
@@ -98,7 +68,7 @@ pub struct ListParams {
 impl ListParams {
     /// From the raw query pairs: unknown or repeated parameters are refused too,
     /// so a typo (`sort_by=`) is a 400, not a silently different page.
-    pub fn parse(pairs: &[(String, String)]) -> Result<Self, String> {
+    pub fn parse(pairs: &[(String, String)], cursors: &Cursors) -> Result<Self, String> {
         let mut seen = HashSet::new();
         let mut params = Self {
             status: "ACTIVE",
@@ -143,37 +113,35 @@ impl ListParams {
             }
         }
         if let Some(raw) = cursor {
-            params.after = Some(params.decode_cursor(raw)?);
+            params.after = Some(params.decode_cursor(cursors, raw)?);
         }
         Ok(params)
     }
 
-    /// Opaque to clients: hex of `v1|status|sort|order|key|auction_id`. The
+    /// Opaque to clients: `v1|status|sort|order|key|auction_id`, signed. The
     /// listing it came from is inside, so it cannot be replayed on another one.
-    pub fn encode_cursor(&self, cursor: &Cursor) -> String {
-        let plain = format!(
+    pub fn encode_cursor(&self, cursors: &Cursors, cursor: &Cursor) -> String {
+        cursors.seal(&format!(
             "v1|{}|{}|{}|{}|{}",
             self.status,
             self.sort.as_str(),
             self.order.as_str(),
             cursor.key,
             cursor.auction_id
-        );
-        plain.bytes().map(|b| format!("{b:02x}")).collect()
+        ))
     }
 
-    fn decode_cursor(&self, raw: &str) -> Result<Cursor, String> {
+    fn decode_cursor(&self, cursors: &Cursors, raw: &str) -> Result<Cursor, String> {
         let invalid =
             || "cursor is not valid: pass next_cursor of a previous page as is".to_owned();
-        if raw.len() > MAX_CURSOR_LEN {
-            return Err(invalid());
-        }
-        let plain =
-            String::from_utf8(hex_decode(raw).ok_or_else(invalid)?).map_err(|_| invalid())?;
+        let plain = cursors.open(raw)?;
         let mut parts = plain.splitn(6, '|');
         let mut next = || parts.next().ok_or_else(invalid);
         let (version, status, sort, order) = (next()?, next()?, next()?, next()?);
-        let key = next()?.parse::<i64>().map_err(|_| invalid())?;
+        let key = match self.sort {
+            SortKey::EndTime => cursor::timestamp_ms(next()?)?,
+            _ => next()?.parse::<i64>().map_err(|_| invalid())?,
+        };
         let auction_id = next()?;
         if version != "v1" || auction_id.is_empty() {
             return Err(invalid());
@@ -199,34 +167,20 @@ pub(super) fn parse_limit(value: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("limit must be an integer from 1 to {MAX_LIMIT}, got {value:?}"))
 }
 
-pub(super) fn hex_decode(raw: &str) -> Option<Vec<u8>> {
-    if raw.is_empty() {
-        return None;
-    }
-    let digit = |b: u8| {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    raw.as_bytes()
-        .chunks(2)
-        .map(|pair| match pair {
-            [high, low] => Some((digit(*high)? << 4) | digit(*low)?),
-            _ => None,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cursors() -> Cursors {
+        Cursors::new(gavel_http::signing::Signer::derived("test", "key"))
+    }
 
     fn parse(query: &[(&str, &str)]) -> Result<ListParams, String> {
         let pairs: Vec<(String, String)> = query
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        ListParams::parse(&pairs)
+        ListParams::parse(&pairs, &cursors())
     }
 
     #[test]
@@ -264,7 +218,7 @@ mod tests {
             key: 7,
             auction_id: "lot|7".into(),
         };
-        let encoded = params.encode_cursor(&cursor);
+        let encoded = params.encode_cursor(&cursors(), &cursor);
         let again = parse(&[
             ("sort", "bid_count"),
             ("order", "desc"),

@@ -1,6 +1,7 @@
 //! Reads of the `auction_details` read model, always filtered by tenant, and
 //! the JSON shape of a row. Money is integer minor units plus currency.
 
+use super::cursor::Cursors;
 use super::error::ApiError;
 use super::params::{Cursor, ListParams, Order, SortKey};
 use serde::Serialize;
@@ -116,7 +117,7 @@ pub(super) async fn bounded<T>(
     query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, ApiError> {
     match tokio::time::timeout(QUERY_TIMEOUT, query).await {
-        Ok(result) => Ok(result?),
+        Ok(result) => result.map_err(super::error::from_postgres),
         Err(_) => Err(ApiError::unavailable("database query timed out")),
     }
 }
@@ -143,6 +144,7 @@ pub async fn list(
     schema: &str,
     tenant: &str,
     params: &ListParams,
+    cursors: &Cursors,
 ) -> Result<(Vec<AuctionView>, Option<String>), ApiError> {
     let (expr, key_expr) = match params.sort {
         SortKey::EndTime => (
@@ -196,10 +198,13 @@ pub async fn list(
     let more = items.len() as i64 > params.limit;
     items.truncate(params.limit as usize);
     let next = match items.last() {
-        Some(last) if more => Some(params.encode_cursor(&Cursor {
-            key: last.sort_key(params.sort),
-            auction_id: last.auction_id.clone(),
-        })),
+        Some(last) if more => Some(params.encode_cursor(
+            cursors,
+            &Cursor {
+                key: last.sort_key(params.sort),
+                auction_id: last.auction_id.clone(),
+            },
+        )),
         _ => None,
     };
     Ok((items, next))

@@ -1,33 +1,45 @@
 //! One SSE subscription: a `snapshot` of the row, then every later event of the
 //! auction in version order, `lagged` when the client fell behind, and the end
-//! of the stream on shutdown (so graceful shutdown never waits on it).
+//! of the stream on shutdown (so graceful shutdown never waits on it) or when
+//! the token it was opened with expires (the client reconnects with a fresh one).
 
 use super::live::LiveEvent;
 use super::rows::AuctionView;
 use axum::response::sse::Event;
 use futures::Stream;
+use gavel_http::StreamPermit;
 use gavel_runtime::Shutdown;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::Instant;
+
+/// Who watches and until when.
+pub struct Watch {
+    pub tenant: String,
+    pub shutdown: Shutdown,
+    /// When the caller's token expires.
+    pub until: Instant,
+    /// Slots under the open-stream caps, given back when the stream ends.
+    #[expect(dead_code, reason = "held, never read: dropping it frees the slots")]
+    pub permits: Vec<StreamPermit>,
+}
 
 struct Subscription {
     pending: VecDeque<Event>,
     receiver: broadcast::Receiver<Arc<LiveEvent>>,
-    tenant: String,
     auction_id: String,
     /// The newest version sent: older or repeated events are not sent again.
     last_version: u64,
-    shutdown: Shutdown,
+    watch: Watch,
 }
 
 pub fn events(
     snapshot: &AuctionView,
     backlog: Vec<Arc<LiveEvent>>,
     receiver: broadcast::Receiver<Arc<LiveEvent>>,
-    tenant: String,
-    shutdown: Shutdown,
+    watch: Watch,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let version = u64::try_from(snapshot.version).unwrap_or(0);
     let mut pending = VecDeque::new();
@@ -41,10 +53,9 @@ pub fn events(
     let mut subscription = Subscription {
         pending,
         receiver,
-        tenant,
         auction_id: snapshot.auction_id.clone(),
         last_version: version,
-        shutdown,
+        watch,
     };
     // Events the read model did not have yet when the snapshot was read.
     for event in backlog {
@@ -58,7 +69,7 @@ pub fn events(
 impl Subscription {
     fn offer(&mut self, event: &LiveEvent) {
         if event.auction_id == self.auction_id
-            && event.tenant_id == self.tenant
+            && event.tenant_id == self.watch.tenant
             && event.version > self.last_version
         {
             self.last_version = event.version;
@@ -77,7 +88,8 @@ impl Subscription {
                 return Some(event);
             }
             let received = tokio::select! {
-                _ = self.shutdown.triggered() => return None,
+                _ = self.watch.shutdown.triggered() => return None,
+                _ = tokio::time::sleep_until(self.watch.until) => return None,
                 received = self.receiver.recv() => received,
             };
             match received {
@@ -106,6 +118,16 @@ mod tests {
     use axum::response::sse::Sse;
     use axum::response::IntoResponse;
     use futures::StreamExt;
+    use std::time::Duration;
+
+    fn watch(tenant: &str, shutdown: &Shutdown) -> Watch {
+        Watch {
+            tenant: tenant.into(),
+            shutdown: shutdown.clone(),
+            until: Instant::now() + Duration::from_secs(3600),
+            permits: Vec::new(),
+        }
+    }
 
     fn snapshot(version: i64) -> AuctionView {
         let eur = |amount_minor| MoneyJson {
@@ -168,7 +190,12 @@ mod tests {
         hub.publish(event("t", "b", 6)); // another auction
         hub.publish(event("t", "a", 6));
         let backlog = hub.recent("t", "a");
-        let stream = events(&snapshot(4), backlog, receiver, "t".into(), Shutdown::new());
+        let stream = events(
+            &snapshot(4),
+            backlog,
+            receiver,
+            watch("t", &Shutdown::new()),
+        );
         let got = frames(stream, 3).await;
         assert!(
             got[0].contains("event: snapshot") && got[0].contains("id: 4"),
@@ -196,8 +223,7 @@ mod tests {
             &snapshot(0),
             Vec::new(),
             receiver,
-            "t".into(),
-            Shutdown::new(),
+            watch("t", &Shutdown::new()),
         );
         let got = frames(stream, 3).await;
         assert!(got[1].contains("event: lagged"), "{got:?}");
@@ -213,10 +239,22 @@ mod tests {
             &snapshot(1),
             Vec::new(),
             hub.subscribe(),
-            "t".into(),
-            shutdown.clone(),
+            watch("t", &shutdown),
         );
         shutdown.trigger();
         assert_eq!(frames(stream, 5).await.len(), 1, "only the snapshot");
+    }
+
+    #[tokio::test]
+    async fn the_stream_ends_when_its_token_expires_and_frees_its_slot() {
+        let hub = Hub::new();
+        let limiter = gavel_http::StreamLimiter::new(1);
+        let mut watch = watch("t", &Shutdown::new());
+        watch.until = Instant::now() + Duration::from_millis(200);
+        watch.permits.push(limiter.try_open("ann".into()).unwrap());
+        let stream = events(&snapshot(1), Vec::new(), hub.subscribe(), watch);
+        let ended = tokio::time::timeout(Duration::from_secs(5), frames(stream, 5)).await;
+        assert_eq!(ended.expect("ends at expiry").len(), 1, "only the snapshot");
+        assert_eq!(limiter.open("ann"), 0);
     }
 }

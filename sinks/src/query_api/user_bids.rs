@@ -2,8 +2,9 @@
 //! newest bid first, with their highest bid and standing (LEADING, OUTBID, WON,
 //! LOST, CANCELLED), from the `user_bids` read model.
 
+use super::cursor::{self, Cursors};
 use super::error::ApiError;
-use super::params::{hex_decode, parse_limit};
+use super::params::parse_limit;
 use super::rows::{bounded, MoneyJson};
 use gavel_domain::views::UserBidStatus;
 use serde::Serialize;
@@ -33,7 +34,11 @@ pub struct UserBidsParams {
 }
 
 impl UserBidsParams {
-    pub fn parse(user: &str, pairs: &[(String, String)]) -> Result<Self, String> {
+    pub fn parse(
+        user: &str,
+        pairs: &[(String, String)],
+        cursors: &Cursors,
+    ) -> Result<Self, String> {
         let mut seen = HashSet::new();
         let mut params = Self {
             status: None,
@@ -61,7 +66,7 @@ impl UserBidsParams {
             }
         }
         if let Some(raw) = cursor {
-            params.after = Some(params.decode_cursor(user, raw)?);
+            params.after = Some(params.decode_cursor(cursors, user, raw)?);
         }
         Ok(params)
     }
@@ -73,26 +78,32 @@ impl UserBidsParams {
         )
     }
 
-    /// Opaque to clients: hex of `scope|key|auction_id`, so a cursor only
+    /// Opaque to clients: `scope|key|auction_id`, signed, so a cursor only
     /// continues the listing it came from.
-    pub fn encode_cursor(&self, user: &str, key: i64, auction_id: &str) -> String {
-        format!("{}|{key}|{auction_id}", self.scope(user))
-            .bytes()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    pub fn encode_cursor(
+        &self,
+        cursors: &Cursors,
+        user: &str,
+        key: i64,
+        auction_id: &str,
+    ) -> String {
+        cursors.seal(&format!("{}|{key}|{auction_id}", self.scope(user)))
     }
 
-    fn decode_cursor(&self, user: &str, raw: &str) -> Result<(i64, String), String> {
+    fn decode_cursor(
+        &self,
+        cursors: &Cursors,
+        user: &str,
+        raw: &str,
+    ) -> Result<(i64, String), String> {
         let invalid =
             || "cursor is not valid: pass next_cursor of a previous page as is".to_owned();
-        let plain = hex_decode(raw)
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(invalid)?;
+        let plain = cursors.open(raw)?;
         let rest = plain
             .strip_prefix(&format!("{}|", self.scope(user)))
             .ok_or_else(|| "cursor belongs to another listing".to_owned())?;
         let (key, auction_id) = rest.split_once('|').ok_or_else(invalid)?;
-        let key = key.parse().map_err(|_| invalid())?;
+        let key = cursor::timestamp_ms(key)?;
         if auction_id.is_empty() {
             return Err(invalid());
         }
@@ -107,6 +118,7 @@ pub async fn page(
     tenant: &str,
     user: &str,
     params: &UserBidsParams,
+    cursors: &Cursors,
 ) -> Result<(Vec<UserBidView>, Option<String>), ApiError> {
     let status = params.status.map(UserBidStatus::as_str);
     let fetch = params.limit + 1;
@@ -139,7 +151,7 @@ pub async fn page(
     items.truncate(params.limit as usize);
     let next = match items.last() {
         Some(last) if more => {
-            Some(params.encode_cursor(user, last.last_bid_at_ms, &last.auction_id))
+            Some(params.encode_cursor(cursors, user, last.last_bid_at_ms, &last.auction_id))
         }
         _ => None,
     };

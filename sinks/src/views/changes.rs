@@ -3,12 +3,12 @@
 //! partition and arrive in offset order, so the last one read is the newest.
 
 use super::{details_sql, list_sql, user_bids_sql, View};
-use crate::SinkError;
+use crate::{narrow, SinkError};
 use gavel_domain::views::{AuctionDetails, AuctionListItem, ListChange, UserBid, ViewChanges};
 use gavel_runtime::envelope::{header, header_str};
 use rdkafka::message::{Message, OwnedMessage};
 use std::collections::HashMap;
-use tokio_postgres::GenericClient;
+use tokio_postgres::{GenericClient, Transaction};
 
 enum Listing {
     Listed(AuctionListItem),
@@ -24,8 +24,9 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// Adds one record of `view`'s topic; an error says why it cannot be read.
-    pub fn add(&mut self, view: View, message: &OwnedMessage) -> Result<(), String> {
+    /// Adds one record of `view`'s topic and returns its view id; an error
+    /// says why it cannot be read.
+    pub fn add(&mut self, view: View, message: &OwnedMessage) -> Result<String, String> {
         let key = message
             .key()
             .and_then(|k| std::str::from_utf8(k).ok())
@@ -34,23 +35,24 @@ impl Changes {
         let payload = message.payload();
         match (view, payload) {
             (View::AuctionDetails, Some(bytes)) => {
-                self.details.insert(key, parse(bytes)?);
+                self.details.insert(key.clone(), parse(bytes)?);
             }
             (View::AuctionList, Some(bytes)) => {
-                self.list.insert(key, Listing::Listed(parse(bytes)?));
+                self.list
+                    .insert(key.clone(), Listing::Listed(parse(bytes)?));
             }
             (View::AuctionList, None) => {
                 let version = tombstone_version(message)?;
-                self.list.insert(key, Listing::Delisted { version });
+                self.list.insert(key.clone(), Listing::Delisted { version });
             }
             (View::UserBids, Some(bytes)) => {
-                self.user_bids.insert(key, parse(bytes)?);
+                self.user_bids.insert(key.clone(), parse(bytes)?);
             }
             (View::AuctionDetails | View::UserBids, None) => {
                 return Err("unexpected tombstone: this view never deletes".into())
             }
         }
-        Ok(())
+        Ok(key)
     }
 
     /// Adds what one event changed in the views `include` selects, as the
@@ -102,19 +104,102 @@ impl Changes {
                 user_bids_sql::upsert(client, table, &rows).await
             }
             View::AuctionList => {
-                let mut listed = Vec::new();
-                let mut delisted = Vec::new();
-                for (key, change) in &self.list {
-                    match change {
-                        Listing::Listed(item) => listed.push(item),
-                        Listing::Delisted { version } => delisted.push((key.as_str(), *version)),
-                    }
-                }
+                let (listed, delisted) = self.listing();
+                let listed: Vec<&AuctionListItem> = listed.into_iter().map(|(_, r)| r).collect();
+                let delisted: Vec<(&str, u64)> = delisted.into_iter().map(|(_, d)| d).collect();
                 Ok(list_sql::upsert(client, table, &listed).await?
                     + list_sql::delete(client, table, &delisted).await?)
             }
         }
     }
+
+    /// `write` inside `tx`, narrowed to the rows Postgres refuses (see
+    /// `narrow`): the others are written, the refused ones named by view id.
+    pub async fn write_narrowing(
+        &self,
+        tx: &mut Transaction<'_>,
+        view: View,
+        table: &str,
+    ) -> Result<Written, SinkError> {
+        match view {
+            View::AuctionDetails => {
+                let rows = self.details.iter().map(|(k, r)| (k.as_str(), r)).collect();
+                keyed(tx, table, rows, |tx, table, rows| {
+                    Box::pin(details_sql::upsert(tx, table, rows))
+                })
+                .await
+            }
+            View::UserBids => {
+                let rows = self
+                    .user_bids
+                    .iter()
+                    .map(|(k, r)| (k.as_str(), r))
+                    .collect();
+                keyed(tx, table, rows, |tx, table, rows| {
+                    Box::pin(user_bids_sql::upsert(tx, table, rows))
+                })
+                .await
+            }
+            View::AuctionList => {
+                let (listed, delisted) = self.listing();
+                let mut written = keyed(tx, table, listed, |tx, table, rows| {
+                    Box::pin(list_sql::upsert(tx, table, rows))
+                })
+                .await?;
+                let deleted = keyed(tx, table, delisted, |tx, table, rows| {
+                    Box::pin(list_sql::delete(tx, table, rows))
+                })
+                .await?;
+                written.rows += deleted.rows;
+                written.refused.extend(deleted.refused);
+                Ok(written)
+            }
+        }
+    }
+
+    /// The list changes by key: rows to upsert, and (id, version) tombstones.
+    #[allow(clippy::type_complexity)]
+    fn listing(&self) -> (Vec<(&str, &AuctionListItem)>, Vec<(&str, (&str, u64))>) {
+        let mut listed = Vec::new();
+        let mut delisted = Vec::new();
+        for (key, change) in &self.list {
+            match change {
+                Listing::Listed(item) => listed.push((key.as_str(), item)),
+                Listing::Delisted { version } => {
+                    delisted.push((key.as_str(), (key.as_str(), *version)))
+                }
+            }
+        }
+        (listed, delisted)
+    }
+}
+
+/// What `write_narrowing` did to one view.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub rows: u64,
+    /// (view id, why Postgres or its column refused the row).
+    pub refused: Vec<(String, String)>,
+}
+
+/// Writes keyed rows into `table` through `write`, narrowed; refusals named by key.
+async fn keyed<T: Sync>(
+    tx: &mut Transaction<'_>,
+    table: &str,
+    rows: Vec<(&str, T)>,
+    write: narrow::Write<str, T>,
+) -> Result<Written, SinkError> {
+    let (keys, rows): (Vec<&str>, Vec<T>) = rows.into_iter().unzip();
+    let narrowed = narrow::write_narrowing(tx, table, &rows, write).await?;
+    let refused = narrowed
+        .refused
+        .into_iter()
+        .map(|r| (keys[r.index].to_owned(), r.reason))
+        .collect();
+    Ok(Written {
+        rows: narrowed.written,
+        refused,
+    })
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {

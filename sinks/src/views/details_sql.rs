@@ -37,7 +37,7 @@ pub const BIDDERS_SQL: &str =
 pub const BIDDER_COUNT_SQL: &str =
     "ALTER TABLE {schema}.auction_details ADD COLUMN bidder_count integer NOT NULL DEFAULT 0";
 
-use super::columns::{from_ts, to_ts};
+use super::columns::{from_ts, int4, int8, to_ts, try_column};
 
 /// Rows of `table` (schema-qualified: the live table or a rebuild's shadow).
 pub async fn load(
@@ -127,14 +127,14 @@ pub async fn upsert(
         .collect();
     let increments = num(&|r| r.min_increment.minor());
     let prices = num(&|r| r.current_price.minor());
-    let bids: Vec<i32> = rows.iter().map(|r| r.bid_count as i32).collect();
-    let bidder_counts: Vec<i32> = rows.iter().map(|r| r.bidder_count as i32).collect();
+    let bids = try_column(rows, |r| int4("bid_count", r.bid_count))?;
+    let bidder_counts = try_column(rows, |r| int4("bidder_count", r.bidder_count))?;
     let leaders = opt(&|r| r.leading_bidder.as_ref().map(ToString::to_string));
     let winners = opt(&|r| r.winner_id.as_ref().map(ToString::to_string));
     let ends = num(&|r| r.end_time.millis());
     let created = num(&|r| r.created_at.millis());
     let updated = num(&|r| r.updated_at.millis());
-    let versions = num(&|r| r.version as i64);
+    let versions = try_column(rows, |r| int8("version", r.version))?;
     let bidders = rows
         .iter()
         .map(|r| serde_json::to_string(&r.bidders))

@@ -1,7 +1,7 @@
 //! The auction_list table: active auctions only, version-guarded upserts and
 //! deletes (a delisted auction's tombstone carries the version that ended it).
 
-use super::columns::{column, to_ts};
+use super::columns::{column, int4, int8, to_ts, try_column};
 use crate::SinkError;
 use gavel_domain::views::AuctionListItem;
 use tokio_postgres::GenericClient;
@@ -29,6 +29,8 @@ pub async fn upsert(
     if rows.is_empty() {
         return Ok(0);
     }
+    let bid_counts = try_column(rows, |r| int4("bid_count", r.bid_count))?;
+    let versions = try_column(rows, |r| int8("version", r.version))?;
     let sql = format!(
         "INSERT INTO {table} AS t (auction_id, tenant_id, seller_id, title, currency,
              current_price_minor, bid_count, end_time, version)
@@ -52,9 +54,9 @@ pub async fn upsert(
                 &column(rows, |r| r.title.clone()),
                 &column(rows, |r| r.current_price.currency().to_string()),
                 &column(rows, |r| r.current_price.minor()),
-                &column(rows, |r| r.bid_count as i32),
+                &bid_counts,
                 &column(rows, |r| r.end_time.millis()),
-                &column(rows, |r| r.version as i64),
+                &versions,
             ],
         )
         .await?;
@@ -71,7 +73,10 @@ pub async fn delete(
         return Ok(0);
     }
     let ids: Vec<&str> = tombstones.iter().map(|(id, _)| *id).collect();
-    let versions: Vec<i64> = tombstones.iter().map(|(_, v)| *v as i64).collect();
+    let versions = tombstones
+        .iter()
+        .map(|(_, v)| int8("tombstone version", *v))
+        .collect::<Result<Vec<i64>, _>>()?;
     let sql = format!(
         "DELETE FROM {table} t USING UNNEST($1::text[], $2::int8[]) AS d(id, v)
          WHERE t.auction_id = d.id AND t.version <= d.v"

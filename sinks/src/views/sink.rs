@@ -8,7 +8,7 @@ use crate::SinkError;
 use gavel_runtime::dlq::{self, DeadLetter, DeadLetters, ErrorClass};
 use gavel_runtime::envelope::{header, header_str};
 use gavel_runtime::observe::{metrics, Readiness};
-use gavel_runtime::{postgres, Config, Shutdown};
+use gavel_runtime::{Config, Shutdown};
 use rdkafka::message::{Message, OwnedMessage};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -21,6 +21,8 @@ pub struct SinkStats {
     pub batches: u64,
     pub skipped_replays: u64,
     pub undecodable: u64,
+    /// Records whose row Postgres (or its column) refused: dead-lettered.
+    pub refused: u64,
 }
 
 struct Sink {
@@ -72,14 +74,54 @@ pub async fn run_with(
     while !shutdown.is_triggered() {
         sink.readiness.beat();
         let batch = sink.source.collect(&shutdown).await;
-        sink.write_surviving_postgres_outages(&batch, &shutdown)
-            .await?;
+        // Postgres restarts and failovers: reconnect and write the same batch
+        // again; the offsets stored with the rows tell what already committed.
+        batch::retrying(&mut sink, &shutdown, &batch, |sink, batch, _| {
+            Box::pin(sink.write(batch))
+        })
+        .await?;
         if !sink.source.revoked().is_empty() {
             sink.forget_offsets();
         }
     }
+    sink.source.leave().await;
     tracing::info!(stats = ?sink.stats, "view sink stopped");
     Ok(sink.stats)
+}
+
+/// A batch sorted: the newest change per view id, where each came from, the
+/// records that cannot be read, and the offsets to store per view partition.
+struct Sorted<'a> {
+    changes: Changes,
+    origins: HashMap<(View, String), &'a OwnedMessage>,
+    unreadable: Vec<(&'a OwnedMessage, String)>,
+    /// Per view partition: the next offset and the source position of the
+    /// last record applied. Redelivered records (below the stored offset)
+    /// change neither, so a redelivery never moves the stored offset back.
+    next_offsets: HashMap<View, HashMap<i32, (i64, Option<i64>)>>,
+}
+
+impl batch::PostgresStage for Sink {
+    fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn reconnected(&mut self, client: Client) {
+        self.client = client;
+        self.forget_offsets();
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    fn metrics(&self) -> &'static metrics::Stage {
+        metrics::sink()
+    }
 }
 
 impl Sink {
@@ -89,43 +131,87 @@ impl Sink {
         }
     }
 
-    /// Writes the batch; if Postgres went away (restart, failover), reconnects
-    /// with backoff and writes the same batch again. The offsets stored with the
-    /// rows tell whether the lost transaction had committed, so nothing is
-    /// applied twice and nothing is lost.
-    async fn write_surviving_postgres_outages(
-        &mut self,
-        batch: &[OwnedMessage],
-        shutdown: &Shutdown,
-    ) -> Result<(), SinkError> {
-        loop {
-            match self.write(batch).await {
-                Err(error) if batch::needs_reconnect(&error, &self.client) => {
-                    tracing::warn!(%error, "postgres unavailable: reconnecting and retrying the batch");
-                    self.readiness
-                        .set_dependency("postgres", Err(error.to_string()));
-                    let reconnect = postgres::reconnect(&self.config, shutdown);
-                    self.client = self.readiness.beating(reconnect).await.ok_or(error)?;
-                    self.readiness.set_dependency("postgres", Ok(()));
-                    self.forget_offsets();
-                }
-                other => return other,
-            }
-        }
-    }
-
+    /// One transaction: every view's rows (a row Postgres refuses is
+    /// narrowed out and dead-lettered with its record's coordinates) and the
+    /// offsets of the whole batch.
     async fn write(&mut self, batch: &[OwnedMessage]) -> Result<(), SinkError> {
         if batch.is_empty() {
             return Ok(());
         }
         let started = Instant::now();
         let stage = metrics::sink();
-        let mut changes = Changes::default();
-        let mut unreadable = Vec::new();
-        // Per view partition: the next offset and the source position of the
-        // last record applied. Redelivered records (below the stored offset)
-        // change neither, so a redelivery never moves the stored offset back.
-        let mut next_offsets: HashMap<View, HashMap<i32, (i64, Option<i64>)>> = HashMap::new();
+        let sorted = self.sort(batch).await?;
+        // Acknowledged before the rows and offsets commit: a crash in between
+        // repeats a letter (same original coordinates), never loses one.
+        for (message, reason) in &sorted.unreadable {
+            let letter = DeadLetter::of(message, ErrorClass::Undecodable, reason);
+            self.dead_letters.send(&letter).await?;
+            stage.dead_letters.with_label_values(&["undecodable"]).inc();
+        }
+        let schema = &self.config.postgres_schema;
+        let mut tx = self.client.transaction().await?;
+        let mut refused = Vec::new();
+        for view in View::ALL {
+            let Some(offsets) = sorted.next_offsets.get(&view) else {
+                continue;
+            };
+            tx.execute(
+                "SELECT pg_advisory_xact_lock_shared($1)",
+                &[&view.swap_lock_key(schema)],
+            )
+            .await?;
+            let written = sorted
+                .changes
+                .write_narrowing(&mut tx, view, &view.table(schema))
+                .await?;
+            self.stats.rows_written += written.rows;
+            refused.extend(
+                written
+                    .refused
+                    .into_iter()
+                    .map(|(key, why)| (view, key, why)),
+            );
+            if let Some(store) = self.offsets.get_mut(&view) {
+                store.save_with_sources(&tx, offsets).await?;
+            }
+        }
+        for (view, key, reason) in &refused {
+            let Some(message) = sorted.origins.get(&(*view, key.clone())) else {
+                continue;
+            };
+            batch::log_skipped(
+                message,
+                reason,
+                "view record refused by postgres dead-lettered",
+            );
+            let letter = DeadLetter::of(message, ErrorClass::Invalid, reason);
+            self.dead_letters.send(&letter).await?;
+            stage.dead_letters.with_label_values(&["invalid"]).inc();
+        }
+        tx.commit().await?;
+        self.stats.refused += refused.len() as u64;
+        self.stats.batches += 1;
+        stage.consumed.inc_by(batch.len() as u64);
+        stage.batch_records.observe(batch.len() as f64);
+        stage.batch_seconds.observe(started.elapsed().as_secs_f64());
+        for (view, offsets) in &sorted.next_offsets {
+            let offsets: HashMap<i32, i64> = offsets.iter().map(|(p, (o, _))| (*p, *o)).collect();
+            if let Some(store) = self.offsets.get_mut(view) {
+                store.remember(&offsets);
+            }
+            self.source.commit_topic(view.topic(&self.config), &offsets);
+        }
+        Ok(())
+    }
+
+    /// Drops what Postgres already has, folds the rest into changes.
+    async fn sort<'a>(&mut self, batch: &'a [OwnedMessage]) -> Result<Sorted<'a>, SinkError> {
+        let mut sorted = Sorted {
+            changes: Changes::default(),
+            origins: HashMap::new(),
+            unreadable: Vec::new(),
+            next_offsets: HashMap::new(),
+        };
         for message in batch {
             let Some(view) = View::of_topic(&self.config, message.topic()) else {
                 continue;
@@ -138,7 +224,7 @@ impl Sink {
                 self.stats.skipped_replays += 1;
                 continue;
             }
-            let positions = next_offsets.entry(view).or_default();
+            let positions = sorted.next_offsets.entry(view).or_default();
             let earlier_source = positions.get(&message.partition()).and_then(|(_, s)| *s);
             positions.insert(
                 message.partition(),
@@ -148,48 +234,18 @@ impl Sink {
                 ),
             );
             self.stats.records += 1;
-            if let Err(reason) = changes.add(view, message) {
-                self.stats.undecodable += 1;
-                batch::log_skipped(message, &reason, "unreadable view record dead-lettered");
-                unreadable.push((message, reason));
+            match sorted.changes.add(view, message) {
+                Ok(key) => {
+                    sorted.origins.insert((view, key), message);
+                }
+                Err(reason) => {
+                    self.stats.undecodable += 1;
+                    batch::log_skipped(message, &reason, "unreadable view record dead-lettered");
+                    sorted.unreadable.push((message, reason));
+                }
             }
         }
-        // Acknowledged before the rows and offsets commit: a crash in between
-        // repeats a letter (same original coordinates), never loses one.
-        for (message, reason) in &unreadable {
-            let letter = DeadLetter::of(message, ErrorClass::Undecodable, reason);
-            self.dead_letters.send(&letter).await?;
-            stage.dead_letters.with_label_values(&["undecodable"]).inc();
-        }
-        let tx = self.client.transaction().await?;
-        for view in View::ALL {
-            let Some(offsets) = next_offsets.get(&view) else {
-                continue;
-            };
-            let schema = &self.config.postgres_schema;
-            tx.execute(
-                "SELECT pg_advisory_xact_lock_shared($1)",
-                &[&view.swap_lock_key(schema)],
-            )
-            .await?;
-            self.stats.rows_written += changes.write(&tx, view, &view.table(schema)).await?;
-            if let Some(store) = self.offsets.get_mut(&view) {
-                store.save_with_sources(&tx, offsets).await?;
-            }
-        }
-        tx.commit().await?;
-        self.stats.batches += 1;
-        stage.consumed.inc_by(batch.len() as u64);
-        stage.batch_records.observe(batch.len() as f64);
-        stage.batch_seconds.observe(started.elapsed().as_secs_f64());
-        for (view, offsets) in &next_offsets {
-            let offsets: HashMap<i32, i64> = offsets.iter().map(|(p, (o, _))| (*p, *o)).collect();
-            if let Some(store) = self.offsets.get_mut(view) {
-                store.remember(&offsets);
-            }
-            self.source.commit_topic(view.topic(&self.config), &offsets);
-        }
-        Ok(())
+        Ok(sorted)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The user_bids table: one row per (user, auction), version-guarded upserts.
 
-use super::columns::{column, to_ts};
+use super::columns::{column, int4, int8, to_ts, try_column};
 use crate::SinkError;
 use gavel_domain::views::UserBid;
 use tokio_postgres::GenericClient;
@@ -30,6 +30,8 @@ pub async fn upsert(
     if rows.is_empty() {
         return Ok(0);
     }
+    let bid_counts = try_column(rows, |r| int4("bid_count", r.bid_count))?;
+    let versions = try_column(rows, |r| int8("version", r.version))?;
     let sql = format!(
         "INSERT INTO {table} AS t (user_id, auction_id, tenant_id, title, currency,
              highest_bid_minor, bid_count, status, end_time, last_bid_at, version)
@@ -54,11 +56,11 @@ pub async fn upsert(
                 &column(rows, |r| r.title.clone()),
                 &column(rows, |r| r.highest_bid.currency().to_string()),
                 &column(rows, |r| r.highest_bid.minor()),
-                &column(rows, |r| r.bid_count as i32),
+                &bid_counts,
                 &column(rows, |r| r.status.as_str().to_owned()),
                 &column(rows, |r| r.end_time.millis()),
                 &column(rows, |r| r.last_bid_at.millis()),
-                &column(rows, |r| r.version as i64),
+                &versions,
             ],
         )
         .await?;

@@ -37,7 +37,7 @@ impl EventSource {
         let group = format!("{}-rebuild", config.sink_group);
         Ok(Self::Topic(Box::new(TopicEvents {
             replay: TopicReplay::open(config, &config.topics.events, &group)?,
-            codec: AvroCodec::new(&config.registry),
+            codec: AvroCodec::for_topics(&config.registry, &[&config.topics.events]),
         })))
     }
 

@@ -7,5 +7,6 @@ CREATE ROLE gavel_sink LOGIN PASSWORD 'local-sink';
 CREATE ROLE gavel_event_store LOGIN PASSWORD 'local-event-store';
 CREATE ROLE gavel_participants LOGIN PASSWORD 'local-participants';
 CREATE ROLE gavel_outbox_relay LOGIN PASSWORD 'local-outbox-relay';
+CREATE ROLE gavel_command_api LOGIN PASSWORD 'local-command-api';
 CREATE ROLE gavel_query_api LOGIN PASSWORD 'local-query-api';
 CREATE ROLE gavel_audit LOGIN PASSWORD 'local-audit';

@@ -1,7 +1,11 @@
 //! Avro with the Confluent wire format (magic byte 0, 4-byte big-endian schema id,
 //! Avro binary). schema_registry_converter talks to the registry; the hot path
 //! encodes and decodes with writers/readers resolved once per schema id, so a
-//! record costs one Avro pass and no registry call.
+//! record costs one Avro pass and no registry call. A consumer's codec decodes
+//! only with schemas its [`guard::SchemaGuard`] admits, and every decode is
+//! bounded by [`MAX_AVRO_ALLOCATION`].
+
+pub mod guard;
 
 use crate::registry_endpoint::RegistryEndpoint;
 use crate::{Result, RuntimeError};
@@ -72,16 +76,62 @@ pub struct Decoded {
 pub struct AvroCodec {
     encoder: AvroEncoder,
     decoder: AvroDecoder,
+    /// Writer schemas of the records this process produces.
     by_id: RwLock<HashMap<u32, Arc<CachedSchema>>>,
+    /// Schemas admitted for decoding what this process consumes.
+    readable: RwLock<HashMap<u32, Arc<CachedSchema>>>,
+    guard: Option<guard::SchemaGuard>,
+}
+
+/// Bytes one Avro decode may allocate for a string, bytes or collection: our
+/// records are far smaller, and a record over 1 MB never reaches a consumer
+/// through a default broker. (apache-avro's own default is 512 MB.)
+pub const MAX_AVRO_ALLOCATION: usize = 1024 * 1024;
+
+/// Sets [`MAX_AVRO_ALLOCATION`] for the process; the first call wins.
+pub fn cap_allocations() -> usize {
+    apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION)
 }
 
 impl AvroCodec {
+    /// A codec that decodes with any schema the registry has (tools, tests).
     pub fn new(registry: &RegistryEndpoint) -> Self {
+        cap_allocations();
         Self {
             encoder: AvroEncoder::new(settings(registry)),
             decoder: AvroDecoder::new(settings(registry)),
             by_id: RwLock::new(HashMap::new()),
+            readable: RwLock::new(HashMap::new()),
+            guard: None,
         }
+    }
+
+    /// A consumer's codec: decodes only records whose schema is registered
+    /// under one of `topics`' subjects; any other id is `UnknownSchema`.
+    pub fn for_topics(registry: &RegistryEndpoint, topics: &[&str]) -> Self {
+        Self {
+            guard: Some(guard::SchemaGuard::new(registry, topics)),
+            ..Self::new(registry)
+        }
+    }
+
+    /// Makes schema `id` readable if the guard admits it (fetching it from the
+    /// registry once); `UnknownSchema` when refused, `RegistryUnavailable` when
+    /// the registry must be asked and does not answer.
+    pub async fn admit(&self, id: u32) -> Result<Arc<CachedSchema>> {
+        if let Some(guard) = &self.guard {
+            if guard.admit(id).await? == guard::Admission::Refused {
+                return Err(RuntimeError::UnknownSchema(id));
+            }
+        }
+        self.fetch_schema(id).await
+    }
+
+    /// Ids the guard refuses and remembers now (0 without a guard).
+    pub fn refused_schema_ids(&self) -> usize {
+        self.guard
+            .as_ref()
+            .map_or(0, guard::SchemaGuard::refused_count)
     }
 
     /// The latest registered schema of `record_name` on `topic`
@@ -99,11 +149,10 @@ impl AvroCodec {
             match self.encoder.get_schema_and_id(&subject, strategy).await {
                 Ok(registered) => break registered,
                 Err(error) => {
+                    let not_found = error.error.contains("failed with status 404");
                     let error = RuntimeError::from(error);
                     if !error.is_transient() || attempt == WRITER_ATTEMPTS {
-                        return Err(RuntimeError::Registry(format!(
-                            "subject {subject}: {error} (run `gavel schemas register`)"
-                        )));
+                        return Err(writer_lookup_failed(&subject, error, not_found));
                     }
                     tracing::warn!(%subject, %error, attempt, "schema lookup failed; retrying");
                     self.encoder.remove_errors_from_cache();
@@ -115,26 +164,33 @@ impl AvroCodec {
         self.remember(&registered)
     }
 
-    /// Decodes with the cached schema, or says which schema id must be fetched first.
+    /// Decodes with an admitted schema, or says which schema id must be admitted first.
     pub fn decode_cached(&self, payload: &[u8]) -> Result<Decoded> {
         let (id, body) = split_wire_format(payload)?;
-        let schema = self.cached(id).ok_or(RuntimeError::UnknownSchema(id))?;
+        let schema = self
+            .readable
+            .read()
+            .ok()
+            .and_then(|map| map.get(&id).cloned())
+            .ok_or(RuntimeError::UnknownSchema(id))?;
         let value = schema.decode_body(body)?;
         Ok(Decoded { schema, value })
     }
 
-    /// Decodes, fetching an unseen writer schema from the registry once.
+    /// Decodes, admitting an unseen writer schema once (see [`AvroCodec::admit`]).
     pub async fn decode(&self, payload: &[u8]) -> Result<Decoded> {
         match self.decode_cached(payload) {
             Err(RuntimeError::UnknownSchema(id)) => {
-                self.fetch_schema(id).await?;
+                self.admit(id).await?;
                 self.decode_cached(payload)
             }
             other => other,
         }
     }
 
-    pub async fn fetch_schema(&self, id: u32) -> Result<Arc<CachedSchema>> {
+    /// Fetches schema `id` from the registry (once) and makes it readable,
+    /// whether or not the guard would admit it: callers go through `admit`.
+    async fn fetch_schema(&self, id: u32) -> Result<Arc<CachedSchema>> {
         let registered = match self.decoder.get_schema(id).await {
             Ok(registered) => registered,
             Err(error) => {
@@ -147,7 +203,11 @@ impl AvroCodec {
                 return Err(error);
             }
         };
-        self.remember(&registered)
+        let schema = self.remember(&registered)?;
+        if let Ok(mut map) = self.readable.write() {
+            map.insert(schema.id, schema.clone());
+        }
+        Ok(schema)
     }
 
     fn cached(&self, id: u32) -> Option<Arc<CachedSchema>> {
@@ -163,6 +223,21 @@ impl AvroCodec {
             map.insert(schema.id, schema.clone());
         }
         Ok(schema)
+    }
+}
+
+/// Why a writer-schema lookup failed, in words that name the cause: only a
+/// registry that answered "no such subject" calls for `gavel schemas
+/// register`; an unreachable one stays transient, so the caller waits.
+fn writer_lookup_failed(subject: &str, error: RuntimeError, not_found: bool) -> RuntimeError {
+    match error {
+        RuntimeError::RegistryUnavailable(reason) => {
+            RuntimeError::RegistryUnavailable(format!("subject {subject}: {reason}"))
+        }
+        _ if not_found => RuntimeError::Registry(format!(
+            "subject {subject} is not registered (run `gavel schemas register`)"
+        )),
+        other => RuntimeError::Registry(format!("subject {subject}: {other}")),
     }
 }
 

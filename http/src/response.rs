@@ -1,7 +1,7 @@
-//! The one error shape of the command API: `{"error": "reason"}` with a status,
-//! plus `fields` for validation errors and `rejection_code` for the aggregate's
-//! rejections. A response value, not a failure of the process, so it is not part
-//! of the crate's error enum.
+//! The one error shape of both HTTP APIs: `{"error": "reason"}` with a status,
+//! plus members such as `fields` (validation errors) or `rejection_code` (the
+//! aggregate's rejections). A response value, not a failure of the process, so
+//! it is not part of the crate's error enum.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,9 +22,13 @@ impl ApiError {
         Self { status, body }
     }
 
-    #[cfg(test)]
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// The reason given to the client.
+    pub fn reason(&self) -> &str {
+        self.body.get("error").and_then(Value::as_str).unwrap_or("")
     }
 
     pub fn unauthorized(reason: impl Into<String>) -> Self {
@@ -43,18 +47,21 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, reason)
     }
 
+    pub fn unprocessable(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, reason)
+    }
+
+    pub fn too_many_requests(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, reason)
+    }
+
     pub fn unavailable(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, reason)
     }
 
     /// 422 naming every field that failed and why.
     pub fn invalid_fields(fields: BTreeMap<String, String>) -> Self {
-        let mut error = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "the request has invalid fields",
-        );
-        error.body.insert("fields".into(), json!(fields));
-        error
+        Self::unprocessable("the request has invalid fields").with("fields", json!(fields))
     }
 
     /// Adds a member to the body (rejection code, command id, ...).
@@ -65,8 +72,13 @@ impl ApiError {
 
     /// Details go to the log, never to the client.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(%detail, "command api internal error");
+        tracing::error!(%detail, "http api internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+
+    /// The status and JSON body, for answers that are stored and replayed.
+    pub fn into_parts(self) -> (StatusCode, Value) {
+        (self.status, Value::Object(self.body))
     }
 }
 
