@@ -18,7 +18,7 @@ fresh_tree() {
   cp "$ROOT/Dockerfile" "$ROOT/docker-compose.yml" "$SCRATCH/tree/"
   cp "$ROOT/src/main.rs" "$SCRATCH/tree/src/"
   cp -r "$ROOT/deploy/k8s" "$ROOT/deploy/validate" "$ROOT/deploy/compose" "$ROOT/deploy/observability" \
-    "$ROOT/deploy/roles.txt" "$ROOT/deploy/validate.sh" "$SCRATCH/tree/deploy/"
+    "$ROOT/deploy/roles.txt" "$ROOT/deploy/access.txt" "$ROOT/deploy/validate.sh" "$SCRATCH/tree/deploy/"
 }
 
 # edit FILE OLD NEW: replace the first OLD (which must be there) with NEW.
@@ -73,6 +73,10 @@ expect_rejected "a dangling Secret reference" k8s "Secret 'gavel-jwt' is neither
 expect_rejected "a new subcommand nobody deployed" k8s "gavel reindex\` \(src/main.rs\) is not in deploy/roles.txt" \
   src/main.rs "enum Command {" "enum Command {
     Reindex,"
+expect_rejected "a workload holding another role's credentials" k8s "Deployment/gavel-query-api: reads other roles' credentials: gavel-role-sink" \
+  deploy/k8s/base/kustomization.yaml "name: gavel-role-query-api}" "name: gavel-role-sink}"
+expect_rejected "a compose service logging in as another role" compose "service query-api: GAVEL_CONFIG must be /credentials/query-api.env" \
+  docker-compose.yml "GAVEL_CONFIG: /credentials/query-api.env" "GAVEL_CONFIG: /credentials/sink.env"
 expect_rejected "an unknown compose condition" compose "condition value must be one of" \
   docker-compose.yml "condition: service_completed_successfully" "condition: service_done"
 expect_rejected "a compose worker not hardened" compose "service sink: read_only must be true" \

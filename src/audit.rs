@@ -13,10 +13,9 @@ pub enum AuditAction {
 }
 
 pub async fn run(config: &Config, action: AuditAction) -> Result<()> {
-    let mut client = postgres::connect(config).await?;
+    let client = postgres::connect(config).await?;
     let schema = &config.postgres_schema;
-    // The table may not exist yet when no event-store sink ran.
-    postgres::migrate(&mut client, schema, &es::migrations()).await?;
+    postgres::require_migrated(&client, schema, &es::migrations()).await?;
     match action {
         AuditAction::Verify => {
             let report = es::verify(&client, schema).await?;

@@ -40,8 +40,10 @@ impl PrivatePipeline {
     pub async fn create(base: &Config) -> Result<Self> {
         let config = private_config(base);
         kafka::create_topics(&config, &kafka::auction_topics(&config)).await?;
+        // The workers check the schema; the set-up step makes it, as in a deployment.
+        crate::setup_cmd::apply_migrations(&config).await?;
         let files = load_schema_dir(Path::new("schemas"), &config.topics)?;
-        let registry = RegistryClient::new(&config.registry_url);
+        let registry = RegistryClient::new(&config.registry);
         for file in &files {
             registry.register(file).await?;
         }
@@ -50,15 +52,15 @@ impl PrivatePipeline {
 
     pub async fn remove(self) -> Result<()> {
         kafka::delete_auction_topics(&self.config).await?;
-        let registry = RegistryClient::new(&self.config.registry_url);
+        let registry = RegistryClient::new(&self.config.registry);
         for file in &self.files {
             registry.delete_subject(&file.subject()).await?;
         }
         let client = postgres::connect(&self.config).await?;
         client
             .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {} CASCADE",
-                self.config.postgres_schema
+                "DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
+                self.config.postgres_schema, self.config.outbox_schema
             ))
             .await?;
         Ok(())

@@ -18,6 +18,7 @@ mod demo;
 mod dlq_cmd;
 mod load_cmd;
 mod saga_cmd;
+mod setup_cmd;
 mod status;
 mod token_cmd;
 
@@ -43,6 +44,14 @@ enum Command {
     Schemas {
         #[command(subcommand)]
         action: SchemasAction,
+    },
+    /// Apply the Postgres migrations as the schema's owner, then grant each
+    /// role its rights (deploy/access.txt). Workers only check the schema.
+    Migrate,
+    /// Kafka users and ACLs of every role, from deploy/access.txt.
+    Access {
+        #[command(subcommand)]
+        action: setup_cmd::AccessAction,
     },
     /// Send commands: JSON lines from a file or stdin, Avro to the command topic.
     Produce {
@@ -168,6 +177,7 @@ impl Command {
                 | Self::Token(_)
                 | Self::Audit { .. }
                 | Self::Schemas { .. }
+                | Self::Migrate
                 | Self::Status { .. }
                 | Self::LagExporter
         )
@@ -302,6 +312,11 @@ async fn main() -> Result<()> {
         Command::Schemas {
             action: SchemasAction::Register { dir },
         } => register_schemas(&config, &dir).await?,
+        Command::Migrate => setup_cmd::migrate(&config).await?,
+        Command::Access { action } => {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || setup_cmd::access(&config, action)).await??
+        }
         Command::Produce { file, tenant } => produce(&config, file, &tenant, &shutdown).await?,
         Command::Aggregate => {
             let mut obs = observe::serve(&config, "aggregate").await?;
@@ -460,7 +475,7 @@ async fn delete_topics(config: &Config, yes: bool) -> Result<()> {
 
 async fn register_schemas(config: &Config, dir: &std::path::Path) -> Result<()> {
     let files = load_schema_dir(dir, &config.topics)?;
-    let registry = RegistryClient::new(&config.registry_url);
+    let registry = RegistryClient::new(&config.registry);
     registry.set_global_compatibility().await?;
     for file in &files {
         let registered = registry

@@ -24,7 +24,7 @@ struct Audit {
 }
 
 async fn audit(env: &TestEnv) -> Audit {
-    let codec = AvroCodec::new(&env.config.registry_url);
+    let codec = AvroCodec::new(&env.config.registry);
     let mut outcomes_per_command = HashMap::new();
     for record in read_all(env, &env.config.topics.outcomes) {
         let decoded = codec
@@ -101,7 +101,7 @@ impl Audit {
 /// The pure domain over the command log as the broker stamped it: what the
 /// processor must have decided, whatever crashed in between.
 async fn replay_commands(env: &TestEnv) -> BTreeMap<String, Auction> {
-    let codec = AvroCodec::new(&env.config.registry_url);
+    let codec = AvroCodec::new(&env.config.registry);
     let mut states: HashMap<String, StoredAggregate> = HashMap::new();
     for record in read_all(env, &env.config.topics.commands) {
         let decoded = codec

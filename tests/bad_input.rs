@@ -88,7 +88,7 @@ async fn poison_commands_and_events_are_skipped_and_the_partition_keeps_moving()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incompatible_schema_change_is_refused_with_the_registrys_message() {
     let env = TestEnv::new(1).await;
-    let registry = RegistryClient::new(&env.config.registry_url);
+    let registry = RegistryClient::new(&env.config.registry);
     let files = load_schema_dir(&common::schema_dir(), &env.config.topics).expect("schemas");
     let bid = files
         .iter()

@@ -14,13 +14,7 @@ use std::time::{Duration, Instant};
 
 /// The settings that point a worker at the stack's secured listeners.
 fn secured_settings() -> Vec<(String, String)> {
-    let output = common::process::stack_sh("tls-env");
-    String::from_utf8(output.stdout)
-        .expect("utf-8")
-        .lines()
-        .filter_map(|line| line.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    common::process::stack_settings("tls-env")
 }
 
 /// The same settings with this test's application name on the Postgres URL,

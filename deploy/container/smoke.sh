@@ -86,6 +86,7 @@ write_env() {
 GAVEL_REGISTRY_URL=$REGISTRY_URL
 GAVEL_POSTGRES_URL=$POSTGRES_URL
 GAVEL_POSTGRES_SCHEMA=$RUN_ID
+GAVEL_OUTBOX_SCHEMA=${RUN_ID}_outbox
 GAVEL_PARTITIONS=2
 GAVEL_TOPIC_COMMANDS=$RUN_ID.auction.commands
 GAVEL_TOPIC_EVENTS=$RUN_ID.auction.events
@@ -207,7 +208,7 @@ cleanup() {
   if [[ -f $WORK/env ]] && "${PODMAN[@]}" image exists "$IMAGE"; then
     run_gavel "" topics delete --yes >/dev/null 2>&1
   fi
-  psql -q "$POSTGRES_URL" -c "DROP SCHEMA IF EXISTS $RUN_ID CASCADE" >/dev/null 2>&1
+  psql -q "$POSTGRES_URL" -c "DROP SCHEMA IF EXISTS $RUN_ID CASCADE; DROP SCHEMA IF EXISTS ${RUN_ID}_outbox CASCADE" >/dev/null 2>&1
   for subject in $(curl -sf "$REGISTRY_URL/subjects" | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)))' | grep "^$RUN_ID\."); do
     curl -sf -X DELETE "$REGISTRY_URL/subjects/$subject" >/dev/null
     curl -sf -X DELETE "$REGISTRY_URL/subjects/$subject?permanent=true" >/dev/null
@@ -223,9 +224,10 @@ main() {
   base_image
   build_image
   write_env
-  log "pipeline $RUN_ID: topics and schemas (one-shot containers)"
+  log "pipeline $RUN_ID: topics, schemas and migrations (one-shot containers)"
   run_gavel "" topics create >/dev/null 2>>"$WORK/podman.err"
   run_gavel "" schemas register >/dev/null 2>>"$WORK/podman.err"
+  run_gavel "" migrate >/dev/null 2>>"$WORK/podman.err"
   COMMAND_API=127.0.0.1:$(free_port)
   QUERY_API=127.0.0.1:$(free_port)
   start_worker aggregate aggregate

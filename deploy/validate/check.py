@@ -14,6 +14,7 @@ import json
 import os
 import sys
 
+import access
 import compose_rules
 import links
 import policy
@@ -48,6 +49,9 @@ def main():
     role_list = roles.read_roles(os.path.join(root, "deploy/roles.txt"))
     roles.check_subcommands(role_list, os.path.join(root, "src/main.rs"), err_for("roles"))
     external = external_secrets(args.example_secrets, err_for("secrets example"))
+    table = access.read_table(os.path.join(root, "deploy/access.txt"))
+    # The per-role Secrets: secrets.example.yaml shows two, the table says the rest.
+    external = {**access.role_secrets(table), **external}
 
     schemas = [Schemas(v) for v in K8S_VERSIONS]
     overlays = [Render(n, load(p)) for n, p in map(split, args.render)]
@@ -67,17 +71,21 @@ def main():
         run(links.check_selectors, render, err)
         run(links.check_references, render, err, external)
         run(links.check_scaled_objects, render, err)
+        run(access.check_k8s, render, table, err)
         run(lambda: roles.check_deployed(f"overlay {render.name}", roles.k8s_deployed(render), role_list, err))
         base_config = base_config or render.gavel_config()
     for render in examples:
         if render.of_kind("KafkaTopic"):
             run(links.check_strimzi, render, err_for(render.name), base_config)
+        if render.of_kind("KafkaTopic", "KafkaUser"):
+            run(access.check_strimzi_users, render, table, err_for(render.name))
 
     services = 0
     if args.compose:
         project = json.load(open(args.compose))
         err = err_for("compose")
         run(compose_rules.check_compose, project, IMAGE, healthcheck, err)
+        run(access.check_compose, project, IMAGE, table, root, err)
         run(compose_rules.check_scrape_targets,
             project, IMAGE, os.path.join(root, "deploy/observability/prometheus/prometheus.yml"), err)
         run(lambda: roles.check_deployed("docker-compose.yml", roles.compose_deployed(project, IMAGE), role_list, err))

@@ -114,7 +114,7 @@ impl CommandProducer {
 pub async fn command_writers(
     config: &Config,
 ) -> Result<HashMap<String, Arc<CachedSchema>>, ProducerError> {
-    let codec = AvroCodec::new(&config.registry_url);
+    let codec = AvroCodec::new(&config.registry);
     let mut writers = HashMap::new();
     for record in COMMAND_RECORDS {
         writers.insert(

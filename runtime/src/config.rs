@@ -2,6 +2,7 @@
 //! by `GAVEL_CONFIG`, overridden by the environment. One struct, read once.
 
 use crate::http_settings::HttpSettings;
+use crate::registry_endpoint::RegistryEndpoint;
 use crate::security::{KafkaSecurity, PostgresTls};
 use crate::{Result, RuntimeError};
 use std::collections::HashMap;
@@ -45,7 +46,8 @@ pub struct Config {
     pub kafka_bootstrap: String,
     /// TLS and SASL of every Kafka client.
     pub kafka_security: KafkaSecurity,
-    pub registry_url: String,
+    /// The schema registry: URL, the credential this process holds, its CA.
+    pub registry: RegistryEndpoint,
     pub postgres_url: String,
     /// Whether (and against which CA) Postgres connections use TLS.
     pub postgres_tls: PostgresTls,
@@ -59,6 +61,9 @@ pub struct Config {
     pub sink_group: String,
     /// Prefix of the saga orchestrators' and participants' consumer groups.
     pub saga_group: String,
+    /// Prefix of the groups of readers that never commit (their ACLs are
+    /// prefixed on it): command API outcomes, query API live feed, lag probes.
+    pub reader_group: String,
     /// Stable per worker replica (the pod name on Kubernetes): the transactional id
     /// derives from it so a restarted replica fences its predecessor at once.
     pub instance_id: String,
@@ -156,6 +161,26 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "GAVEL_REGISTRY_URL",
         "http://127.0.0.1:8081/apis/ccompat/v7",
         "Confluent-compatible schema registry URL",
+    ),
+    (
+        "GAVEL_REGISTRY_USERNAME",
+        "",
+        "Schema registry basic-auth user: a reader for workers, the registrar for `gavel schemas register`",
+    ),
+    (
+        "GAVEL_REGISTRY_PASSWORD",
+        "",
+        "Schema registry basic-auth password (from a Secret)",
+    ),
+    (
+        "GAVEL_REGISTRY_CA_LOCATION",
+        "",
+        "PEM file of the CA signing the registry's certificate (https URLs; empty: system trust store)",
+    ),
+    (
+        "GAVEL_READER_GROUP",
+        "gavel-reader",
+        "Prefix of the consumer groups of readers that never commit (command API outcomes, query API live feed, lag probes)",
     ),
     (
         "GAVEL_POSTGRES_URL",
@@ -391,14 +416,9 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
 impl Config {
     /// Defaults < `GAVEL_CONFIG` file < environment.
     pub fn load() -> Result<Self> {
-        let mut values: HashMap<String, String> = SETTINGS
-            .iter()
-            .map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let mut values = default_values();
         if let Ok(path) = std::env::var("GAVEL_CONFIG") {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| RuntimeError::Config(format!("reading {path}: {e}")))?;
-            merge_file(&mut values, &text)?;
+            merge_path(&mut values, &path)?;
         }
         for (key, _, _) in SETTINGS {
             if let Ok(value) = std::env::var(key) {
@@ -419,7 +439,12 @@ impl Config {
                 Secret::new(get("GAVEL_KAFKA_SASL_PASSWORD")),
                 &get("GAVEL_KAFKA_SSL_CA_LOCATION"),
             )?,
-            registry_url: get("GAVEL_REGISTRY_URL"),
+            registry: RegistryEndpoint::new(
+                &get("GAVEL_REGISTRY_URL"),
+                &get("GAVEL_REGISTRY_USERNAME"),
+                Secret::new(get("GAVEL_REGISTRY_PASSWORD")),
+                &get("GAVEL_REGISTRY_CA_LOCATION"),
+            )?,
             postgres_url: get("GAVEL_POSTGRES_URL"),
             postgres_tls: PostgresTls::new(
                 &get("GAVEL_POSTGRES_URL"),
@@ -443,6 +468,7 @@ impl Config {
             project_group: get("GAVEL_PROJECT_GROUP"),
             sink_group: get("GAVEL_SINK_GROUP"),
             saga_group: get("GAVEL_SAGA_GROUP"),
+            reader_group: get("GAVEL_READER_GROUP"),
             instance_id: get("GAVEL_INSTANCE_ID"),
             membership: crate::membership::Membership::parse(&get("GAVEL_GROUP_MEMBERSHIP"))?,
             batch_max: number(values, "GAVEL_BATCH_MAX")?,
@@ -460,6 +486,14 @@ impl Config {
             outbox_allowed: list(&get("GAVEL_OUTBOX_ALLOWED_TOPICS")),
             http: HttpSettings::from_values(values)?,
         })
+    }
+
+    /// Defaults < the `KEY=VALUE` file at `path`, the environment left out:
+    /// a role's credentials file, read by `gavel access apply`.
+    pub fn from_file(path: &str) -> Result<Self> {
+        let mut values = default_values();
+        merge_path(&mut values, path)?;
+        Self::from_map(&values)
     }
 
     /// A copy whose topics, consumer groups, instance id and Postgres schema
@@ -483,6 +517,7 @@ impl Config {
         config.project_group = format!("{id}-project");
         config.sink_group = format!("{id}-sink");
         config.saga_group = format!("{id}-saga");
+        config.reader_group = format!("{id}-reader");
         config.instance_id = id.to_owned();
         config.postgres_schema = id.to_owned();
         config.outbox_schema = format!("{id}_{}", self.outbox_schema);
@@ -542,7 +577,17 @@ impl Config {
                 "GAVEL_KAFKA_SSL_CA_LOCATION",
                 self.kafka_security.ssl_ca_location.clone(),
             ),
-            ("GAVEL_REGISTRY_URL", self.registry_url.clone()),
+            ("GAVEL_REGISTRY_URL", self.registry.url.clone()),
+            ("GAVEL_REGISTRY_USERNAME", self.registry.username.clone()),
+            (
+                "GAVEL_REGISTRY_PASSWORD",
+                self.registry.password.expose().to_owned(),
+            ),
+            (
+                "GAVEL_REGISTRY_CA_LOCATION",
+                self.registry.ca_location.clone(),
+            ),
+            ("GAVEL_READER_GROUP", self.reader_group.clone()),
             ("GAVEL_POSTGRES_URL", self.postgres_url.clone()),
             (
                 "GAVEL_POSTGRES_SSL_ROOT_CERT",
@@ -616,12 +661,21 @@ impl Config {
 
     /// The local defaults, untouched by file or environment (for tests).
     pub fn defaults() -> Result<Self> {
-        let values = SETTINGS
-            .iter()
-            .map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Self::from_map(&values)
+        Self::from_map(&default_values())
     }
+}
+
+fn default_values() -> HashMap<String, String> {
+    SETTINGS
+        .iter()
+        .map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn merge_path(values: &mut HashMap<String, String>, path: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RuntimeError::Config(format!("reading {path}: {e}")))?;
+    merge_file(values, &text)
 }
 
 fn merge_file(values: &mut HashMap<String, String>, text: &str) -> Result<()> {

@@ -27,6 +27,12 @@ pub enum RuntimeError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("postgres pool: {0}")]
     Pool(String),
+    /// The access table (deploy/access.txt) or applying it.
+    #[error("access: {0}")]
+    Access(String),
+    /// A Postgres schema whose migrations a worker needs are not applied.
+    #[error("{0}")]
+    NotMigrated(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -4,7 +4,7 @@ use crate::{Config, Result, RuntimeError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use std::time::Duration;
 
 /// Settings every client shares.
@@ -16,6 +16,13 @@ pub fn client_config(config: &Config) -> ClientConfig {
         .set("socket.nagle.disable", "true");
     config.kafka_security.apply(&mut client);
     client
+}
+
+/// The group of a reader that never commits (it assigns partitions itself):
+/// `<GAVEL_READER_GROUP>.<name>`. librdkafka needs a group for any assigned
+/// consumer, and the broker checks it: one prefix keeps their ACLs to one line.
+pub fn reader_group(config: &Config, name: &str) -> String {
+    format!("{}.{name}", config.reader_group)
 }
 
 /// A group consumer that commits explicitly and reads only committed transactions.
@@ -171,6 +178,9 @@ pub fn auction_topics(config: &Config) -> Vec<TopicSpec> {
         .iter()
         .map(|topic| spec(&crate::dlq::topic_for(topic), &[]));
     topics.extend(dead_letters);
+    // The outbox relay's letters name topics that may not exist, so they
+    // share one dead-letter topic instead of a `.dlq` each.
+    topics.push(spec(&config.outbox_dlq_topic, &[]));
     topics
 }
 
@@ -244,6 +254,16 @@ pub fn partition_count(config: &Config, topic: &str) -> Result<i32> {
     loop {
         let metadata =
             retry_leaderless(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(10)))?;
+        let refused = metadata.topics().iter().any(|t| {
+            t.name() == topic
+                && t.error() == Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+        });
+        if refused {
+            return Err(RuntimeError::Admin(format!(
+                "topic {topic}: not authorized ({}; rights: deploy/access.txt)",
+                config.kafka_security.describe()
+            )));
+        }
         let count = metadata
             .topics()
             .iter()

@@ -2,6 +2,7 @@
 //! Avro with the Confluent wire format, the event envelope, Postgres, tracing and
 //! graceful shutdown. Domain rules live in `gavel-domain`, never here.
 
+pub mod access;
 pub mod auction_codec;
 pub mod avro;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod partitioner;
 pub mod postgres;
 pub mod preflight;
 pub mod registry;
+pub mod registry_endpoint;
 pub mod saga_wire;
 pub mod security;
 pub mod shutdown;

@@ -144,6 +144,43 @@ async fn apply_pending(
     Ok(newly)
 }
 
+/// Checks that every one of `migrations` is applied to `schema`. Workers do
+/// not migrate: their roles may not CREATE, and only the set-up step (`gavel
+/// migrate`, run as the schema's owner) changes the schema. A schema that is
+/// missing, behind, or unreadable to this role stops the worker with the fix.
+pub async fn require_migrated(
+    client: &Client,
+    schema: &str,
+    migrations: &[Migration],
+) -> Result<()> {
+    let sql = format!("SELECT version FROM {schema}.schema_migrations");
+    let applied: Vec<i32> = match client.query(&sql, &[]).await {
+        Ok(rows) => rows.iter().map(|row| row.get(0)).collect(),
+        Err(error) if is_transient(&error) => return Err(error.into()),
+        Err(error) => {
+            let reason = error
+                .as_db_error()
+                .map_or_else(|| error.to_string(), |db| db.message().to_owned());
+            return Err(RuntimeError::NotMigrated(format!(
+                "postgres schema {schema} cannot be checked ({reason}): run `gavel migrate` \
+                 as the schema's owner first (it creates the tables and grants each role its rights)"
+            )));
+        }
+    };
+    let missing: Vec<String> = migrations
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .map(|m| format!("{} {}", m.version, m.name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(RuntimeError::NotMigrated(format!(
+        "postgres schema {schema} lacks migrations {}: run `gavel migrate` as the schema's owner",
+        missing.join(", ")
+    )))
+}
+
 /// A Postgres advisory-lock key for `name`. FNV-1a: stable across processes
 /// and releases, unlike std's hasher, so every worker derives the same key.
 pub fn advisory_key(name: &str) -> i64 {

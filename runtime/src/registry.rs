@@ -3,6 +3,7 @@
 //! BACKWARD_TRANSITIVE. An incompatible change is refused with the registry's words.
 
 use crate::config::Topics;
+use crate::registry_endpoint::RegistryEndpoint;
 use crate::{Result, RuntimeError};
 use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
@@ -74,19 +75,19 @@ fn read_schema_file(path: PathBuf, topic: &str) -> Result<SchemaFile> {
 }
 
 pub struct RegistryClient {
-    base: String,
+    endpoint: RegistryEndpoint,
     http: reqwest::Client,
 }
 
 impl RegistryClient {
-    pub fn new(base_url: &str) -> Self {
+    pub fn new(endpoint: &RegistryEndpoint) -> Self {
         // A stalled registry call must fail, not hang the caller forever.
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
+        let http = endpoint
+            .client_builder(std::time::Duration::from_secs(30))
             .build()
             .unwrap_or_default();
         Self {
-            base: base_url.trim_end_matches('/').to_owned(),
+            endpoint: endpoint.clone(),
             http,
         }
     }
@@ -141,8 +142,21 @@ impl RegistryClient {
 
     /// Subject names currently registered.
     pub async fn subjects(&self) -> Result<Vec<String>> {
-        let url = format!("{}/subjects", self.base);
-        let response = self.http.get(&url).send().await.map_err(http_error(&url))?;
+        let url = format!("{}/subjects", self.endpoint.url);
+        let response = self
+            .endpoint
+            .authorize(self.http.get(&url))
+            .send()
+            .await
+            .map_err(http_error(&url))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(RuntimeError::Registry(format!(
+                "subjects: HTTP {status}: {}",
+                registry_message(&text)
+            )));
+        }
         let value: Json = response.json().await.map_err(http_error(&url))?;
         Ok(value
             .as_array()
@@ -186,11 +200,11 @@ impl RegistryClient {
 
     /// One GET; an unreachable registry or a 5xx is `RegistryUnavailable`.
     async fn read(&self, path: &str) -> Result<Json> {
-        let url = format!("{}/{path}", self.base);
+        let url = format!("{}/{path}", self.endpoint.url);
         let unavailable = |e: String| RuntimeError::RegistryUnavailable(format!("{url}: {e}"));
         let response = self
-            .http
-            .get(&url)
+            .endpoint
+            .authorize(self.http.get(&url))
             .timeout(std::time::Duration::from_secs(10))
             .send()
             .await
@@ -216,9 +230,9 @@ impl RegistryClient {
     /// Deletes a subject (soft then hard), for tests that clean up after themselves.
     pub async fn delete_subject(&self, subject: &str) -> Result<()> {
         for suffix in ["", "?permanent=true"] {
-            let url = format!("{}/subjects/{subject}{suffix}", self.base);
-            self.http
-                .delete(&url)
+            let url = format!("{}/subjects/{subject}{suffix}", self.endpoint.url);
+            self.endpoint
+                .authorize(self.http.delete(&url))
                 .send()
                 .await
                 .map_err(http_error(&url))?;
@@ -229,7 +243,7 @@ impl RegistryClient {
     /// One registry call. Transport failures (a pooled connection the server
     /// dropped, a stall) are retried: every call here is idempotent.
     async fn call(&self, method: reqwest::Method, path: &str, body: Json) -> Result<Json> {
-        let url = format!("{}/{path}", self.base);
+        let url = format!("{}/{path}", self.endpoint.url);
         let mut attempt = 0;
         let (status, text) = loop {
             attempt += 1;
@@ -261,8 +275,8 @@ impl RegistryClient {
         body: &Json,
     ) -> reqwest::Result<(reqwest::StatusCode, String)> {
         let response = self
-            .http
-            .request(method, url)
+            .endpoint
+            .authorize(self.http.request(method, url))
             .header("content-type", "application/vnd.schemaregistry.v1+json")
             .json(body)
             .send()

@@ -158,10 +158,11 @@ pub fn log_skipped(message: &OwnedMessage, reason: &str, what: &str) {
     );
 }
 
-/// Connects and applies `migrations`, waiting out a Postgres that is down or
+/// Connects and checks that `migrations` are applied (`gavel migrate` applies
+/// them; a worker's role may not), waiting out a Postgres that is down or
 /// restarting: a worker started during a failover keeps trying instead of
 /// exiting (it reconnects the same way once running). Other errors return.
-pub async fn connect_and_migrate(
+pub async fn connect_migrated(
     config: &Config,
     migrations: &[gavel_runtime::postgres::Migration],
     shutdown: &Shutdown,
@@ -170,8 +171,8 @@ pub async fn connect_and_migrate(
     let mut backoff = std::time::Duration::from_millis(100);
     loop {
         let attempt = async {
-            let mut client = postgres::connect(config).await?;
-            postgres::migrate(&mut client, &config.postgres_schema, migrations).await?;
+            let client = postgres::connect(config).await?;
+            postgres::require_migrated(&client, &config.postgres_schema, migrations).await?;
             Ok::<_, RuntimeError>(client)
         };
         match attempt.await {

@@ -28,7 +28,7 @@ pub async fn encoded_at(
         version,
         occurred_at,
     );
-    let codec = AvroCodec::new(&env.config.registry_url);
+    let codec = AvroCodec::new(&env.config.registry);
     let writer = codec
         .writer_for(topic, event_record_name(event))
         .await

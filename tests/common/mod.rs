@@ -8,6 +8,7 @@ pub mod api;
 pub mod events;
 pub mod observe;
 pub mod process;
+pub mod roles;
 pub mod role;
 pub mod tokens;
 
@@ -93,12 +94,13 @@ impl TestEnv {
     }
 
     /// `new` with some settings replaced (as `GAVEL_*` names), e.g. the
-    /// secured transports of the local stack.
+    /// secured transports of the local stack. The base is the environment's
+    /// configuration (`GAVEL_KAFKA_BOOTSTRAP` ... point tests at another stack).
     pub async fn new_with(partitions: i32, overrides: &[(String, String)]) -> Self {
         std::mem::forget(gavel_runtime::telemetry::init_tracing("gavel-test"));
         let id = unique("t");
-        let base = Config::defaults()
-            .expect("default config")
+        let base = Config::load()
+            .expect("configuration")
             .with_overrides(overrides.iter().map(|(k, v)| (k, v.as_str())))
             .expect("overrides are valid settings");
         let mut config = base.isolated(&id);
@@ -112,7 +114,8 @@ impl TestEnv {
         kafka::create_topics(&config, &kafka::auction_topics(&config))
             .await
             .expect("create topics");
-        let registry = RegistryClient::new(&config.registry_url);
+        migrate(&config);
+        let registry = RegistryClient::new(&config.registry);
         let files = load_schema_dir(&schema_dir(), &config.topics).expect("schema files");
         let mut subjects = Vec::new();
         for file in &files {
@@ -226,7 +229,7 @@ impl TestEnv {
     }
 
     pub async fn outcomes(&self, count: usize, timeout: Duration) -> Vec<CommandOutcome> {
-        let codec = AvroCodec::new(&self.config.registry_url);
+        let codec = AvroCodec::new(&self.config.registry);
         let mut outcomes = Vec::new();
         for (_, payload) in self.read_topic(&self.config.topics.outcomes, count, timeout) {
             let decoded = codec.decode(&payload).await.expect("outcome decodes");
@@ -309,7 +312,7 @@ impl TestEnv {
 
     /// The event ids on the events topic (reading until `count` or 10 s).
     pub async fn event_ids_on_topic(&self, count: usize) -> std::collections::BTreeSet<String> {
-        let codec = AvroCodec::new(&self.config.registry_url);
+        let codec = AvroCodec::new(&self.config.registry);
         let mut ids = std::collections::BTreeSet::new();
         let topic = &self.config.topics.events;
         for (_, payload) in self.read_topic(topic, count, Duration::from_secs(10)) {
@@ -340,6 +343,28 @@ impl Drop for TestEnv {
     }
 }
 
+/// `gavel migrate` on the test's schemas, as the set-up step runs it: the
+/// tables, then each role's grants. Workers only check that it ran.
+pub fn migrate(config: &Config) {
+    gavel(config, &["migrate"]);
+}
+
+/// Runs `gavel <args>` with exactly `config`'s settings; panics with its
+/// output unless it succeeds.
+pub fn gavel(config: &Config, args: &[&str]) -> std::process::Output {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
+        .args(args)
+        .envs(config.to_env())
+        .output()
+        .expect("run gavel");
+    assert!(
+        output.status.success(),
+        "gavel {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// Runs `cleanup` to its end on a thread and runtime of its own: a `Drop`
 /// may run inside the test's runtime, which cannot block on a future.
 pub fn block_on_own_thread(cleanup: impl std::future::Future<Output = ()> + Send + 'static) {
@@ -360,12 +385,12 @@ async fn remove_resources(config: &Config, subjects: &[String]) {
     if let Ok(client) = postgres::connect(config).await {
         let _ = client
             .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {} CASCADE",
-                config.postgres_schema
+                "DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
+                config.postgres_schema, config.outbox_schema
             ))
             .await;
     }
-    let registry = RegistryClient::new(&config.registry_url);
+    let registry = RegistryClient::new(&config.registry);
     for subject in subjects {
         let _ = registry.delete_subject(subject).await;
     }

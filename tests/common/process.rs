@@ -163,9 +163,19 @@ fn headers_of(message: &impl Message) -> Vec<(String, String)> {
 
 /// Every committed record of `topic`, in partition order, read to the end.
 pub fn read_all(env: &TestEnv, topic: &str) -> Vec<RawRecord> {
-    let mut client = kafka::client_config(&env.config);
+    read_all_as(env, &env.config, &super::unique("reader"), topic)
+}
+
+/// `read_all` as `config`'s principal, in consumer group `group`.
+pub fn read_all_as(
+    env: &TestEnv,
+    config: &gavel_runtime::Config,
+    group: &str,
+    topic: &str,
+) -> Vec<RawRecord> {
+    let mut client = kafka::client_config(config);
     client
-        .set("group.id", super::unique("reader"))
+        .set("group.id", group)
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
     let consumer: BaseConsumer<kafka::EofAware> = client
@@ -215,6 +225,24 @@ pub fn stack_sh(command: &str) -> std::process::Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// `stack.sh <command>`'s output, trimmed (e.g. `credentials-dir`).
+pub fn stack_text(command: &str) -> String {
+    String::from_utf8(stack_sh(command).stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+/// `stack.sh <command>`'s KEY=VALUE lines (e.g. `tls-env`: the settings that
+/// point a worker at the stack's secured listeners).
+pub fn stack_settings(command: &str) -> Vec<(String, String)> {
+    stack_text(command)
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// Stops and starts the local stack's Postgres (data kept), for outage tests.

@@ -224,7 +224,7 @@ async fn an_oversized_record_is_dead_lettered_without_its_payload(t: &mut Target
 
 async fn a_schema_bomb_is_dead_lettered_without_decoding(t: &mut Target) {
     // Anyone who reaches the registry can register a schema under any subject.
-    let registry = RegistryClient::new(&t.env.config.registry_url);
+    let registry = RegistryClient::new(&t.env.config.registry);
     let subject = common::unique("bomb-");
     let schema = r#"{"type":"array","items":{"type":"array","items":"null"}}"#;
     let id = registry

@@ -80,7 +80,7 @@ impl Attacker {
             producer: kafka::producer_config(&env.config)
                 .create()
                 .expect("producer"),
-            codec: AvroCodec::new(&env.config.registry_url),
+            codec: AvroCodec::new(&env.config.registry),
             topic: env.config.topics.commands.clone(),
             partitions: env.config.partitions,
         }
@@ -187,7 +187,7 @@ impl Outcomes {
         consumer.assign(&assignment).expect("assign");
         Self {
             consumer,
-            codec: AvroCodec::new(&env.config.registry_url),
+            codec: AvroCodec::new(&env.config.registry),
             seen: Vec::new(),
         }
     }

@@ -23,6 +23,7 @@ GAVEL_KAFKA_PORT=${GAVEL_KAFKA_PORT:-9092}
 GAVEL_KAFKA_CONTROLLER_PORT=${GAVEL_KAFKA_CONTROLLER_PORT:-9093}
 GAVEL_REGISTRY_PORT=${GAVEL_REGISTRY_PORT:-8081}
 GAVEL_REGISTRY_MGMT_PORT=${GAVEL_REGISTRY_MGMT_PORT:-9000}
+GAVEL_REGISTRY_PROXY_PORT=${GAVEL_REGISTRY_PROXY_PORT:-8082}
 LOG_DIR=$GAVEL_STACK_DIR/logs
 RUN_DIR=$GAVEL_STACK_DIR/run
 STOP_TIMEOUT=${GAVEL_STOP_TIMEOUT:-30}
@@ -146,7 +147,7 @@ stop_pid() {
 # Install the host packages the stack and the project build need, only if missing.
 ensure_packages() {
   local pkgs=(cmake g++ make libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev pkg-config
-    postgresql-15 postgresql-client-15 maven openjdk-17-jre-headless curl)
+    postgresql-15 postgresql-client-15 maven openjdk-17-jre-headless curl nginx-light)
   local missing=() p
   for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

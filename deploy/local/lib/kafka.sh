@@ -34,8 +34,13 @@ KAFKA_JVM=(-Dlog4j2.configurationFile="$HERE/kafka-log4j2.properties" -Dkafka.lo
 # Run a Kafka CLI class; its log4j output (WARN and up) goes to logs/kafka-tools.log.
 kafka_tool() { java "${KAFKA_JVM[@]}" -Dgavel.log.name=kafka-tools -Dgavel.log.level=WARN "$@"; }
 
-# server.properties on stdout: a plain listener (tests, tools, the demo) and a
-# SASL_SSL one with SCRAM (the production transport, see lib/tls.sh).
+# server.properties on stdout: a plain listener (tests, tools, the set-up steps) and
+# a SASL_SSL one with SCRAM (the production transport, see lib/tls.sh), every request
+# checked against ACLs. Super users: the plain listener's principal (ANONYMOUS: the
+# loopback-only admin path every existing test and tool uses, and how the broker's
+# own controller and inter-broker requests pass) and the admin SCRAM user of
+# lib/tls.sh. Each role's SCRAM user has only its ACLs (deploy/access.txt,
+# created by `gavel access apply`).
 kafka_render_config() {
   local ctl=127.0.0.1:$GAVEL_KAFKA_CONTROLLER_PORT brk=127.0.0.1:$GAVEL_KAFKA_PORT
   local sec=127.0.0.1:$GAVEL_KAFKA_SASL_SSL_PORT
@@ -59,6 +64,9 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 transaction.max.timeout.ms=900000
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS;User:$GAVEL_LOCAL_SCRAM_USER
+allow.everyone.if.no.acl.found=false
 EOF
   tls_kafka_properties
 }

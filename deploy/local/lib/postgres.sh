@@ -35,7 +35,21 @@ pg_running() {
 }
 
 pg_psql() {
-  "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$GAVEL_PG_PORT" -U gavel "$@"
+  PGPASSWORD=gavel "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$GAVEL_PG_PORT" -U gavel "$@"
+}
+
+# Loopback TCP with SCRAM passwords: each role logs in with its own (lib/access.sh),
+# so a role's rights mean something. Stacks made before were `trust`; `up` switches them.
+pg_hba() {
+  printf '# Written by deploy/local/stack.sh on every start.\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n'
+}
+
+# Rewrites pg_hba.conf when it differs and has the server reload it.
+pg_write_hba() {
+  cmp -s "$PG_DATA/pg_hba.conf" <(pg_hba) && return 0
+  pg_hba | as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null
+  pg_psql -d postgres -Atc 'SELECT pg_reload_conf()' >/dev/null
+  log "postgres: password authentication (scram-sha-256) on loopback"
 }
 
 # Rewritten on every start so port overrides take effect. TLS is on (plain
@@ -84,12 +98,15 @@ pg_up() {
     chmod 700 "$PG_DATA"
     if [[ ! -s $PG_DATA/PG_VERSION ]]; then
       log "initdb $PG_DATA"
-      as_pg "$bin/initdb" -D "$PG_DATA" -U gavel --auth=trust -E UTF8 --locale=C.UTF-8 >>"$PG_LOG" 2>&1 ||
-        die "initdb failed; see $PG_LOG"
+      # The superuser's password from a file its OS user can read (initdb wants a path).
+      local pwfile=$GAVEL_STACK_DIR/initdb.pw
+      (umask 077 && echo gavel >"$pwfile")
+      [[ $(id -u) -ne 0 ]] || chown "$GAVEL_PG_OS_USER:" "$pwfile"
+      as_pg "$bin/initdb" -D "$PG_DATA" -U gavel --pwfile="$pwfile" --auth=scram-sha-256 \
+        -E UTF8 --locale=C.UTF-8 >>"$PG_LOG" 2>&1 || { rm -f "$pwfile"; die "initdb failed; see $PG_LOG"; }
+      rm -f "$pwfile"
       echo "include = 'gavel.conf'" | as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null
-      # Dev stack: trust TCP connections from loopback only.
-      printf 'host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' |
-        as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null
+      pg_hba | as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null
     fi
     pg_write_conf
     log "starting postgres on 127.0.0.1:$GAVEL_PG_PORT"
@@ -107,6 +124,7 @@ ALTER ROLE gavel WITH LOGIN SUPERUSER PASSWORD 'gavel';
 SELECT 'CREATE DATABASE gavel OWNER gavel' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'gavel')\gexec
 SELECT 'CREATE DATABASE apicurio OWNER gavel' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'apicurio')\gexec
 SQL
+  pg_write_hba
   log "postgres ready: postgresql://gavel:gavel@127.0.0.1:$GAVEL_PG_PORT/gavel (pid $(pid_of postgres))"
 }
 

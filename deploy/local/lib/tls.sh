@@ -11,7 +11,9 @@ TLS_KEY=$TLS_DIR/server.key
 # Kafka's PEM keystore: the PKCS#8 key followed by the certificate chain.
 TLS_KAFKA_KEYSTORE=$TLS_DIR/kafka-keystore.pem
 GAVEL_KAFKA_SASL_SSL_PORT=${GAVEL_KAFKA_SASL_SSL_PORT:-9094}
-# The local stack's SCRAM user (a dev default, like Postgres' gavel/gavel).
+# The local stack's admin SCRAM user (a dev default, like Postgres' gavel/gavel): a
+# super user, so tests can run a private pipeline over SASL_SSL. Each role has a
+# user of its own with only its rights (lib/access.sh).
 GAVEL_LOCAL_SCRAM_USER=${GAVEL_LOCAL_SCRAM_USER:-gavel}
 GAVEL_LOCAL_SCRAM_PASSWORD=${GAVEL_LOCAL_SCRAM_PASSWORD:-gavel-local-scram}
 

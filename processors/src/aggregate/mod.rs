@@ -52,8 +52,8 @@ pub async fn run_with(
     shutdown: Shutdown,
     readiness: Readiness,
 ) -> Result<Stats, ProcessorError> {
-    dlq::ensure_topics(&config, &[&config.topics.commands]).await?;
-    let codec = AvroCodec::for_topics(&config.registry_url, &[&config.topics.commands]);
+    dlq::require_topics(&config, &[&config.topics.commands]).await?;
+    let codec = AvroCodec::for_topics(&config.registry, &[&config.topics.commands]);
     // A registry away at start is waited for (unready, naming it), not a reason to exit.
     let writers = readiness
         .wait_for(

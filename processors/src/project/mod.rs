@@ -43,8 +43,8 @@ pub async fn run_with(
     readiness: Readiness,
 ) -> Result<Stats, ProcessorError> {
     check_co_partitioned(&config)?;
-    dlq::ensure_topics(&config, &[&config.topics.events]).await?;
-    let codec = AvroCodec::for_topics(&config.registry_url, &[&config.topics.events]);
+    dlq::require_topics(&config, &[&config.topics.events]).await?;
+    let codec = AvroCodec::for_topics(&config.registry, &[&config.topics.events]);
     let runtime = tokio::runtime::Handle::current();
     let worker = tokio::task::spawn_blocking(move || {
         let mut stats = Stats::default();

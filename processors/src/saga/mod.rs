@@ -75,7 +75,7 @@ pub async fn run<K: SagaKind>(
 ) -> Result<Stats, ProcessorError> {
     let topics = SagaTopics::of(&config, &kind);
     check_co_partitioned(&config, &topics)?;
-    dlq::ensure_topics(&config, &[&topics.trigger, &topics.replies]).await?;
+    dlq::require_topics(&config, &[&topics.trigger, &topics.replies]).await?;
     let worker = tokio::task::spawn_blocking(move || {
         let mut stats = Stats::default();
         while !shutdown.is_triggered() {

@@ -65,10 +65,11 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    /// Creates the table if needed and starts the cleanup of expired keys.
+    /// Checks that `gavel migrate` made the table (the API's login may not
+    /// CREATE) and starts the cleanup of expired keys.
     pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Self, ProducerError> {
-        let mut client = postgres::connect(config).await?;
-        postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
+        let client = postgres::connect(config).await?;
+        postgres::require_migrated(&client, &config.postgres_schema, &migrations()).await?;
         let store = Self {
             pool: postgres::pool(config, POOL_SIZE)?,
             schema: config.postgres_schema.clone(),

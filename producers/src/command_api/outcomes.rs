@@ -10,6 +10,7 @@ use super::recent::Recent;
 use crate::ProducerError;
 use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
 use gavel_runtime::avro::AvroCodec;
+use gavel_runtime::registry_endpoint::RegistryEndpoint;
 use gavel_runtime::{kafka, Config, Shutdown};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -130,7 +131,7 @@ pub async fn start(
     outcomes: Arc<Outcomes>,
     stop: Shutdown,
 ) -> Result<JoinHandle<()>, ProducerError> {
-    let codec = AvroCodec::for_topics(&config.registry_url, &[&config.topics.outcomes]);
+    let codec = AvroCodec::for_topics(&config.registry, &[&config.topics.outcomes]);
     let config = config.clone();
     let consumer = tokio::task::spawn_blocking(move || positioned_consumer(&config))
         .await
@@ -140,12 +141,14 @@ pub async fn start(
 
 /// Blocking metadata calls: the partition count and each partition's end
 /// (for read_committed, the last stable offset).
-fn positioned_consumer(config: &Config) -> Result<(StreamConsumer, String), ProducerError> {
+fn positioned_consumer(
+    config: &Config,
+) -> Result<(StreamConsumer, RegistryEndpoint), ProducerError> {
     let topic = &config.topics.outcomes;
     let mut client = kafka::client_config(config);
     client
         // Required by librdkafka; nothing is ever committed under it.
-        .set("group.id", format!("{}-command-api", config.instance_id))
+        .set("group.id", kafka::reader_group(config, "command-api"))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "latest")
@@ -162,7 +165,7 @@ fn positioned_consumer(config: &Config) -> Result<(StreamConsumer, String), Prod
     }
     consumer.assign(&assignment)?;
     tracing::info!(%topic, partitions, "outcome consumer positioned at the end");
-    Ok((consumer, config.registry_url.clone()))
+    Ok((consumer, config.registry.clone()))
 }
 
 async fn read(consumer: StreamConsumer, codec: AvroCodec, outcomes: Arc<Outcomes>, stop: Shutdown) {

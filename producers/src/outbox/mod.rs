@@ -66,14 +66,15 @@ pub async fn run_with(
     shutdown: Shutdown,
     readiness: Readiness,
 ) -> Result<RelayStats, ProducerError> {
-    let dlq = kafka::TopicSpec {
-        name: config.outbox_dlq_topic.clone(),
-        partitions: config.partitions,
-        configs: Vec::new(),
-    };
-    kafka::create_topics(&config, &[dlq]).await?;
-    let mut client = postgres::connect(&config).await?;
-    postgres::migrate(&mut client, &config.outbox_schema, &migrations()).await?;
+    // Made by `gavel topics create` and `gavel migrate`: the relay's
+    // principal and role may not create topics or tables.
+    let dlq = config.outbox_dlq_topic.clone();
+    let checked = config.clone();
+    tokio::task::spawn_blocking(move || kafka::partition_count(&checked, &dlq))
+        .await
+        .map_err(|e| RuntimeError::Admin(format!("checking the dead-letter topic: {e}")))??;
+    let client = postgres::connect(&config).await?;
+    postgres::require_migrated(&client, &config.outbox_schema, &migrations()).await?;
     let mut relay = Relay {
         sql: Statements::new(&config.outbox_schema),
         publisher: Publisher::new(&config)?,

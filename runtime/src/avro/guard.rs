@@ -12,6 +12,7 @@
 //! a few registry calls a second at most, never one per record.
 
 use crate::registry::RegistryClient;
+use crate::registry_endpoint::RegistryEndpoint;
 use crate::Result;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -77,9 +78,9 @@ pub enum Admission {
 
 impl SchemaGuard {
     /// A guard for records of `topics`.
-    pub fn new(registry_url: &str, topics: &[&str]) -> Self {
+    pub fn new(registry: &RegistryEndpoint, topics: &[&str]) -> Self {
         Self {
-            registry: RegistryClient::new(registry_url),
+            registry: RegistryClient::new(registry),
             prefixes: topics.iter().map(|t| format!("{t}-")).collect(),
             state: Mutex::new(GuardState::default()),
         }

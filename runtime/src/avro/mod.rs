@@ -7,6 +7,7 @@
 
 pub mod guard;
 
+use crate::registry_endpoint::RegistryEndpoint;
 use crate::{Result, RuntimeError};
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
@@ -94,11 +95,11 @@ pub fn cap_allocations() -> usize {
 
 impl AvroCodec {
     /// A codec that decodes with any schema the registry has (tools, tests).
-    pub fn new(registry_url: &str) -> Self {
+    pub fn new(registry: &RegistryEndpoint) -> Self {
         cap_allocations();
         Self {
-            encoder: AvroEncoder::new(settings(registry_url)),
-            decoder: AvroDecoder::new(settings(registry_url)),
+            encoder: AvroEncoder::new(settings(registry)),
+            decoder: AvroDecoder::new(settings(registry)),
             by_id: RwLock::new(HashMap::new()),
             readable: RwLock::new(HashMap::new()),
             guard: None,
@@ -107,10 +108,10 @@ impl AvroCodec {
 
     /// A consumer's codec: decodes only records whose schema is registered
     /// under one of `topics`' subjects; any other id is `UnknownSchema`.
-    pub fn for_topics(registry_url: &str, topics: &[&str]) -> Self {
+    pub fn for_topics(registry: &RegistryEndpoint, topics: &[&str]) -> Self {
         Self {
-            guard: Some(guard::SchemaGuard::new(registry_url, topics)),
-            ..Self::new(registry_url)
+            guard: Some(guard::SchemaGuard::new(registry, topics)),
+            ..Self::new(registry)
         }
     }
 
@@ -243,14 +244,11 @@ fn writer_lookup_failed(subject: &str, error: RuntimeError, not_found: bool) -> 
 /// Tries of a writer-schema lookup (at start-up) before it fails.
 const WRITER_ATTEMPTS: u64 = 3;
 
-/// Registry settings with a bounded request time, so a stalled registry fails a
-/// lookup instead of hanging the worker. An answer takes milliseconds; 10 s
-/// is a request lost on the way.
-fn settings(registry_url: &str) -> SrSettings {
-    SrSettings::new_builder(registry_url.to_owned())
-        .set_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap_or_else(|_| SrSettings::new(registry_url.to_owned()))
+/// Registry settings (credential, CA) with a bounded request time, so a
+/// stalled registry fails a lookup instead of hanging the worker. An answer
+/// takes milliseconds; 10 s is a request lost on the way.
+fn settings(registry: &RegistryEndpoint) -> SrSettings {
+    registry.converter_settings(std::time::Duration::from_secs(10))
 }
 
 /// Splits a Confluent-framed payload into schema id and Avro body.

@@ -9,7 +9,7 @@ mod replay;
 pub use inspect::{list, pipeline_dlq_topics, show, DlqRecord, DlqSummary};
 pub use replay::{replay, ReplayReport};
 
-use crate::kafka::{self, TopicSpec};
+use crate::kafka;
 use crate::{Config, Result, RuntimeError};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord};
@@ -104,23 +104,19 @@ pub fn topic_for(topic: &str) -> String {
     format!("{topic}{SUFFIX}")
 }
 
-/// DLQ topics: as many partitions as their source, plain retention.
-pub fn topic_specs(config: &Config, sources: &[&str]) -> Vec<TopicSpec> {
-    sources
-        .iter()
-        .map(|source| TopicSpec {
-            name: topic_for(source),
-            partitions: config.partitions,
-            configs: Vec::new(),
-        })
-        .collect()
-}
-
-/// Creates the DLQ of each source if missing (workers call it at start, so a
-/// deployment that predates the DLQs still has somewhere to put poison).
-pub async fn ensure_topics(config: &Config, sources: &[&str]) -> Result<()> {
-    kafka::create_topics(config, &topic_specs(config, sources)).await?;
-    Ok(())
+/// Checks that the DLQ of each source exists (workers call it at start, so
+/// poison always has somewhere to go). Workers do not create topics: their
+/// principals may not; the set-up step (`gavel topics create`) does.
+pub async fn require_topics(config: &Config, sources: &[&str]) -> Result<()> {
+    let config = config.clone();
+    let names: Vec<String> = sources.iter().map(|s| topic_for(s)).collect();
+    tokio::task::spawn_blocking(move || {
+        names
+            .iter()
+            .try_for_each(|name| kafka::partition_count(&config, name).map(|_| ()))
+    })
+    .await
+    .map_err(|e| RuntimeError::Admin(format!("checking the dead-letter topics: {e}")))?
 }
 
 /// One record that cannot be processed, and why.

@@ -233,7 +233,7 @@ impl Monitor {
         if self.probe.is_none() {
             let mut client = kafka::client_config(&self.config);
             client
-                .set("group.id", "gavel-lag-probe")
+                .set("group.id", kafka::reader_group(&self.config, "lag-probe"))
                 .set("enable.auto.commit", "false")
                 .set("enable.partition.eof", "true")
                 // What the group itself can read: up to the last stable offset,

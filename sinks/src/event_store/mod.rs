@@ -83,13 +83,13 @@ pub async fn run_with(
 ) -> Result<EventStoreStats, SinkError> {
     let group = consumer_group(&config);
     let topic = config.topics.events.clone();
-    dlq::ensure_topics(&config, &[&topic]).await?;
-    let client = batch::connect_and_migrate(&config, &migrations(), &shutdown).await?;
+    dlq::require_topics(&config, &[&topic]).await?;
+    let client = batch::connect_migrated(&config, &migrations(), &shutdown).await?;
     let mut store = EventStore {
         config: config.clone(),
         source: BatchSource::subscribe(&config, &group, &topic)?,
         offsets: OffsetStore::new(&config.postgres_schema, &group, &topic),
-        codec: AvroCodec::for_topics(&config.registry_url, &[&config.topics.events]),
+        codec: AvroCodec::for_topics(&config.registry, &[&config.topics.events]),
         schema: config.postgres_schema.clone(),
         dead_letters: DeadLetters::new(&config, &format!("event-store/{}", config.instance_id))?,
         readiness,

@@ -72,8 +72,8 @@ pub async fn run(
     let name = settings.participant.as_str();
     let topic = config.topics.participant_commands(name);
     let group = consumer_group(&config, name);
-    dlq::ensure_topics(&config, &[&topic]).await?;
-    let client = batch::connect_and_migrate(&config, &migrations(), &shutdown).await?;
+    dlq::require_topics(&config, &[&topic]).await?;
+    let client = batch::connect_migrated(&config, &migrations(), &shutdown).await?;
     let source = BatchSource::subscribe(&config, &group, &topic)?;
     let mut worker = Worker {
         replies: kafka::producer_config(&config).create()?,

@@ -91,10 +91,9 @@ pub async fn start(
     hub: Hub,
     shutdown: Shutdown,
 ) -> Result<JoinHandle<()>, SinkError> {
-    let group = format!(
-        "{}-query-api-{}",
-        config.instance_id,
-        uuid::Uuid::now_v7().simple()
+    let group = kafka::reader_group(
+        config,
+        &format!("query-api.{}", uuid::Uuid::now_v7().simple()),
     );
     let mut client = kafka::consumer_config(config, &group);
     client.set("auto.offset.reset", "latest");
@@ -104,7 +103,7 @@ pub async fn start(
     tokio::task::spawn_blocking(move || assign_at_end(&positioned, &topic))
         .await
         .map_err(|e| SinkError::QueryApi(format!("positioning the live feed: {e}")))??;
-    let codec = AvroCodec::for_topics(&config.registry_url, &[&config.topics.events]);
+    let codec = AvroCodec::for_topics(&config.registry, &[&config.topics.events]);
     for record in EVENT_RECORDS {
         // Warms the schema cache so the first live event costs no registry call.
         if let Err(error) = codec.writer_for(&config.topics.events, record).await {

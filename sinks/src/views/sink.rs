@@ -45,9 +45,9 @@ pub async fn run_with(
     shutdown: Shutdown,
     readiness: Readiness,
 ) -> Result<SinkStats, SinkError> {
-    dlq::ensure_topics(&config, &config.topics.views()).await?;
+    dlq::require_topics(&config, &config.topics.views()).await?;
     let dead_letters = DeadLetters::new(&config, &format!("sink/{}", config.instance_id))?;
-    let client = batch::connect_and_migrate(&config, &migrations(), &shutdown).await?;
+    let client = batch::connect_migrated(&config, &migrations(), &shutdown).await?;
     let source = BatchSource::subscribe_all(&config, &config.sink_group, &config.topics.views())?;
     let offsets = View::ALL
         .into_iter()

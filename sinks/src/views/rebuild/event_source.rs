@@ -37,7 +37,7 @@ impl EventSource {
         let group = format!("{}-rebuild", config.sink_group);
         Ok(Self::Topic(Box::new(TopicEvents {
             replay: TopicReplay::open(config, &config.topics.events, &group)?,
-            codec: AvroCodec::for_topics(&config.registry_url, &[&config.topics.events]),
+            codec: AvroCodec::for_topics(&config.registry, &[&config.topics.events]),
         })))
     }
 
@@ -118,9 +118,9 @@ pub struct StoreReader {
 
 impl StoreReader {
     async fn open(config: &Config, catch_up: Duration) -> Result<Self, SinkError> {
-        let mut client = postgres::connect(config).await?;
+        let client = postgres::connect(config).await?;
         let schema = config.postgres_schema.clone();
-        postgres::migrate(&mut client, &schema, &event_store::migrations()).await?;
+        postgres::require_migrated(&client, &schema, &event_store::migrations()).await?;
         let unplaced = event_store::rows_without_source(&client, &schema).await?;
         if unplaced > 0 {
             return Err(SinkError::Rebuild(format!(

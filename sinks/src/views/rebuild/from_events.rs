@@ -170,7 +170,7 @@ impl EventFold {
         progress.set_length(total(&targets));
         self.run(&tx, &cuts, &targets, shadows, &progress).await?;
         for shadow in shadows {
-            shadow.swap(&tx).await?;
+            shadow.swap(&tx, config).await?;
         }
         tx.commit().await?;
         progress.finish_and_clear();

@@ -54,7 +54,7 @@ async fn copy_and_swap(
     let targets = stored_offsets(&tx, config, view).await?;
     progress.set_length(total(&targets));
     copy.run(&tx, &targets).await?;
-    shadow.swap(&tx).await?;
+    shadow.swap(&tx, config).await?;
     tx.commit().await?;
     progress.finish_and_clear();
     Ok(report)

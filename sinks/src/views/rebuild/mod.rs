@@ -95,8 +95,8 @@ pub async fn rebuild(
 }
 
 async fn connect_migrated(config: &Config) -> Result<Client, SinkError> {
-    let mut client = postgres::connect(config).await?;
-    postgres::migrate(&mut client, &config.postgres_schema, &migrations()).await?;
+    let client = postgres::connect(config).await?;
+    postgres::require_migrated(&client, &config.postgres_schema, &migrations()).await?;
     Ok(client)
 }
 

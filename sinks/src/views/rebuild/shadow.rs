@@ -6,6 +6,8 @@
 
 use crate::views::View;
 use crate::SinkError;
+use gavel_runtime::access::postgres_grants;
+use gavel_runtime::Config;
 use tokio_postgres::{Client, Transaction};
 
 pub struct Shadow {
@@ -109,8 +111,10 @@ impl Shadow {
         }
     }
 
-    /// Puts the shadow in the live table's place (inside the swap transaction).
-    pub async fn swap(&self, tx: &Transaction<'_>) -> Result<(), SinkError> {
+    /// Puts the shadow in the live table's place (inside the swap transaction),
+    /// with the grants of the table it replaces: a new table has none, and the
+    /// live sink and the query API must not lose theirs for an instant.
+    pub async fn swap(&self, tx: &Transaction<'_>, config: &Config) -> Result<(), SinkError> {
         let old = format!("{}_replaced", self.live);
         let bare = |t: &str| t.rsplit('.').next().unwrap_or(t).to_owned();
         let mut sql = format!(
@@ -126,6 +130,7 @@ impl Shadow {
             ));
         }
         tx.batch_execute(&sql).await?;
+        postgres_grants::apply(tx, config, Some(&self.live)).await?;
         Ok(())
     }
 }
