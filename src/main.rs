@@ -14,6 +14,7 @@ mod bench;
 mod bench_recovery;
 mod bench_run;
 mod bench_sink;
+mod bench_state;
 mod demo;
 mod dlq_cmd;
 mod load_cmd;
@@ -211,6 +212,9 @@ enum BenchWhich {
     /// Recovery under a steady load: kill -9 and restart of aggregate,
     /// projector and view sink, scale-in of one of three aggregates; one JSON report.
     Recovery(bench_recovery::RecoverySpec),
+    /// The aggregate's resident memory per live auction, running and after a
+    /// restore from its changelog; one JSON report.
+    State(bench_state::StateSpec),
     /// Commands/s through the EOS aggregate processor and changelog restore rate.
     Aggregate {
         #[arg(long, default_value_t = 200_000)]
@@ -437,6 +441,9 @@ async fn main() -> Result<()> {
         Command::Bench {
             which: BenchWhich::Recovery(spec),
         } => bench_recovery::print(&config, &spec).await?,
+        Command::Bench {
+            which: BenchWhich::State(spec),
+        } => bench_state::print(&config, &spec).await?,
         Command::Load(args) => load_cmd::load(&config, &args).await?,
         Command::Dlq { action } => dlq_cmd::run(&config, action).await?,
         Command::Status { workers } => status::status(&config, workers).await?,

@@ -8,8 +8,8 @@ pub mod api;
 pub mod events;
 pub mod observe;
 pub mod process;
-pub mod roles;
 pub mod role;
+pub mod roles;
 pub mod tokens;
 
 use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
