@@ -21,12 +21,12 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 const AUCTIONS: usize = 100;
 
 /// One registry outage at a time: the tests of this binary run in parallel.
-static OUTAGE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// An async lock: it is held across the whole test's awaits, and a failed
+/// test releases it without poisoning it for the next.
+static OUTAGE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn one_outage_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    OUTAGE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+async fn one_outage_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    OUTAGE.lock().await
 }
 
 /// Starts the registry again however the test ends.
@@ -54,7 +54,7 @@ async fn ready(obs: &Observer) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn records_wait_for_the_registry_and_flow_again_when_it_returns() {
-    let _turn = one_outage_at_a_time();
+    let _turn = one_outage_at_a_time().await;
     let env = TestEnv::new(2).await;
     let shutdown = Shutdown::new();
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
@@ -158,7 +158,7 @@ const NEED_THE_REGISTRY: [&str; 2] = ["aggregate", "command-api"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_started_while_the_registry_is_away_wait_for_it() {
-    let _turn = one_outage_at_a_time();
+    let _turn = one_outage_at_a_time().await;
     let env = TestEnv::new(2).await;
     stack_sh("stop-registry");
     let restart = RegistryBack;

@@ -60,7 +60,7 @@ impl Session<'_> {
                 Some(class) => Decoded::Poison {
                     class,
                     reason: error.to_string(),
-                    meta,
+                    meta: meta.map(|m| *m),
                 },
                 None => Decoded::Unavailable(error.to_string()),
             },

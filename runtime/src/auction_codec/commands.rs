@@ -76,7 +76,8 @@ pub fn command_to_avro(command: &AuctionCommand, meta: &CommandMeta) -> Value {
 #[derive(Debug)]
 pub struct UnreadableCommand {
     pub error: RuntimeError,
-    pub meta: Option<CommandMeta>,
+    /// Boxed: a command's envelope is large, and this is the error path.
+    pub meta: Option<Box<CommandMeta>>,
 }
 
 impl From<RuntimeError> for UnreadableCommand {
@@ -114,7 +115,7 @@ pub fn decode_command(
         Ok(command) => Ok((command, meta)),
         Err(error) => Err(UnreadableCommand {
             error,
-            meta: Some(meta),
+            meta: Some(Box::new(meta)),
         }),
     }
 }
