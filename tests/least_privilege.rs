@@ -111,7 +111,7 @@ async fn every_role_does_its_job_with_its_own_credentials_only() {
     // The command API's principal sends commands (and an order) through the
     // registry proxy as the reader; the auction ends by its timer with a winner.
     let lines = r#"{"type":"CreateAuction","auction_id":"lot-lp","seller_id":"sam","title":"Least","currency":"EUR","starting_price":1000,"min_increment":100,"ends_in_secs":3}
-{"type":"StartAuction","auction_id":"lot-lp"}
+{"type":"StartAuction","auction_id":"lot-lp","actor_id":"sam"}
 {"type":"PlaceBid","auction_id":"lot-lp","bidder_id":"ann","amount":1500,"currency":"EUR"}
 "#;
     let command_api = roles.config(&env, "command-api");

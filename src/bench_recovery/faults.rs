@@ -59,12 +59,17 @@ impl StageLag {
         Ok(self.partitions()?.iter().any(|p| p.committed.is_some()))
     }
 
-    /// The highest lag seen while watching for `during`.
-    fn highest_for(&mut self, during: Duration) -> i64 {
+    /// The highest lag read while watching for `during`; None when no
+    /// reading was answered. A reading the broker did not answer is left
+    /// out, never counted as 0: a baseline of 0 that was really a series of
+    /// timeouts would ask the restarted stage for a lag it never had.
+    fn highest_for(&mut self, during: Duration) -> Option<i64> {
         let until = Instant::now() + during;
-        let mut highest = 0;
+        let mut highest = None;
         while Instant::now() < until {
-            highest = highest.max(self.sample().unwrap_or(0));
+            if let Some(lag) = self.sample() {
+                highest = Some(highest.map_or(lag, |h: i64| h.max(lag)));
+            }
             std::thread::sleep(SAMPLE_EVERY);
         }
         highest
@@ -93,11 +98,13 @@ pub fn kill_and_restart(
     lag: &mut StageLag,
     down: Duration,
 ) -> Result<Recovery> {
-    let pre_fault_lag = lag.highest_for(BASELINE);
+    let pre_fault_lag = lag
+        .highest_for(BASELINE)
+        .with_context(|| format!("{}: no lag reading answered before the kill", lag.group))?;
     let (role, instance) = (workers[index].role, workers[index].instance.clone());
     workers[index].child.kill()?;
     workers[index].child.wait()?;
-    let mut peak_lag = lag.highest_for(down);
+    let mut peak_lag = lag.highest_for(down).unwrap_or(pre_fault_lag);
     workers[index] = Worker::spawn_as(config, role, &instance, &[])?;
     let restarted = Instant::now();
     let mut recovered_s = None;
