@@ -248,6 +248,13 @@ impl RegistryClient {
         let (status, text) = loop {
             attempt += 1;
             match self.send(method.clone(), &url, &body).await {
+                // A proxy in front of the registry answers 502-504 while the
+                // registry restarts or drops a connection; every call here is
+                // idempotent (the same schema gets its id again), so retry.
+                Ok((status, _)) if is_gateway_error(status) && attempt < 4 => {
+                    tracing::warn!(%status, attempt, "registry call failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                }
                 Ok(answer) => break answer,
                 Err(error) if attempt < 4 => {
                     tracing::warn!(%error, attempt, "registry call failed; retrying");
@@ -265,6 +272,10 @@ impl RegistryClient {
         serde_json::from_str(&text)
             .map_err(|e| RuntimeError::Registry(format!("{path}: bad JSON {e}: {text}")))
     }
+}
+
+fn is_gateway_error(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 502..=504)
 }
 
 impl RegistryClient {

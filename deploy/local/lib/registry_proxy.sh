@@ -48,6 +48,11 @@ http {
       auth_basic "gavel schema registry";
       auth_basic_user_file \$registry_users;
       proxy_set_header Authorization "";
+      # HTTP/1.1 to the registry: over nginx's default HTTP/1.0 with
+      # Connection: close, Apicurio (Quarkus) at times closed the connection
+      # after answering, and nginx turned a registered schema into a 502.
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
       proxy_pass http://127.0.0.1:$GAVEL_REGISTRY_PORT;
     }
     location @refused {
