@@ -17,6 +17,10 @@ pub enum ProcessorError {
     Topology(String),
     #[error("worker thread: {0}")]
     Join(String),
+    /// Partitions were revoked while a transaction was open: it must abort,
+    /// since their new owner may already have read the committed offsets.
+    #[error("partitions revoked during the open transaction")]
+    RevokedMidTransaction,
 }
 
 impl ProcessorError {
@@ -24,7 +28,10 @@ impl ProcessorError {
     pub fn is_recoverable(&self) -> bool {
         matches!(
             self,
-            Self::Kafka(_) | Self::Transaction(_) | Self::Runtime(RuntimeError::Kafka(_))
+            Self::Kafka(_)
+                | Self::Transaction(_)
+                | Self::RevokedMidTransaction
+                | Self::Runtime(RuntimeError::Kafka(_))
         )
     }
 

@@ -7,8 +7,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// How often a restore that has not reached its end says where it stands.
+const SLOW_RESTORE_REPORT: Duration = Duration::from_secs(10);
 
 /// Reads `partitions` of `topic` from the beginning to their end (the last
 /// stable offset: read_committed), calling `on_record(partition, key,
@@ -33,9 +36,25 @@ pub fn read_to_end(
             assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
         }
     }
-    let mut open = assignment.count();
+    // Partitions not at their end yet. A set, not a count: a partition can
+    // report its end twice (a transaction committing behind the first end),
+    // and counting that twice would stop before another partition was read.
+    let mut open: HashSet<i32> = assignment
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect();
     consumer.assign(&assignment)?;
-    while open > 0 {
+    let started = Instant::now();
+    let mut next_report = started + SLOW_RESTORE_REPORT;
+    while !open.is_empty() {
+        if Instant::now() >= next_report {
+            // Never silent: a restore that does not end leaves its worker
+            // unready, and the operator needs to see where it stands.
+            next_report += SLOW_RESTORE_REPORT;
+            tracing::warn!(%topic, waiting_for = ?open, read = ?counts,
+                elapsed_s = started.elapsed().as_secs(), "restore still reading");
+        }
         match consumer.poll(Duration::from_millis(500)) {
             Some(Ok(message)) => {
                 let Some(count) = counts.get_mut(&message.partition()) else {
@@ -47,7 +66,9 @@ pub fn read_to_end(
                 };
                 on_record(message.partition(), key, message.payload())?;
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => open -= 1,
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                open.remove(&partition);
+            }
             Some(Err(error)) => return Err(error.into()),
             None => {}
         }

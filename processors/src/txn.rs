@@ -2,6 +2,7 @@
 
 use crate::ProcessorError;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{OwnedHeaders, ToBytes};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -86,7 +87,7 @@ pub fn send_topic_offsets<C: ConsumerContext>(
     send_offset_list(producer, consumer, &list)
 }
 
-fn send_offset_list<C: ConsumerContext>(
+pub fn send_offset_list<C: ConsumerContext>(
     producer: &TxnProducer,
     consumer: &BaseConsumer<C>,
     list: &TopicPartitionList,
@@ -94,8 +95,33 @@ fn send_offset_list<C: ConsumerContext>(
     let metadata = consumer
         .group_metadata()
         .ok_or_else(|| ProcessorError::Transaction("no consumer group metadata".into()))?;
-    producer.send_offsets_to_transaction(list, &metadata, TXN_TIMEOUT)?;
-    Ok(())
+    producer
+        .send_offsets_to_transaction(list, &metadata, TXN_TIMEOUT)
+        .map_err(abort_reason)
+}
+
+/// A transaction error as the processors treat it: one caused by a
+/// rebalance is [`ProcessorError::RevokedMidTransaction`].
+pub fn abort_reason(error: KafkaError) -> ProcessorError {
+    if rebalanced_meanwhile(&error) {
+        ProcessorError::RevokedMidTransaction
+    } else {
+        error.into()
+    }
+}
+
+/// True when the group moved on while the transaction was open (a rebalance
+/// began, so this member's generation is stale): the broker refuses its
+/// offsets (KIP-447), and the batch must abort like one that saw a revocation.
+fn rebalanced_meanwhile(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::UnknownMemberId
+        )
+    )
 }
 
 /// Waits until every record of the transaction is acknowledged. rdkafka's

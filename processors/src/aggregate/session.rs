@@ -105,6 +105,17 @@ impl<'a> Session<'a> {
 
     pub fn run(&mut self, shutdown: &Shutdown) -> Result<(), ProcessorError> {
         self.readiness.set_started();
+        let result = self.serve(shutdown);
+        // Hand the partitions over now, on purpose or after a failure: a
+        // static member would keep them for the session timeout, and a fresh
+        // session taking its place without a rebalance would inherit an
+        // assignment that may be half-way through a cooperative one (the
+        // partitions it had just revoked would then belong to no member).
+        gavel_runtime::membership::leave_group(&self.consumer);
+        result
+    }
+
+    fn serve(&mut self, shutdown: &Shutdown) -> Result<(), ProcessorError> {
         while !shutdown.is_triggered() {
             self.readiness.beat();
             self.process_batch()?;
@@ -112,22 +123,8 @@ impl<'a> Session<'a> {
             self.fire_due_timers()?;
             self.retire_closed()?;
             self.pause_for_registry(shutdown);
-            for partition in self.consumer.context().take() {
-                if self.held_at.is_some_and(|(held, _)| held == partition) {
-                    // Its next owner waits for the registry now.
-                    self.held_at = None;
-                    self.registry_pause = None;
-                    self.readiness.set_dependency("schema-registry", Ok(()));
-                }
-                self.store.release(partition);
-                self.positions.remove(&partition);
-                self.stream_time.remove(&partition);
-                tracing::info!(partition, "partition revoked: state released");
-            }
+            self.release_revoked();
         }
-        // Stopping on purpose: hand the partitions over now (static members
-        // would otherwise keep them for the session timeout).
-        gavel_runtime::membership::leave_group(&self.consumer);
         Ok(())
     }
 
@@ -182,12 +179,38 @@ impl<'a> Session<'a> {
             Err(error) => {
                 let stage = metrics::aggregate();
                 stage.transactions.with_label_values(&["abort"]).inc();
-                stage.errors.with_label_values(&["transaction"]).inc();
                 if let Err(abort_error) = self.producer.abort_transaction(TXN_TIMEOUT) {
                     tracing::warn!(%abort_error, "abort failed");
                 }
+                if matches!(error, ProcessorError::RevokedMidTransaction) {
+                    // The batch's aggregates were lent out of the store
+                    // (`checkout`): the fresh session restores them from the
+                    // changelog, at the state the last commit left.
+                    tracing::info!(
+                        records = batch.records,
+                        "partitions revoked mid-transaction: batch aborted, session restarts"
+                    );
+                    return Err(error);
+                }
+                stage.errors.with_label_values(&["transaction"]).inc();
                 Err(ProcessorError::Transaction(error.to_string()))
             }
+        }
+    }
+
+    /// Forgets the state of every partition revoked since the last call.
+    fn release_revoked(&mut self) {
+        for partition in self.consumer.context().take() {
+            if self.held_at.is_some_and(|(held, _)| held == partition) {
+                // Its next owner waits for the registry now.
+                self.held_at = None;
+                self.registry_pause = None;
+                self.readiness.set_dependency("schema-registry", Ok(()));
+            }
+            self.store.release(partition);
+            self.positions.remove(&partition);
+            self.stream_time.remove(&partition);
+            tracing::info!(partition, "partition revoked: state released");
         }
     }
 
@@ -200,10 +223,14 @@ impl<'a> Session<'a> {
             return Ok(());
         }
         let linger = Linger::start(self.config.batch_linger);
+        let revocations = self.consumer.context().revocations();
         while batch.records < self.config.batch_max {
             let Some(message) = self.poll(linger.wait()) else {
                 break;
             };
+            if self.consumer.context().revocations() != revocations {
+                return Err(ProcessorError::RevokedMidTransaction);
+            }
             // A held-back record ends the batch: what came before commits,
             // and polling on could hand out records behind it.
             if self.process(message, batch)? == Step::HeldBack {
@@ -225,16 +252,13 @@ impl<'a> Session<'a> {
                 Offset::Offset(*next),
             )?;
         }
-        let metadata = self
-            .consumer
-            .group_metadata()
-            .ok_or_else(|| ProcessorError::Transaction("no consumer group metadata".into()))?;
-        self.producer
-            .send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
+        crate::txn::send_offset_list(&self.producer, &self.consumer, &offsets)?;
         let offsets_sent = started.elapsed();
         crate::txn::await_deliveries(&self.producer)?;
         let acknowledged = started.elapsed();
-        self.producer.commit_transaction(TXN_TIMEOUT)?;
+        self.producer
+            .commit_transaction(TXN_TIMEOUT)
+            .map_err(crate::txn::abort_reason)?;
         tracing::debug!(
             records = batch.records,
             changelog = batch.pending.writes.len(),

@@ -91,13 +91,19 @@ impl<'a, K: SagaKind> Session<'a, K> {
 
     pub fn run(&mut self, shutdown: &Shutdown) -> Result<(), ProcessorError> {
         self.readiness.set_started();
+        let result = self.serve(shutdown);
+        // Hand the partitions over now, on purpose or after a failure (see
+        // the aggregate's session).
+        gavel_runtime::membership::leave_group(&self.consumer);
+        result
+    }
+
+    fn serve(&mut self, shutdown: &Shutdown) -> Result<(), ProcessorError> {
         while !shutdown.is_triggered() {
             self.readiness.beat();
             self.sync_assignment()?;
             self.process_batch()?;
         }
-        // Stopping on purpose: hand the partitions over now.
-        gavel_runtime::membership::leave_group(&self.consumer);
         Ok(())
     }
 
@@ -190,8 +196,15 @@ impl<'a, K: SagaKind> Session<'a, K> {
     fn fill(&mut self, first: OwnedMessage, batch: &mut Batch) -> Result<(), ProcessorError> {
         self.process(first, batch)?;
         let linger = Linger::start(self.config.batch_linger);
+        let revocations = self.consumer.context().revocations();
         while batch.records < self.config.batch_max {
-            match self.poll(linger.wait()) {
+            let next = self.poll(linger.wait());
+            // A partition lost mid-transaction: abort rather than commit its
+            // records; the fresh session resumes from the committed offsets.
+            if self.consumer.context().revocations() != revocations {
+                return Err(ProcessorError::RevokedMidTransaction);
+            }
+            match next {
                 Some(message) => self.process(message, batch)?,
                 None => break,
             }

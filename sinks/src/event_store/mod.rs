@@ -99,13 +99,22 @@ pub async fn run_with(
     };
     tracing::info!(topic = %store.topic, schema = %store.schema, %group, "event store sink started");
     store.readiness.set_started();
+    let served = serve(&mut store, &shutdown).await;
+    // Leave on a failure too (see the view sink).
+    store.source.leave().await;
+    served?;
+    tracing::info!(stats = ?store.stats, "event store sink stopped");
+    Ok(store.stats)
+}
+
+async fn serve(store: &mut EventStore, shutdown: &Shutdown) -> Result<(), SinkError> {
     while !shutdown.is_triggered() {
         store.readiness.beat();
-        let batch = store.source.collect(&shutdown).await;
+        let batch = store.source.collect(shutdown).await;
         let started = std::time::Instant::now();
         // Postgres restarts and failovers: reconnect and write the same batch
         // again; the offsets stored with the rows tell what already committed.
-        batch::retrying(&mut store, &shutdown, &batch, |store, batch, shutdown| {
+        batch::retrying(store, shutdown, &batch, |store, batch, shutdown| {
             Box::pin(store.write(batch, shutdown))
         })
         .await?;
@@ -119,9 +128,7 @@ pub async fn run_with(
             store.offsets.forget(partition);
         }
     }
-    store.source.leave().await;
-    tracing::info!(stats = ?store.stats, "event store sink stopped");
-    Ok(store.stats)
+    Ok(())
 }
 
 impl batch::PostgresStage for EventStore {

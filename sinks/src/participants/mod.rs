@@ -89,16 +89,29 @@ pub async fn run(
     };
     tracing::info!(participant = name, %topic, "saga participant started");
     worker.readiness.set_started();
+    let served = serve(&mut worker, &source, &shutdown).await;
+    // Leave on a failure too (see the view sink).
+    source.leave().await;
+    served?;
+    tracing::info!(participant = name, stats = ?worker.stats, "saga participant stopped");
+    Ok(worker.stats)
+}
+
+async fn serve(
+    worker: &mut Worker,
+    source: &BatchSource,
+    shutdown: &Shutdown,
+) -> Result<(), SinkError> {
     while !shutdown.is_triggered() {
         worker.readiness.beat();
-        let records = source.collect(&shutdown).await;
+        let records = source.collect(shutdown).await;
         if records.is_empty() {
             continue;
         }
         let mut next: HashMap<i32, i64> = HashMap::new();
         let mut acks = Vec::with_capacity(records.len());
         for message in &records {
-            if let Some(reply) = worker.handle(message, &shutdown).await? {
+            if let Some(reply) = worker.handle(message, shutdown).await? {
                 acks.push((message, reply));
             }
             next.insert(message.partition(), message.offset() + 1);
@@ -112,9 +125,7 @@ pub async fn run(
             .inc_by(records.len() as u64);
         source.commit(&next);
     }
-    source.leave().await;
-    tracing::info!(participant = name, stats = ?worker.stats, "saga participant stopped");
-    Ok(worker.stats)
+    Ok(())
 }
 
 type Ack = rdkafka::producer::DeliveryFuture;

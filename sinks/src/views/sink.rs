@@ -71,12 +71,22 @@ pub async fn run_with(
     };
     sink.readiness.set_started();
     tracing::info!(topics = ?sink.config.topics.views(), schema = %sink.config.postgres_schema, "view sink started");
+    let served = serve(&mut sink, &shutdown).await;
+    // Leave on a failure too: a replacement with the same instance id must
+    // join as a new member, not inherit a half-done cooperative rebalance.
+    sink.source.leave().await;
+    served?;
+    tracing::info!(stats = ?sink.stats, "view sink stopped");
+    Ok(sink.stats)
+}
+
+async fn serve(sink: &mut Sink, shutdown: &Shutdown) -> Result<(), SinkError> {
     while !shutdown.is_triggered() {
         sink.readiness.beat();
-        let batch = sink.source.collect(&shutdown).await;
+        let batch = sink.source.collect(shutdown).await;
         // Postgres restarts and failovers: reconnect and write the same batch
         // again; the offsets stored with the rows tell what already committed.
-        batch::retrying(&mut sink, &shutdown, &batch, |sink, batch, _| {
+        batch::retrying(sink, shutdown, &batch, |sink, batch, _| {
             Box::pin(sink.write(batch))
         })
         .await?;
@@ -84,9 +94,7 @@ pub async fn run_with(
             sink.forget_offsets();
         }
     }
-    sink.source.leave().await;
-    tracing::info!(stats = ?sink.stats, "view sink stopped");
-    Ok(sink.stats)
+    Ok(())
 }
 
 /// A batch sorted: the newest change per view id, where each came from, the
