@@ -123,7 +123,16 @@ impl Monitor {
 
     /// One measurement of `group` on `topics` (blocking), per partition.
     pub fn measure(&mut self, group: &str, topics: &[String]) -> Result<Vec<PartitionLag>> {
-        let consumer = self.group_client(group)?;
+        self.probe()?;
+        self.group_client(group)?;
+        let consumer = self
+            .groups
+            .get(group)
+            .ok_or_else(|| RuntimeError::Admin(format!("no client for group {group}")))?;
+        let ends = self
+            .probe
+            .as_ref()
+            .ok_or_else(|| RuntimeError::Admin("no lag probe".into()))?;
         let mut wanted = TopicPartitionList::new();
         for topic in topics {
             let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
@@ -137,7 +146,7 @@ impl Monitor {
         let mut lags = Vec::new();
         for element in committed.elements() {
             let (topic, partition) = (element.topic(), element.partition());
-            let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+            let (low, high) = ends.fetch_watermarks(topic, partition, TIMEOUT)?;
             let committed = match element.offset() {
                 Offset::Offset(next) => Some(next),
                 _ => None,
@@ -218,9 +227,13 @@ impl Monitor {
             client
                 .set("group.id", group)
                 .set("enable.auto.commit", "false")
-                // Watermarks as the group sees them: the high one is the last
-                // stable offset, not the end of open transactions.
-                .set("isolation.level", "read_committed");
+                // The offsets the group has committed, not waiting for the
+                // ones an open transaction carries: read_committed would make
+                // librdkafka ask for stable offsets, which the broker refuses
+                // while a transaction of the group is open, so a worker killed
+                // mid-transaction would leave its lag unreadable exactly while
+                // it is down. (Watermarks come from the read_committed probe.)
+                .set("isolation.level", "read_uncommitted");
             let consumer: BaseConsumer = client.create()?;
             self.groups.insert(group.to_owned(), consumer);
         }
@@ -229,6 +242,9 @@ impl Monitor {
             .ok_or_else(|| RuntimeError::Admin(format!("no client for group {group}")))
     }
 
+    /// The group-less reader: watermarks as a read_committed group sees them
+    /// (the high one is the last stable offset, not the end of open
+    /// transactions) and the timestamps of the oldest unprocessed records.
     fn probe(&mut self) -> Result<&BaseConsumer<EofAware>> {
         if self.probe.is_none() {
             let mut client = kafka::client_config(&self.config);
