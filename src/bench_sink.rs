@@ -53,6 +53,7 @@ async fn measure(config: &Config, commands: usize, auctions: usize) -> Result<Va
             "events": events,
             "projector_events_per_s": project_rate,
             "view_records": projected.view_records,
+            "view_records_coalesced": projected.coalesced,
             "sink_view_records": sunk.stats.records,
             "sink_row_writes": sunk.stats.rows_written,
             "sink_batches": sunk.stats.batches,
@@ -71,8 +72,8 @@ async fn measure(config: &Config, commands: usize, auctions: usize) -> Result<Va
     println!("{report}");
     println!("{events} events through the read side:");
     println!(
-        "  {project_rate:>10.0} events/s projector (EOS), {} view records",
-        projected.view_records
+        "  {project_rate:>10.0} events/s projector (EOS), {} view records ({} more coalesced into them)",
+        projected.view_records, projected.coalesced
     );
     println!(
         "  {sink_rate:>10.0} view records/s view sink, one worker ({} row writes in {} batches)",
@@ -97,6 +98,7 @@ async fn measure(config: &Config, commands: usize, auctions: usize) -> Result<Va
 struct Projected {
     secs: f64,
     view_records: u64,
+    coalesced: u64,
 }
 
 /// The projector over the whole event topic, from its first commit to its last.
@@ -117,6 +119,7 @@ async fn run_projector(config: &Config) -> Result<Projected> {
     Ok(Projected {
         secs,
         view_records: stats.view_records,
+        coalesced: stats.coalesced,
     })
 }
 

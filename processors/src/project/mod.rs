@@ -4,7 +4,10 @@
 //! `view.*` topics, exactly-once (one Kafka transaction per batch with the
 //! consumed offsets). Each view record is written to the event's partition, so
 //! the projector's state is restored from its own `view.auction_details` topic.
+//! Within a transaction each row is published once, in its latest state (see
+//! `coalesce`): a hot auction's many bids in one batch make one details record.
 
+mod coalesce;
 mod records;
 mod session;
 mod state;
@@ -21,6 +24,9 @@ use std::time::Duration;
 pub struct Stats {
     pub events: u64,
     pub view_records: u64,
+    /// View records not sent because a later event of the same batch
+    /// changed the same row again.
+    pub coalesced: u64,
     /// Redelivered events the views already reflect.
     pub unchanged: u64,
     pub undecodable: u64,

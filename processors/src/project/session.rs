@@ -4,6 +4,7 @@
 //! is published exactly once. Any failure ends the session; the caller starts a
 //! fresh one from the last committed offsets (which also restores the state).
 
+use super::coalesce::{Coalesced, PendingView};
 use super::records::{view_headers, view_records};
 use super::state::ViewState;
 use super::Stats;
@@ -38,9 +39,12 @@ pub struct Session<'a> {
 
 /// What the open transaction holds.
 #[derive(Default)]
-struct Batch {
+struct Batch<'a> {
     offsets: HashMap<i32, i64>,
     records: usize,
+    /// The view rows the batch changed, each with its latest record: sent at
+    /// commit, so a row changed by many events of the batch is one record.
+    views: Coalesced<'a>,
 }
 
 impl<'a> Session<'a> {
@@ -75,6 +79,15 @@ impl<'a> Session<'a> {
 
     pub fn run(&mut self, shutdown: &Shutdown) -> Result<(), ProcessorError> {
         self.readiness.set_started();
+        let result = self.serve(shutdown);
+        // Hand the partitions over now, on purpose or after a failure (see
+        // the aggregate's session: a replacement must not inherit a half-done
+        // cooperative rebalance).
+        gavel_runtime::membership::leave_group(&self.consumer);
+        result
+    }
+
+    fn serve(&mut self, shutdown: &Shutdown) -> Result<(), ProcessorError> {
         while !shutdown.is_triggered() {
             self.readiness.beat();
             self.process_batch()?;
@@ -83,8 +96,6 @@ impl<'a> Session<'a> {
                 tracing::info!(partition, "partition revoked: view state released");
             }
         }
-        // Stopping on purpose: hand the partitions over now.
-        gavel_runtime::membership::leave_group(&self.consumer);
         Ok(())
     }
 
@@ -97,7 +108,7 @@ impl<'a> Session<'a> {
         let mut batch = Batch::default();
         let result = self
             .fill(first, &mut batch)
-            .and_then(|()| self.commit(&batch));
+            .and_then(|()| self.commit(&mut batch));
         let stage = metrics::project();
         match result {
             Ok(()) => {
@@ -124,11 +135,18 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn fill(&mut self, first: OwnedMessage, batch: &mut Batch) -> Result<(), ProcessorError> {
+    fn fill(&mut self, first: OwnedMessage, batch: &mut Batch<'a>) -> Result<(), ProcessorError> {
         self.process(first, batch)?;
         let linger = Linger::start(self.config.batch_linger);
+        let revocations = self.consumer.context().revocations();
         while batch.records < self.config.batch_max {
-            match self.poll(linger.wait())? {
+            let next = self.poll(linger.wait());
+            // A partition lost mid-transaction: abort rather than commit its
+            // records; the fresh session resumes from the committed offsets.
+            if self.consumer.context().revocations() != revocations {
+                return Err(ProcessorError::RevokedMidTransaction);
+            }
+            match next? {
                 Some(message) => self.process(message, batch)?,
                 None => break,
             }
@@ -136,7 +154,22 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn commit(&self, batch: &Batch) -> Result<(), ProcessorError> {
+    fn commit(&mut self, batch: &mut Batch<'a>) -> Result<(), ProcessorError> {
+        let stage = metrics::project();
+        let sent = batch.views.len() as u64;
+        for view in batch.views.drain() {
+            txn::send(
+                &self.producer,
+                view.topic,
+                view.partition,
+                &view.key,
+                view.payload.as_deref(),
+                view.headers,
+            )?;
+        }
+        self.stats.view_records += sent;
+        self.stats.coalesced += batch.views.replaced();
+        stage.produced.inc_by(sent);
         txn::send_offsets(
             &self.producer,
             &self.consumer,
@@ -148,7 +181,11 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn process(&mut self, message: OwnedMessage, batch: &mut Batch) -> Result<(), ProcessorError> {
+    fn process(
+        &mut self,
+        message: OwnedMessage,
+        batch: &mut Batch<'a>,
+    ) -> Result<(), ProcessorError> {
         let span = crate::span::record_span(&message);
         let _entered = span.enter();
         let partition = message.partition();
@@ -156,7 +193,9 @@ impl<'a> Session<'a> {
         batch.offsets.insert(partition, message.offset() + 1);
         batch.records += 1;
         match self.decode(&message)? {
-            Ok((event, envelope)) => self.apply(partition, message.offset(), &event, &envelope),
+            Ok((event, envelope)) => {
+                self.apply(partition, message.offset(), &event, &envelope, batch)
+            }
             Err((class, reason)) => self.dead_letter(&message, class, &reason),
         }
     }
@@ -174,15 +213,17 @@ impl<'a> Session<'a> {
         txn::dead_letter(&self.producer, stage, message, class, reason, &self.worker)
     }
 
-    /// Applies one event to its auction's state and sends the view records it
-    /// changes. The state is changed before the transaction commits: if it
-    /// aborts, the session ends and its state goes with it (see `state`).
+    /// Applies one event to its auction's state and keeps the view records it
+    /// changes for the commit. The state is changed before the transaction
+    /// commits: if it aborts, the session ends and its state goes with it (see
+    /// `state`).
     fn apply(
         &mut self,
         partition: i32,
         offset: i64,
         event: &AuctionEvent,
         envelope: &EventEnvelope,
+        batch: &mut Batch<'a>,
     ) -> Result<(), ProcessorError> {
         let key = envelope.aggregate_id.as_str();
         let meta = envelope.view_meta();
@@ -195,20 +236,17 @@ impl<'a> Session<'a> {
             self.stats.unchanged += 1;
             return Ok(());
         };
-        let stage = metrics::project();
         let version = changes.details.version.to_string();
         let source_offset = offset.to_string();
-        for record in view_records(&self.config.topics, &changes)? {
-            txn::send(
-                &self.producer,
-                record.topic,
+        let config: &'a Config = self.config;
+        for record in view_records(&config.topics, &changes)? {
+            batch.views.put(PendingView {
+                topic: record.topic,
                 partition,
-                &record.key,
-                record.payload.as_deref(),
-                view_headers(envelope, &version, &source_offset),
-            )?;
-            self.stats.view_records += 1;
-            stage.produced.inc();
+                key: record.key,
+                payload: record.payload,
+                headers: view_headers(envelope, &version, &source_offset),
+            });
         }
         Ok(())
     }
