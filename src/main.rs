@@ -280,6 +280,12 @@ enum SchemasAction {
     },
 }
 
+/// mimalloc rather than glibc's malloc: allocation and freeing were about a
+/// quarter of the aggregate's CPU under load (perf, bench/README.md), and
+/// glibc's per-thread arenas hold freed memory that mimalloc returns.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();

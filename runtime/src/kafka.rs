@@ -38,7 +38,13 @@ pub fn consumer_config(config: &Config, group_id: &str) -> ClientConfig {
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("fetch.wait.max.ms", "10")
-        .set("queued.min.messages", "20000");
+        .set("queued.min.messages", "20000")
+        // Bound what librdkafka pre-fetches (64 MiB by default, on top of
+        // 50 MiB fetch responses): a batch of 2,000 view records is about
+        // 4 MB, so 16 MiB queued keeps every worker fed at a fraction of the
+        // memory. A record up to the 1 MiB partition fetch still fits.
+        .set("queued.max.messages.kbytes", "16384")
+        .set("fetch.max.bytes", "8388608");
     client
 }
 
@@ -362,9 +368,15 @@ pub async fn delete_topics(config: &Config, names: &[&str]) -> Result<()> {
 }
 
 /// A consumer context that notes revoked partitions, so a worker can release
-/// their state (or cached offsets) after `poll` returns.
+/// their state (or cached offsets) after `poll` returns, and counts
+/// revocations, so a worker can tell that one happened in the middle of a
+/// transaction: its new owner may already be reading the committed offsets,
+/// so that transaction must abort, not commit records of a partition it lost.
 #[derive(Default, Clone)]
-pub struct RevocationLog(std::sync::Arc<std::sync::Mutex<Vec<i32>>>);
+pub struct RevocationLog {
+    revoked: std::sync::Arc<std::sync::Mutex<Vec<i32>>>,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
 
 impl rdkafka::ClientContext for RevocationLog {}
 
@@ -375,9 +387,10 @@ impl rdkafka::consumer::ConsumerContext for RevocationLog {
         rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
         if let rdkafka::consumer::Rebalance::Revoke(list) = rebalance {
-            if let Ok(mut revoked) = self.0.lock() {
+            if let Ok(mut revoked) = self.revoked.lock() {
                 revoked.extend(list.elements().iter().map(|e| e.partition()));
             }
+            self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }
@@ -385,10 +398,16 @@ impl rdkafka::consumer::ConsumerContext for RevocationLog {
 impl RevocationLog {
     /// The partitions revoked since the last call.
     pub fn take(&self) -> Vec<i32> {
-        self.0
+        self.revoked
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default()
+    }
+
+    /// How many revocations this consumer has seen: compare two readings to
+    /// learn whether one happened in between.
+    pub fn revocations(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
