@@ -227,15 +227,24 @@ impl RegistryClient {
             .map_err(|e| RuntimeError::Registry(format!("{path}: bad JSON {e}")))
     }
 
-    /// Deletes a subject (soft then hard), for tests that clean up after themselves.
+    /// Deletes a subject (soft then hard), for tests that clean up after
+    /// themselves. Whatever the registry answers is accepted (the subject may
+    /// be gone already); a dropped connection is retried like any call here.
     pub async fn delete_subject(&self, subject: &str) -> Result<()> {
         for suffix in ["", "?permanent=true"] {
             let url = format!("{}/subjects/{subject}{suffix}", self.endpoint.url);
-            self.endpoint
-                .authorize(self.http.delete(&url))
-                .send()
-                .await
-                .map_err(http_error(&url))?;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match self.endpoint.authorize(self.http.delete(&url)).send().await {
+                    Ok(_) => break,
+                    Err(error) if attempt < 4 => {
+                        tracing::warn!(%error, attempt, "registry call failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                    }
+                    Err(error) => return Err(http_error(&url)(error)),
+                }
+            }
         }
         Ok(())
     }

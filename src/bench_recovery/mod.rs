@@ -37,6 +37,11 @@ pub struct RecoverySpec {
     /// Leave out the scale-in of one of three aggregates.
     #[arg(long)]
     pub no_scale_in: bool,
+    /// Start the two extra aggregates of the scale-in under load, after the
+    /// faults, rather than with the others: partitions then move away from a
+    /// busy aggregate in the middle of its transactions.
+    #[arg(long)]
+    pub grow_under_load: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -45,6 +50,9 @@ pub struct RecoveryRun {
     pub rate: u64,
     pub partitions: i32,
     pub faults: Vec<Recovery>,
+    /// With `--grow-under-load`: the longest any partition of the command
+    /// topic waited while the two aggregates joined (watched for 15 s).
+    pub grow_max_partition_stall_s: Option<f64>,
     pub scale_in: Option<ScaleIn>,
     pub commands_sent: usize,
     /// Distinct commands answered on the outcome topic, and answers in all.
@@ -79,14 +87,10 @@ async fn with_pipeline(config: &Config, spec: &RecoverySpec) -> Result<RecoveryR
     for role in ["aggregate", "project", "sink"] {
         workers.push(Worker::spawn(config, role, &[])?);
     }
-    // The replicas of the scale-in run from the start: a group that grows
-    // under load moves partitions away from a busy aggregate, which is not
-    // what this measures (see the caveat in bench/README.md).
-    if !spec.no_scale_in {
-        for replica in 1..3 {
-            let instance = format!("{}-aggregate-{replica}", config.instance_id);
-            workers.push(Worker::spawn_as(config, "aggregate", &instance, &[])?);
-        }
+    // The replicas of the scale-in run from the start, unless the run is
+    // about a group growing under load.
+    if !spec.no_scale_in && !spec.grow_under_load {
+        workers.extend(spawn_replicas(config)?);
     }
     let outcome = match ready_all(&mut workers, READY_WITHIN).await {
         Ok(()) => under_load(config, spec, workers).await,
@@ -110,17 +114,24 @@ async fn under_load(
     let (blocking, plan) = (config.clone(), spec.clone());
     let (workers, measured) =
         tokio::task::spawn_blocking(move || inflict(&blocking, &plan, workers)).await?;
-    let sent = load.stop().await;
+    // Checked while the workers still run: the read side may be seconds
+    // behind the last outcome, and stopped it would stay there.
+    let checked = async {
+        let sent = load.stop().await?;
+        let (answered, outcomes) = count_outcomes(config, sent.commands).await?;
+        let comparison = settled_read_model(config, &sent.expected).await?;
+        Ok::<_, anyhow::Error>((sent, answered, outcomes, comparison))
+    }
+    .await;
     stop_all(workers, STOP_GRACE);
-    let (faults, scale_in) = measured?;
-    let sent = sent?;
-    let (commands_answered, outcomes) = count_outcomes(config, sent.commands).await?;
-    let comparison = settled_read_model(config, &sent.expected).await?;
+    let (faults, grow_max_partition_stall_s, scale_in) = measured?;
+    let (sent, commands_answered, outcomes, comparison) = checked?;
     Ok(RecoveryRun {
         membership: config.membership.as_str(),
         rate: spec.rate,
         partitions: config.partitions,
         faults,
+        grow_max_partition_stall_s,
         scale_in,
         commands_sent: sent.commands,
         commands_answered,
@@ -132,7 +143,8 @@ async fn under_load(
     })
 }
 
-type Measured = Result<(Vec<Recovery>, Option<ScaleIn>)>;
+/// The faults, the longest stall while the group grew, the scale-in.
+type Measured = Result<(Vec<Recovery>, Option<f64>, Option<ScaleIn>)>;
 
 /// Kills and restarts each stage, then scales in one of three aggregates.
 /// Returns the workers still running, whatever happened, so they are stopped.
@@ -158,16 +170,34 @@ fn inflict(
                 index,
                 stage,
                 down,
+                spec.rate,
             )?);
         }
         if spec.no_scale_in {
-            return Ok((faults, None));
+            return Ok((faults, None, None));
         }
+        let grown = if spec.grow_under_load {
+            workers.extend(spawn_replicas(config)?);
+            // The group rebalances (twice: cooperative) under the load.
+            Some(faults::longest_stall(&mut stages[0], SCALE_IN_WATCH).as_secs_f64())
+        } else {
+            None
+        };
         let leaving = workers.pop().context("no aggregate to scale in")?;
         let scaled = faults::scale_in(leaving, 3, &mut stages[0], SCALE_IN_WATCH)?;
-        Ok((faults, Some(scaled)))
+        Ok((faults, grown, Some(scaled)))
     })();
     (workers, measured)
+}
+
+/// The two extra aggregates of the scale-in, as replicas 1 and 2.
+fn spawn_replicas(config: &Config) -> Result<Vec<Worker>> {
+    (1..3)
+        .map(|replica| {
+            let instance = format!("{}-aggregate-{replica}", config.instance_id);
+            Worker::spawn_as(config, "aggregate", &instance, &[])
+        })
+        .collect()
 }
 
 /// Waits until the view sink has committed view records: the pipeline is
