@@ -72,8 +72,13 @@ async fn attack(env: &TestEnv, role: &str) {
         "slow",
         &[("GAVEL_HTTP_HEADER_TIMEOUT_MS", timeout.as_str())],
     );
+    // No pooled connections: an idle keep-alive connection is cut at the
+    // same header timeout as the attackers, and reusing one the server is
+    // closing that instant fails the request (a race of this client's, not
+    // a refusal by the server).
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(0)
         .build()
         .expect("client");
     let healthz = format!("http://127.0.0.1:{port}/healthz");
