@@ -87,7 +87,7 @@ pub fn send_topic_offsets<C: ConsumerContext>(
     send_offset_list(producer, consumer, &list)
 }
 
-pub fn send_offset_list<C: ConsumerContext>(
+fn send_offset_list<C: ConsumerContext>(
     producer: &TxnProducer,
     consumer: &BaseConsumer<C>,
     list: &TopicPartitionList,

@@ -244,15 +244,12 @@ impl<'a> Session<'a> {
         let started = Instant::now();
         self.write_changelog(batch)?;
         let changelog_written = started.elapsed();
-        let mut offsets = TopicPartitionList::new();
-        for (partition, next) in &batch.offsets {
-            offsets.add_partition_offset(
-                &self.config.topics.commands,
-                *partition,
-                Offset::Offset(*next),
-            )?;
-        }
-        crate::txn::send_offset_list(&self.producer, &self.consumer, &offsets)?;
+        crate::txn::send_offsets(
+            &self.producer,
+            &self.consumer,
+            &self.config.topics.commands,
+            &batch.offsets,
+        )?;
         let offsets_sent = started.elapsed();
         crate::txn::await_deliveries(&self.producer)?;
         let acknowledged = started.elapsed();
