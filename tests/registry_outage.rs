@@ -186,18 +186,21 @@ async fn workers_started_while_the_registry_is_away_wait_for_it() {
         probe.clone(),
         spawn_observed(&env, &command_api, "r0", &probe),
     ));
-    for (role, probe, _) in workers
+    for (role, probe, worker) in workers
         .iter()
         .filter(|w| NEED_THE_REGISTRY.contains(&w.0.as_str()))
     {
-        let waiting = eventually(Duration::from_secs(20), || async {
+        // Generous: seven processes start at once on a loaded CI machine.
+        let waiting = eventually(Duration::from_secs(60), || async {
             let (status, body) = get(probe, "/ready").await?;
             (status == 503 && body.contains("schema-registry")).then_some(())
         })
         .await;
         assert!(
             waiting.is_some(),
-            "{role} reports that it waits for the registry"
+            "{role} reports that it waits for the registry; probe: {:?}; {}",
+            get(probe, "/ready").await,
+            worker.log_tail()
         );
     }
     // Long enough for a worker that gives up to have exited (it took < 2 s).
@@ -205,16 +208,22 @@ async fn workers_started_while_the_registry_is_away_wait_for_it() {
     for (role, _, worker) in &mut workers {
         assert!(
             worker.child.try_wait().expect("wait").is_none(),
-            "{role} still running while the registry is away"
+            "{role} still running while the registry is away; {}",
+            worker.log_tail()
         );
     }
     drop(restart); // starts the registry again
-    for (role, probe, _) in &workers {
+    for (role, probe, worker) in &workers {
         let ready = eventually(TIMEOUT, || async {
             (get(probe, "/ready").await?.0 == 200).then_some(())
         })
         .await;
-        assert!(ready.is_some(), "{role} ready once the registry is back");
+        assert!(
+            ready.is_some(),
+            "{role} ready once the registry is back; probe: {:?}; {}",
+            get(probe, "/ready").await,
+            worker.log_tail()
+        );
     }
     for (role, _, worker) in workers {
         let log = std::fs::read_to_string(&worker.log).expect("log");

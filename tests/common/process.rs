@@ -107,18 +107,40 @@ impl Worker {
         panic!("{} still running after {timeout:?}", self.name);
     }
 
+    /// The last lines of its log, for an assertion message: a failure on a
+    /// machine we cannot log into must say what the worker said.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let from = lines.len().saturating_sub(30);
+        format!(
+            "last lines of {}:\n{}",
+            self.log.display(),
+            lines[from..].join("\n")
+        )
+    }
+
     /// SIGTERM and wait for a graceful exit.
     pub fn stop(mut self) {
         self.signal("TERM");
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "{} exited with {status}", self.name);
+                assert!(
+                    status.success(),
+                    "{} exited with {status}; {}",
+                    self.name,
+                    self.log_tail()
+                );
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("{} did not stop within 30 s of SIGTERM", self.name);
+        panic!(
+            "{} did not stop within 30 s of SIGTERM; {}",
+            self.name,
+            self.log_tail()
+        );
     }
 }
 
