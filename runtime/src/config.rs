@@ -70,6 +70,8 @@ pub struct Config {
     /// Group protocol and membership of the workers' consumers.
     pub membership: crate::membership::Membership,
     pub batch_max: usize,
+    /// What each consumer may pre-fetch, in KiB (librdkafka's queue bound).
+    pub prefetch_kbytes: usize,
     pub batch_linger: Duration,
     /// Where a worker serves /metrics, /health and /ready (port 0: ephemeral).
     pub metrics_addr: String,
@@ -276,6 +278,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "Records per transaction / sink batch at most",
     ),
     (
+        "GAVEL_PREFETCH_KBYTES",
+        "16384",
+        "KiB each Kafka consumer pre-fetches at most: memory against throughput when far behind",
+    ),
+    (
         "GAVEL_BATCH_LINGER_MS",
         "5",
         "How long a batch waits for more records; records already fetched join it without waiting",
@@ -472,6 +479,7 @@ impl Config {
             instance_id: get("GAVEL_INSTANCE_ID"),
             membership: crate::membership::Membership::parse(&get("GAVEL_GROUP_MEMBERSHIP"))?,
             batch_max: number(values, "GAVEL_BATCH_MAX")?,
+            prefetch_kbytes: prefetch_kbytes(values)?,
             batch_linger: Duration::from_millis(number(values, "GAVEL_BATCH_LINGER_MS")?),
             metrics_addr: get("GAVEL_METRICS_ADDR"),
             status_workers: list(&get("GAVEL_STATUS_WORKERS")),
@@ -618,6 +626,7 @@ impl Config {
                 self.membership.as_str().to_owned(),
             ),
             ("GAVEL_BATCH_MAX", self.batch_max.to_string()),
+            ("GAVEL_PREFETCH_KBYTES", self.prefetch_kbytes.to_string()),
             (
                 "GAVEL_BATCH_LINGER_MS",
                 self.batch_linger.as_millis().to_string(),
@@ -722,6 +731,18 @@ pub(crate) fn positive(values: &HashMap<String, String>, key: &str) -> Result<i6
     }
 }
 
+/// librdkafka's queue bound, at least the 1 MiB partition fetch (so any
+/// record can be queued) and at most what librdkafka accepts.
+fn prefetch_kbytes(values: &HashMap<String, String>) -> Result<usize> {
+    const RANGE: std::ops::RangeInclusive<usize> = 1024..=2_097_151;
+    match number(values, "GAVEL_PREFETCH_KBYTES")? {
+        n if RANGE.contains(&n) => Ok(n),
+        n => Err(RuntimeError::Config(format!(
+            "GAVEL_PREFETCH_KBYTES must be within {RANGE:?} KiB, got {n}"
+        ))),
+    }
+}
+
 fn list(raw: &str) -> Vec<String> {
     raw.split(',')
         .map(str::trim)
@@ -804,6 +825,17 @@ mod tests {
         assert_eq!(Config::from_map(&values).unwrap().partitions, 12);
         merge_file(&mut values, "GAVEL_OUTBOX_BATCH=0").unwrap();
         assert!(Config::from_map(&values).is_err(), "a batch of 0 rows");
+        merge_file(
+            &mut values,
+            "GAVEL_OUTBOX_BATCH=100\nGAVEL_PREFETCH_KBYTES=512",
+        )
+        .unwrap();
+        assert!(
+            Config::from_map(&values).is_err(),
+            "a queue below one fetch"
+        );
+        merge_file(&mut values, "GAVEL_PREFETCH_KBYTES=4096").unwrap();
+        assert_eq!(Config::from_map(&values).unwrap().prefetch_kbytes, 4096);
         assert!(merge_file(&mut values, "GAVEL_NOPE=1").is_err());
         assert!(merge_file(&mut values, "no equals sign").is_err());
     }

@@ -38,13 +38,21 @@ pub fn consumer_config(config: &Config, group_id: &str) -> ClientConfig {
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("fetch.wait.max.ms", "10")
-        .set("queued.min.messages", "20000")
-        // Bound what librdkafka pre-fetches (64 MiB by default, on top of
-        // 50 MiB fetch responses): a batch of 2,000 view records is about
-        // 4 MB, so 16 MiB queued keeps every worker fed at a fraction of the
-        // memory. A record up to the 1 MiB partition fetch still fits.
-        .set("queued.max.messages.kbytes", "16384")
-        .set("fetch.max.bytes", "8388608");
+        // Bound what librdkafka pre-fetches (100,000 records and 64 MiB by
+        // default, on top of 50 MiB fetch responses): two batches queued
+        // keep a worker fed. 16 MiB (GAVEL_PREFETCH_KBYTES) is where the view
+        // sink, far behind, stops gaining (8 MiB cost it a fifth). A fetch
+        // response is half the queue, and at least the 1 MiB partition
+        // fetch, so any record fits.
+        .set("queued.min.messages", (2 * config.batch_max).to_string())
+        .set(
+            "queued.max.messages.kbytes",
+            config.prefetch_kbytes.to_string(),
+        )
+        .set(
+            "fetch.max.bytes",
+            (config.prefetch_kbytes * 512).max(1 << 20).to_string(),
+        );
     client
 }
 

@@ -33,14 +33,16 @@ pub struct RunArgs {
     /// Auctions of the throughput run (the fixed-rate runs use at most as many).
     #[arg(long, default_value_t = 2_000)]
     pub auctions: usize,
-    /// Fixed rates for the latency runs, commands/s.
-    #[arg(long, value_delimiter = ',', default_value = "1000,2000,5000")]
+    /// Fixed rates for the latency runs, commands/s (the latency targets
+    /// are set at 1,000/s and up to 4,000/s).
+    #[arg(long, value_delimiter = ',', default_value = "250,500,1000,2000,4000")]
     pub rates: Vec<f64>,
     /// Seconds each fixed rate runs.
-    #[arg(long, default_value_t = 15.0)]
+    #[arg(long, default_value_t = 20.0)]
     pub rate_secs: f64,
-    /// How the fixed-rate runs send: straight to Kafka, or through the command API.
-    #[arg(long, value_enum, default_value = "kafka")]
+    /// How the fixed-rate runs send: through the command API (what a client
+    /// sees), or straight to Kafka.
+    #[arg(long, value_enum, default_value = "http")]
     pub via: Via,
     /// Commands of the in-process aggregate / read-side benchmarks (restore, rebuild).
     #[arg(long, default_value_t = 50_000)]

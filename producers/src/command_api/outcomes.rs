@@ -69,7 +69,6 @@ impl Outcomes {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(command_id, Instant::now())
-            .cloned()
     }
 
     fn complete(&self, outcome: CommandOutcome) {
@@ -85,7 +84,7 @@ impl Outcomes {
         self.recent
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(outcome, Instant::now());
+            .insert(&outcome, Instant::now());
     }
 
     fn forget(&self, command_id: &str, id: u64) {
