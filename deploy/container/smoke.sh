@@ -55,9 +55,12 @@ install_tools() {
 base_image() {
   if "${PODMAN[@]}" image exists "$BASE_IMAGE"; then return; fi
   mkdir -p "$CACHE"
-  if [[ ! -s $CACHE/bookworm-minbase.tar ]]; then
+  if [[ ! -f $CACHE/bookworm-minbase.tar || ! -s $CACHE/bookworm-minbase.tar ]]; then
     log "making the bookworm base image with mmdebstrap (once; cached in $CACHE)"
-    mmdebstrap --variant=minbase --quiet bookworm "$CACHE/bookworm-minbase.tar.part"
+    # Whatever an interrupted or older run left (mmdebstrap 1.3.5 made a
+    # directory of a target with an unknown extension such as .part).
+    rm -rf "$CACHE/bookworm-minbase.tar" "$CACHE/bookworm-minbase.tar.part"
+    mmdebstrap --variant=minbase --format=tar --quiet bookworm "$CACHE/bookworm-minbase.tar.part"
     mv "$CACHE/bookworm-minbase.tar.part" "$CACHE/bookworm-minbase.tar"
   fi
   "${PODMAN[@]}" import "$CACHE/bookworm-minbase.tar" "$BASE_IMAGE" >/dev/null
