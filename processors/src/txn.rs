@@ -1,6 +1,7 @@
 //! Transactional producer plumbing shared by the exactly-once processors.
 
 use crate::ProcessorError;
+use gavel_runtime::kafka::RevocationLog;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{OwnedHeaders, ToBytes};
@@ -98,6 +99,19 @@ fn send_offset_list<C: ConsumerContext>(
     producer
         .send_offsets_to_transaction(list, &metadata, TXN_TIMEOUT)
         .map_err(abort_reason)
+}
+
+/// Ends a batch that saw a partition revoked since `since` (a reading of
+/// [`RevocationLog::revocations`] taken when the batch began): its new owner
+/// may already read the committed offsets, so the batch must abort rather
+/// than commit records of a partition it lost; the fresh session resumes
+/// from the committed offsets.
+pub fn still_assigned(log: &RevocationLog, since: u64) -> Result<(), ProcessorError> {
+    if log.revocations() == since {
+        Ok(())
+    } else {
+        Err(ProcessorError::RevokedMidTransaction)
+    }
 }
 
 /// A transaction error as the processors treat it: one caused by a

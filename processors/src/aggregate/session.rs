@@ -228,9 +228,7 @@ impl<'a> Session<'a> {
             let Some(message) = self.poll(linger.wait()) else {
                 break;
             };
-            if self.consumer.context().revocations() != revocations {
-                return Err(ProcessorError::RevokedMidTransaction);
-            }
+            crate::txn::still_assigned(self.consumer.context(), revocations)?;
             // A held-back record ends the batch: what came before commits,
             // and polling on could hand out records behind it.
             if self.process(message, batch)? == Step::HeldBack {

@@ -141,11 +141,7 @@ impl<'a> Session<'a> {
         let revocations = self.consumer.context().revocations();
         while batch.records < self.config.batch_max {
             let next = self.poll(linger.wait());
-            // A partition lost mid-transaction: abort rather than commit its
-            // records; the fresh session resumes from the committed offsets.
-            if self.consumer.context().revocations() != revocations {
-                return Err(ProcessorError::RevokedMidTransaction);
-            }
+            txn::still_assigned(self.consumer.context(), revocations)?;
             match next? {
                 Some(message) => self.process(message, batch)?,
                 None => break,
