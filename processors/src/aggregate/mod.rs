@@ -6,6 +6,7 @@ mod emit;
 mod handler;
 mod poison;
 mod punctuator;
+mod recent;
 mod record;
 mod routing;
 mod session;
