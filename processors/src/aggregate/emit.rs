@@ -23,7 +23,9 @@ impl Session<'_> {
         let key = command.auction_id().as_str();
         let stored = self.store.checkout(&mut batch.pending, partition, key);
         let decision = handle(stored, command, meta, now);
-        batch.pending.settle(partition, key);
+        if stored.auction.is_none() {
+            batch.pending.settle(partition, key);
+        }
         match decision {
             Decision::Duplicate(outcome) => {
                 self.stats.duplicates += 1;
