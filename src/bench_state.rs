@@ -38,8 +38,10 @@ pub struct StateRun {
 }
 
 const READY_WITHIN: Duration = Duration::from_secs(120);
-/// Lets the allocator and librdkafka's buffers settle before a reading.
-const SETTLE: Duration = Duration::from_secs(3);
+/// Lets the allocator and librdkafka's buffers settle before a reading: longer
+/// than the workers' periodic return of freed C memory (`memory.rs`, 10 s),
+/// so a reading is the steady state, not the last burst's high-water mark.
+const SETTLE: Duration = Duration::from_secs(12);
 
 pub async fn print(base: &Config, spec: &StateSpec) -> Result<()> {
     let pipeline = PrivatePipeline::create(base).await?;

@@ -13,6 +13,7 @@ pub mod failure;
 pub mod http_settings;
 pub mod kafka;
 pub mod membership;
+pub mod memory;
 pub mod observe;
 pub mod partitioner;
 pub mod postgres;
