@@ -278,6 +278,13 @@ enum SchemasAction {
         #[arg(long, default_value = "schemas")]
         dir: PathBuf,
     },
+    /// Ask the registry whether every schema under `dir` could be registered
+    /// (against every registered version of its subject), registering
+    /// nothing; exits non-zero with the reason when one could not.
+    Check {
+        #[arg(long, default_value = "schemas")]
+        dir: PathBuf,
+    },
 }
 
 /// mimalloc rather than glibc's malloc: allocation and freeing were about a
@@ -323,6 +330,9 @@ async fn main() -> Result<()> {
         Command::Schemas {
             action: SchemasAction::Register { dir },
         } => register_schemas(&config, &dir).await?,
+        Command::Schemas {
+            action: SchemasAction::Check { dir },
+        } => check_schemas(&config, &dir).await?,
         Command::Migrate => setup_cmd::migrate(&config).await?,
         Command::Access { action } => {
             let config = config.clone();
@@ -497,6 +507,40 @@ async fn register_schemas(config: &Config, dir: &std::path::Path) -> Result<()> 
             .await
             .with_context(|| format!("registering {}", file.path.display()))?;
         println!("registered {} (id {})", registered.subject, registered.id);
+    }
+    Ok(())
+}
+
+async fn check_schemas(config: &Config, dir: &std::path::Path) -> Result<()> {
+    use gavel_runtime::registry::Verdict;
+    let files = load_schema_dir(dir, &config.topics)?;
+    let registry = RegistryClient::new(&config.registry);
+    let mut refused = 0;
+    for file in &files {
+        let verdict = registry
+            .check(file)
+            .await
+            .with_context(|| format!("checking {}", file.path.display()))?;
+        let subject = file.subject();
+        match verdict {
+            Verdict::NewSubject => println!("new        {subject} (no version registered yet)"),
+            Verdict::Compatible { versions: 1 } => {
+                println!("compatible {subject} (with its registered version)")
+            }
+            Verdict::Compatible { versions } => {
+                println!("compatible {subject} (with all {versions} registered versions)")
+            }
+            Verdict::Incompatible { reason, .. } => {
+                refused += 1;
+                println!("REFUSED    {subject} ({}): {reason}", file.path.display());
+            }
+        }
+    }
+    if refused > 0 {
+        anyhow::bail!(
+            "{refused} of {} schemas would be refused by the registry; nothing was registered",
+            files.len()
+        );
     }
     Ok(())
 }

@@ -281,3 +281,117 @@ async fn load_no_wait_fills_the_command_topic_without_an_aggregate() {
     );
     env.stop().await;
 }
+
+/// A copy of the shipped schemas to change, under the system's temp folder.
+fn copy_of_schemas() -> std::path::PathBuf {
+    let copy = std::env::temp_dir().join(unique("gavel-schemas-"));
+    for folder in ["commands", "events", "outcomes"] {
+        std::fs::create_dir_all(copy.join(folder)).expect("make folder");
+        for entry in std::fs::read_dir(common::schema_dir().join(folder)).expect("read schemas") {
+            let path = entry.expect("entry").path();
+            std::fs::copy(
+                &path,
+                copy.join(folder).join(path.file_name().expect("name")),
+            )
+            .expect("copy schema");
+        }
+    }
+    copy
+}
+
+/// Rewrites one schema file's fields with `change`.
+fn edit_fields(file: &std::path::Path, change: impl FnOnce(&mut Vec<serde_json::Value>)) {
+    let text = std::fs::read_to_string(file).expect("read schema");
+    let mut schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
+    let fields = schema["fields"].as_array_mut().expect("a record's fields");
+    change(fields);
+    std::fs::write(file, schema.to_string()).expect("write schema");
+}
+
+/// `gavel schemas check` asks the registry and registers nothing: the shipped
+/// schemas pass against what they registered, an added optional field passes,
+/// a changed field type is refused with the field named, and no check adds a
+/// version to any subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_check_refuses_a_breaking_change_and_registers_nothing() {
+    let env = TestEnv::new(1).await;
+    let registry = gavel_runtime::registry::RegistryClient::new(&env.config.registry);
+    let subjects = [
+        format!(
+            "{}-dev.gavel.auction.commands.PlaceBid",
+            env.config.topics.commands
+        ),
+        format!(
+            "{}-dev.gavel.auction.events.BidPlaced",
+            env.config.topics.events
+        ),
+    ];
+    let mut before = Vec::new();
+    for subject in &subjects {
+        before.push(registry.versions(subject).await.expect("versions"));
+    }
+    assert!(before.iter().all(|v| v.len() == 1), "{before:?}");
+
+    let shipped = common::schema_dir();
+    let as_shipped = gavel(
+        &env.config,
+        &["schemas", "check", "--dir", shipped.to_str().expect("path")],
+    );
+    assert!(as_shipped.status.success(), "{}", stdout(&as_shipped));
+    assert_eq!(
+        stdout(&as_shipped).matches("compatible ").count(),
+        11,
+        "{}",
+        stdout(&as_shipped)
+    );
+
+    let evolved = copy_of_schemas();
+    edit_fields(&evolved.join("commands/PlaceBid.avsc"), |fields| {
+        fields.push(serde_json::json!({
+            "name": "max_amount_minor", "type": ["null", "long"], "default": null
+        }));
+    });
+    let compatible = gavel(
+        &env.config,
+        &["schemas", "check", "--dir", evolved.to_str().expect("path")],
+    );
+    assert!(compatible.status.success(), "{}", stdout(&compatible));
+
+    let broken = copy_of_schemas();
+    edit_fields(&broken.join("events/BidPlaced.avsc"), |fields| {
+        for field in fields.iter_mut().filter(|f| f["name"] == "amount_minor") {
+            field["type"] = serde_json::json!("string");
+        }
+    });
+    let refused = gavel(
+        &env.config,
+        &["schemas", "check", "--dir", broken.to_str().expect("path")],
+    );
+    let said = format!(
+        "{}{}",
+        stdout(&refused),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        !refused.status.success(),
+        "a changed field type must be refused: {said}"
+    );
+    assert!(
+        said.contains("REFUSED") && said.contains("BidPlaced"),
+        "{said}"
+    );
+    assert!(
+        said.contains("amount_minor") || said.contains("string"),
+        "the reason names the change: {said}"
+    );
+    assert!(said.contains("nothing was registered"), "{said}");
+
+    for (subject, versions) in subjects.iter().zip(&before) {
+        let after = registry.versions(subject).await.expect("versions");
+        assert_eq!(&after, versions, "{subject}: a check registered a version");
+    }
+    for dir in [evolved, broken] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    env.stop().await;
+}

@@ -229,6 +229,7 @@ main() {
   write_env
   log "pipeline $RUN_ID: topics, schemas and migrations (one-shot containers)"
   run_gavel "" topics create >/dev/null 2>>"$WORK/podman.err"
+  run_gavel "" schemas check >/dev/null 2>>"$WORK/podman.err"
   run_gavel "" schemas register >/dev/null 2>>"$WORK/podman.err"
   run_gavel "" migrate >/dev/null 2>>"$WORK/podman.err"
   COMMAND_API=127.0.0.1:$(free_port)

@@ -27,6 +27,7 @@ as_role() {
 "$GAVEL" access apply --credentials "$CREDENTIALS" >"$LOGS/access.log"
 echo "[demo] Kafka users and ACLs of $(wc -l <"$LOGS/access.log") roles applied (deploy/access.txt)"
 as_role init topics create
+as_role init schemas check --dir schemas >"$LOGS/schemas-check.log"
 as_role init schemas register --dir schemas >"$LOGS/schemas.log"
 echo "[demo] schemas registered ($(wc -l <"$LOGS/schemas.log") subjects)"
 as_role init migrate

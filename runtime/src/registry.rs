@@ -25,6 +25,19 @@ impl SchemaFile {
     }
 }
 
+/// What the registry says of one schema file, asked without registering it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// No version registered under the subject yet: `register` would add the first.
+    NewSubject,
+    /// Readable against every registered version (BACKWARD_TRANSITIVE).
+    Compatible { versions: usize },
+    /// The registry refuses it against `version`; `reason` names the field
+    /// or type (the registry answers only yes or no, so the reason is the
+    /// Avro library's own resolution check of the same pair).
+    Incompatible { version: u64, reason: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
     pub subject: String,
@@ -123,6 +136,86 @@ impl RegistryClient {
             .ok_or_else(|| RuntimeError::Registry(format!("{subject}: no id in {response}")))
     }
 
+    /// Asks the registry whether `file` could be registered, against every
+    /// version of its subject (so the check is transitive whatever the
+    /// registry's own reading of the level), registering nothing.
+    pub async fn check(&self, file: &SchemaFile) -> Result<Verdict> {
+        let subject = file.subject();
+        let versions = self.versions(&subject).await?;
+        if versions.is_empty() {
+            return Ok(Verdict::NewSubject);
+        }
+        let body = json!({ "schema": file.text, "schemaType": "AVRO" });
+        for version in &versions {
+            let path = format!("compatibility/subjects/{subject}/versions/{version}");
+            let answer = self
+                .call(reqwest::Method::POST, &path, body.clone())
+                .await?;
+            match answer.get("is_compatible").and_then(Json::as_bool) {
+                Some(true) => {}
+                Some(false) => {
+                    let reason = self.why_incompatible(&subject, *version, file).await?;
+                    return Ok(Verdict::Incompatible {
+                        version: *version,
+                        reason,
+                    });
+                }
+                None => {
+                    return Err(RuntimeError::Registry(format!(
+                        "{path}: no is_compatible in {answer}"
+                    )))
+                }
+            }
+        }
+        Ok(Verdict::Compatible {
+            versions: versions.len(),
+        })
+    }
+
+    /// The versions registered under `subject` (none for an unknown subject).
+    pub async fn versions(&self, subject: &str) -> Result<Vec<u64>> {
+        let listed = self
+            .read_optional(&format!("subjects/{subject}/versions"))
+            .await?;
+        Ok(listed
+            .as_ref()
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_u64)
+            .collect())
+    }
+
+    /// Why data written with `version` cannot be read with `file`'s schema.
+    async fn why_incompatible(
+        &self,
+        subject: &str,
+        version: u64,
+        file: &SchemaFile,
+    ) -> Result<String> {
+        let registered = self
+            .read(&format!("subjects/{subject}/versions/{version}"))
+            .await?;
+        let old_text = registered
+            .get("schema")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let parse = |text: &str| {
+            apache_avro::Schema::parse_str(text).map_err(|e| RuntimeError::Avro(e.to_string()))
+        };
+        let (old, new) = (parse(old_text)?, parse(&file.text)?);
+        Ok(
+            match apache_avro::schema_compatibility::SchemaCompatibility::can_read(&old, &new) {
+                Err(error) => {
+                    format!("records written with version {version} cannot be read: {error}")
+                }
+                Ok(_) => format!(
+                    "the registry refuses it against version {version} under {COMPATIBILITY}"
+                ),
+            },
+        )
+    }
+
     pub async fn set_compatibility(&self, subject: &str) -> Result<()> {
         let body = json!({ "compatibility": COMPATIBILITY });
         self.call(reqwest::Method::PUT, &format!("config/{subject}"), body)
@@ -200,6 +293,13 @@ impl RegistryClient {
 
     /// One GET; an unreachable registry or a 5xx is `RegistryUnavailable`.
     async fn read(&self, path: &str) -> Result<Json> {
+        self.read_optional(path)
+            .await?
+            .ok_or_else(|| RuntimeError::Registry(format!("{path}: HTTP 404 Not Found")))
+    }
+
+    /// [`Self::read`], with a 404 as `None`.
+    async fn read_optional(&self, path: &str) -> Result<Option<Json>> {
         let url = format!("{}/{path}", self.endpoint.url);
         let unavailable = |e: String| RuntimeError::RegistryUnavailable(format!("{url}: {e}"));
         let response = self
@@ -217,6 +317,9 @@ impl RegistryClient {
         if status.is_server_error() {
             return Err(unavailable(format!("HTTP {status}")));
         }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if !status.is_success() {
             return Err(RuntimeError::Registry(format!(
                 "{path}: HTTP {status}: {}",
@@ -224,6 +327,7 @@ impl RegistryClient {
             )));
         }
         serde_json::from_str(&text)
+            .map(Some)
             .map_err(|e| RuntimeError::Registry(format!("{path}: bad JSON {e}")))
     }
 
