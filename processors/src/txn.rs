@@ -190,10 +190,18 @@ pub fn count_commit(
     stage.batch_seconds.observe(started.elapsed().as_secs_f64());
 }
 
-/// Counts a failed batch transaction and aborts it; the session ends either way.
-pub fn abort_counted(producer: &TxnProducer, stage: &gavel_runtime::observe::metrics::Stage) {
+/// Counts a failed batch transaction and aborts it; the session ends either
+/// way. A batch ended by a rebalance is an abort but not an error: the
+/// partitions moved on purpose, as the aggregate counts it too.
+pub fn abort_counted(
+    producer: &TxnProducer,
+    stage: &gavel_runtime::observe::metrics::Stage,
+    error: &ProcessorError,
+) {
     stage.transactions.with_label_values(&["abort"]).inc();
-    stage.errors.with_label_values(&["transaction"]).inc();
+    if !matches!(error, ProcessorError::RevokedMidTransaction) {
+        stage.errors.with_label_values(&["transaction"]).inc();
+    }
     abort(producer);
 }
 

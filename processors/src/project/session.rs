@@ -118,7 +118,7 @@ impl<'a> Session<'a> {
                 Ok(())
             }
             Err(error) => {
-                txn::abort_counted(&self.producer, stage);
+                txn::abort_counted(&self.producer, stage, &error);
                 Err(error)
             }
         }
@@ -173,7 +173,9 @@ impl<'a> Session<'a> {
             &batch.offsets,
         )?;
         txn::await_deliveries(&self.producer)?;
-        self.producer.commit_transaction(TXN_TIMEOUT)?;
+        self.producer
+            .commit_transaction(TXN_TIMEOUT)
+            .map_err(txn::abort_reason)?;
         Ok(())
     }
 

@@ -176,7 +176,7 @@ impl<'a, K: SagaKind> Session<'a, K> {
                 Ok(())
             }
             Err(error) => {
-                txn::abort_counted(&self.producer, stage);
+                txn::abort_counted(&self.producer, stage, &error);
                 Err(error)
             }
         }
@@ -212,7 +212,9 @@ impl<'a, K: SagaKind> Session<'a, K> {
         txn::send_topic_offsets(&self.producer, &self.consumer, &batch.offsets)?;
         txn::await_deliveries(&self.producer)?;
         self.crash.at(CrashPoint::BeforeCommit);
-        self.producer.commit_transaction(TXN_TIMEOUT)?;
+        self.producer
+            .commit_transaction(TXN_TIMEOUT)
+            .map_err(txn::abort_reason)?;
         self.crash.at(CrashPoint::AfterCommit);
         Ok(())
     }
