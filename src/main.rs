@@ -530,7 +530,7 @@ async fn check_schemas(config: &Config, dir: &std::path::Path) -> Result<()> {
             Verdict::Compatible { versions } => {
                 println!("compatible {subject} (with all {versions} registered versions)")
             }
-            Verdict::Incompatible { reason, .. } => {
+            Verdict::Incompatible { reason } => {
                 refused += 1;
                 println!("REFUSED    {subject} ({}): {reason}", file.path.display());
             }

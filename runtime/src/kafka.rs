@@ -128,8 +128,9 @@ pub fn replay_config(config: &Config, group_id: &str) -> ClientConfig {
         .set("isolation.level", "read_committed")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "10485760")
-        // Pre-fetch bounded like a worker's consumer (64 MiB by default): a
-        // restore then leaves no larger high-water mark in the C heap.
+        // Pre-fetch bounded like a worker's consumer (GAVEL_PREFETCH_KBYTES,
+        // not librdkafka's 64 MiB): a restore then leaves no larger
+        // high-water mark in the C heap.
         .set(
             "queued.max.messages.kbytes",
             config.prefetch_kbytes.to_string(),

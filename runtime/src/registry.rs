@@ -32,10 +32,11 @@ pub enum Verdict {
     NewSubject,
     /// Readable against every registered version (BACKWARD_TRANSITIVE).
     Compatible { versions: usize },
-    /// The registry refuses it against `version`; `reason` names the field
-    /// or type (the registry answers only yes or no, so the reason is the
-    /// Avro library's own resolution check of the same pair).
-    Incompatible { version: u64, reason: String },
+    /// The registry refuses it against a registered version; `reason` names
+    /// that version and the field or type (the registry answers only yes or
+    /// no, so the reason is the Avro library's own resolution check of the
+    /// same pair).
+    Incompatible { reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,10 +156,7 @@ impl RegistryClient {
                 Some(true) => {}
                 Some(false) => {
                     let reason = self.why_incompatible(&subject, *version, file).await?;
-                    return Ok(Verdict::Incompatible {
-                        version: *version,
-                        reason,
-                    });
+                    return Ok(Verdict::Incompatible { reason });
                 }
                 None => {
                     return Err(RuntimeError::Registry(format!(

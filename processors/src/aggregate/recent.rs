@@ -95,7 +95,8 @@ impl RecentCommands {
         let wanted = Id::of(command_id);
         self.entries()
             .find(|entry| entry_id_is(entry, &wanted))
-            .and_then(|entry| decode_entry(entry, aggregate_id, tenant_id).ok())
+            .and_then(|entry| read_entry(entry).ok())
+            .map(|entry| entry.to_outcome(aggregate_id, tenant_id))
     }
 
     /// The entries as the changelog stores them.
@@ -112,7 +113,7 @@ impl RecentCommands {
             starts.push(reader.at);
             let len = reader.len()?;
             let entry = reader.take(len)?;
-            decode_entry(entry, "", "")?;
+            read_entry(entry)?;
         }
         let skip = starts.len().saturating_sub(REMEMBERED_COMMANDS);
         let from = starts.get(skip).copied().unwrap_or(packed.len());
@@ -132,6 +133,7 @@ impl RecentCommands {
 }
 
 /// A command or correlation id: 16 bytes when canonical, else its text.
+#[derive(PartialEq, Eq)]
 enum Id<'a> {
     Uuid([u8; 16]),
     Text(&'a str),
@@ -140,6 +142,13 @@ enum Id<'a> {
 impl<'a> Id<'a> {
     fn of(text: &'a str) -> Self {
         canonical_uuid(text).map_or(Id::Text(text), Id::Uuid)
+    }
+
+    fn to_text(&self) -> String {
+        match self {
+            Id::Uuid(bytes) => uuid::Uuid::from_bytes(*bytes).hyphenated().to_string(),
+            Id::Text(text) => (*text).to_owned(),
+        }
     }
 }
 
@@ -155,16 +164,13 @@ fn canonical_uuid(text: &str) -> Option<[u8; 16]> {
     (again == text).then(|| *uuid.as_bytes())
 }
 
+/// Reads only as far as the command id: the lookup's fast path.
 fn entry_id_is(entry: &[u8], wanted: &Id<'_>) -> bool {
     let mut reader = Reader::new(entry);
-    let Ok(flags) = reader.byte() else {
-        return false;
-    };
-    match (flags & ID_IS_UUID != 0, wanted) {
-        (true, Id::Uuid(bytes)) => reader.take(16).is_ok_and(|b| b == bytes),
-        (false, Id::Text(text)) => reader.str().is_ok_and(|s| s == *text),
-        _ => false,
-    }
+    reader
+        .byte()
+        .and_then(|flags| reader.id(flags & ID_IS_UUID != 0))
+        .is_ok_and(|id| id == *wanted)
 }
 
 fn encode_entry(out: &mut Vec<u8>, outcome: &CommandOutcome) {
@@ -209,53 +215,80 @@ fn encode_entry(out: &mut Vec<u8>, outcome: &CommandOutcome) {
     put_varint(out, zigzag(outcome.decided_at.millis()));
 }
 
-fn decode_entry(
-    entry: &[u8],
-    aggregate_id: &str,
-    tenant_id: &str,
-) -> Result<CommandOutcome, Malformed> {
+/// One entry read in place: every field checked, nothing copied, so a
+/// restore can check a record's entries without allocating.
+struct Entry<'a> {
+    command_id: Id<'a>,
+    /// `None`: the same as the command id.
+    correlation_id: Option<Id<'a>>,
+    actor_id: &'a str,
+    command_type: &'a str,
+    new_version: Option<u64>,
+    event_count: i32,
+    rejection_code: Option<&'a str>,
+    reason: Option<&'a str>,
+    decided_at: i64,
+}
+
+fn read_entry(entry: &[u8]) -> Result<Entry<'_>, Malformed> {
     let mut reader = Reader::new(entry);
     let flags = reader.byte()?;
     if flags & !KNOWN_FLAGS != 0 {
         return Err(Malformed("unknown flags"));
     }
     let command_id = reader.id(flags & ID_IS_UUID != 0)?;
-    let correlation_id = if flags & CORRELATION_IS_ID != 0 {
-        command_id.clone()
-    } else {
-        reader.id(flags & CORRELATION_IS_UUID != 0)?
-    };
-    let actor_id = reader.str()?.to_owned();
-    let command_type = reader.str()?.to_owned();
+    let correlation_id = (flags & CORRELATION_IS_ID == 0)
+        .then(|| reader.id(flags & CORRELATION_IS_UUID != 0))
+        .transpose()?;
+    let actor_id = reader.str()?;
+    let command_type = reader.str()?;
     let new_version = (flags & HAS_VERSION != 0)
         .then(|| reader.varint())
         .transpose()?;
     let event_count = i32::try_from(unzigzag(reader.varint()?))
         .map_err(|_| Malformed("event count out of range"))?;
-    let rejection_code = (flags & HAS_CODE != 0)
-        .then(|| reader.str().map(str::to_owned))
-        .transpose()?;
+    let rejection_code = (flags & HAS_CODE != 0).then(|| reader.str()).transpose()?;
     let reason = (flags & HAS_REASON != 0)
-        .then(|| reader.str().map(str::to_owned))
+        .then(|| reader.str())
         .transpose()?;
-    let decided_at = Timestamp::from_millis(unzigzag(reader.varint()?));
+    let decided_at = unzigzag(reader.varint()?);
     if !reader.done() {
         return Err(Malformed("trailing bytes in an entry"));
     }
-    Ok(CommandOutcome {
+    Ok(Entry {
         command_id,
         correlation_id,
-        tenant_id: tenant_id.to_owned(),
         actor_id,
-        aggregate_id: aggregate_id.to_owned(),
         command_type,
-        accepted: rejection_code.is_none(),
         new_version,
         event_count,
         rejection_code,
         reason,
         decided_at,
     })
+}
+
+impl Entry<'_> {
+    fn to_outcome(&self, aggregate_id: &str, tenant_id: &str) -> CommandOutcome {
+        let command_id = self.command_id.to_text();
+        CommandOutcome {
+            correlation_id: self
+                .correlation_id
+                .as_ref()
+                .map_or_else(|| command_id.clone(), Id::to_text),
+            command_id,
+            tenant_id: tenant_id.to_owned(),
+            actor_id: self.actor_id.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            command_type: self.command_type.to_owned(),
+            accepted: self.rejection_code.is_none(),
+            new_version: self.new_version,
+            event_count: self.event_count,
+            rejection_code: self.rejection_code.map(str::to_owned),
+            reason: self.reason.map(str::to_owned),
+            decided_at: Timestamp::from_millis(self.decided_at),
+        }
+    }
 }
 
 fn put_id(out: &mut Vec<u8>, id: &Id<'_>) {
@@ -340,15 +373,15 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(len)?).map_err(|_| Malformed("text is not UTF-8"))
     }
 
-    fn id(&mut self, uuid: bool) -> Result<String, Malformed> {
+    fn id(&mut self, uuid: bool) -> Result<Id<'a>, Malformed> {
         if uuid {
             let bytes: [u8; 16] = self
                 .take(16)?
                 .try_into()
                 .map_err(|_| Malformed("truncated"))?;
-            Ok(uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
+            Ok(Id::Uuid(bytes))
         } else {
-            self.str().map(str::to_owned)
+            self.str().map(Id::Text)
         }
     }
 }

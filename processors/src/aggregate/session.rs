@@ -63,9 +63,6 @@ pub(super) struct Batch {
     pub(super) pending: Pending,
     pub(super) offsets: HashMap<i32, i64>,
     pub(super) records: usize,
-    /// Time spent waiting in the consumer's poll (diagnostics).
-    pub(super) polled: Duration,
-    pub(super) filled: Duration,
 }
 
 impl<'a> Session<'a> {
@@ -227,12 +224,8 @@ impl<'a> Session<'a> {
         }
         let linger = Linger::start(self.config.batch_linger);
         let revocations = self.consumer.context().revocations();
-        let fill_started = Instant::now();
         while batch.records < self.config.batch_max {
-            let poll_started = Instant::now();
-            let polled = self.poll(linger.wait());
-            batch.polled += poll_started.elapsed();
-            let Some(message) = polled else {
+            let Some(message) = self.poll(linger.wait()) else {
                 break;
             };
             crate::txn::still_assigned(self.consumer.context(), revocations)?;
@@ -242,7 +235,6 @@ impl<'a> Session<'a> {
                 break;
             }
         }
-        batch.filled = fill_started.elapsed();
         Ok(())
     }
 
@@ -264,8 +256,6 @@ impl<'a> Session<'a> {
             .map_err(crate::txn::abort_reason)?;
         tracing::debug!(
             records = batch.records,
-            fill_ms = batch.filled.as_millis() as u64,
-            poll_ms = batch.polled.as_millis() as u64,
             changelog = batch.pending.writes.len(),
             changelog_ms = changelog_written.as_millis() as u64,
             offsets_ms = (offsets_sent - changelog_written).as_millis() as u64,

@@ -131,7 +131,6 @@ impl KeyStore {
     ) -> Result<Option<StoredAnswer>, ApiError> {
         let client = self.client().await?;
         let insert = bounded(client.prepare_cached(&self.sql.claim)).await?;
-        let select = bounded(client.prepare_cached(&self.sql.first)).await?;
         // Twice at most: the row may expire and be cleaned up in between.
         for _ in 0..2 {
             let args: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
@@ -146,6 +145,8 @@ impl KeyStore {
             if bounded(client.execute(&insert, &args)).await? == 1 {
                 return Ok(None);
             }
+            // Only a key already bound reads its first request.
+            let select = bounded(client.prepare_cached(&self.sql.first)).await?;
             let first = bounded(client.query_opt(&select, &args[..3])).await?;
             let Some(row) = first else { continue };
             let first_binding = Binding {
@@ -168,19 +169,14 @@ impl KeyStore {
     pub async fn record(&self, user: &User, key: &Key, answer: &StoredAnswer) {
         let status = answer.status.as_u16() as i16;
         let body = answer.body.to_string();
-        let recorded = match self.client().await {
-            Ok(client) => match bounded(client.prepare_cached(&self.sql.record)).await {
-                Ok(update) => bounded(client.execute(
-                    &update,
-                    &[&user.tenant, &user.id, &key.as_str(), &status, &body],
-                ))
-                .await
-                .map(drop),
-                Err(error) => Err(error),
-            },
-            Err(error) => Err(error),
+        let recorded = async {
+            let client = self.client().await?;
+            let update = bounded(client.prepare_cached(&self.sql.record)).await?;
+            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                [&user.tenant, &user.id, &key.as_str(), &status, &body];
+            bounded(client.execute(&update, &args)).await.map(drop)
         };
-        if let Err(error) = recorded {
+        if let Err(error) = recorded.await {
             tracing::warn!(
                 reason = error.reason(),
                 "answer of an Idempotency-Key not kept"
