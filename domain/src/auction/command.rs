@@ -25,6 +25,11 @@ pub struct PlaceBid {
     pub auction_id: AuctionId,
     pub bidder_id: UserId,
     pub amount: Money,
+    /// Proxy bidding (PlaceBid v2): the most the bidder will pay. When someone
+    /// outbids them, the auction bids for them in minimum increments up to
+    /// this. `None` (every v1 command): a plain bid of `amount`.
+    #[serde(default)]
+    pub max_amount: Option<Money>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

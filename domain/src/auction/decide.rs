@@ -3,11 +3,10 @@
 
 use super::authorize::authorize;
 use super::limits;
+use super::proxy;
 use super::state::Auction;
-use super::{
-    AuctionCommand, AuctionEvent, AuctionStatus, CancelAuction, CreateAuction, PlaceBid, Rejection,
-};
-use crate::{MoneyError, Timestamp, UserId};
+use super::{AuctionCommand, AuctionEvent, AuctionStatus, CancelAuction, CreateAuction, Rejection};
+use crate::{Timestamp, UserId};
 
 /// Optimistic concurrency: a command that names the version it was based on is
 /// refused when the aggregate has moved on. A missing auction has version 0.
@@ -48,7 +47,7 @@ pub fn decide(
         }
         (None, other) => Err(Rejection::AuctionNotFound(other.auction_id().clone())),
         (Some(auction), AuctionCommand::Start(_)) => start(auction, now),
-        (Some(auction), AuctionCommand::PlaceBid(bid)) => place_bid(auction, bid, now),
+        (Some(auction), AuctionCommand::PlaceBid(bid)) => proxy::place_bid(auction, bid, now),
         (Some(auction), AuctionCommand::Cancel(cancel)) => cancel_auction(auction, cancel),
         (Some(auction), AuctionCommand::End(_)) => end(auction, now),
     }
@@ -91,38 +90,6 @@ fn start(auction: &Auction, now: Timestamp) -> Result<Vec<AuctionEvent>, Rejecti
     Ok(vec![AuctionEvent::Started { started_at: now }])
 }
 
-fn place_bid(
-    auction: &Auction,
-    bid: &PlaceBid,
-    now: Timestamp,
-) -> Result<Vec<AuctionEvent>, Rejection> {
-    require_status(auction, AuctionStatus::Active)?;
-    if now >= auction.end_time {
-        return Err(Rejection::EndTimePassed {
-            end_time: auction.end_time,
-            now,
-        });
-    }
-    if bid.bidder_id == auction.seller_id {
-        return Err(Rejection::SellerCannotBid);
-    }
-    auction.current_price.same_currency(bid.amount)?;
-    // No minimum past i64: an overflow can neither tie nor win.
-    let minimum = auction.minimum_bid().ok_or(MoneyError::Overflow)?;
-    if bid.amount.minor() < minimum.minor() {
-        return Err(Rejection::BidTooLow {
-            amount: bid.amount,
-            minimum,
-        });
-    }
-    Ok(vec![AuctionEvent::BidPlaced {
-        bidder_id: bid.bidder_id.clone(),
-        amount: bid.amount,
-        previous_price: auction.current_price,
-        placed_at: now,
-    }])
-}
-
 fn cancel_auction(
     auction: &Auction,
     cancel: &CancelAuction,
@@ -162,7 +129,7 @@ fn end(auction: &Auction, now: Timestamp) -> Result<Vec<AuctionEvent>, Rejection
     }])
 }
 
-fn require_status(auction: &Auction, expected: AuctionStatus) -> Result<(), Rejection> {
+pub(super) fn require_status(auction: &Auction, expected: AuctionStatus) -> Result<(), Rejection> {
     if auction.status == expected {
         Ok(())
     } else {

@@ -27,6 +27,13 @@ pub enum AuctionEvent {
         amount: Money,
         previous_price: Money,
         placed_at: Timestamp,
+        /// The bidder's proxy maximum from now on (v2; `None` in v1 events
+        /// and for plain bids). Part of the aggregate's state, never of a view:
+        /// a maximum is secret until it is bid.
+        max_amount: Option<Money>,
+        /// True when the auction placed this bid on the bidder's behalf, up
+        /// to their maximum (v2; false in v1 events).
+        automatic: bool,
     },
     Cancelled {
         reason: String,

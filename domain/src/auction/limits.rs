@@ -53,7 +53,14 @@ pub fn check(command: &AuctionCommand, now: Timestamp) -> Result<(), FieldError>
         }
         AuctionCommand::PlaceBid(c) => {
             id("bidder_id", c.bidder_id.as_str())?;
-            amount("amount", c.amount)
+            amount("amount", c.amount)?;
+            match c.max_amount {
+                Some(max) if max.minor() < c.amount.minor() => {
+                    Err(problem("max_amount", "must not be below amount"))
+                }
+                Some(max) => amount("max_amount", max),
+                None => Ok(()),
+            }
         }
         AuctionCommand::Cancel(c) => text("reason", &c.reason, MAX_REASON_CHARS),
         AuctionCommand::Start(_) | AuctionCommand::End(_) => Ok(()),

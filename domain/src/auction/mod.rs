@@ -8,8 +8,10 @@ mod command;
 mod decide;
 mod event;
 pub mod limits;
+mod proxy;
 mod rejection;
 mod state;
+pub mod upcast;
 
 pub use authorize::{authorize, CLOCK_ACTOR};
 pub use command::{
@@ -24,3 +26,5 @@ pub use state::{evolve, replay, Auction, AuctionStatus};
 mod tests;
 #[cfg(test)]
 mod tests_bounds;
+#[cfg(test)]
+mod tests_proxy;

@@ -36,6 +36,10 @@ pub struct Auction {
     /// The highest bid so far, or the starting price before any bid.
     pub current_price: Money,
     pub leading_bidder: Option<UserId>,
+    /// The leading bidder's proxy maximum, when they gave one (v2): the
+    /// auction bids for them up to this when someone outbids them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leading_max: Option<Money>,
     pub bid_count: u32,
     pub winner_id: Option<UserId>,
     /// Number of events applied: the aggregate version, gapless from 1.
@@ -88,6 +92,7 @@ pub fn evolve(state: Option<Auction>, id: &AuctionId, event: &AuctionEvent) -> O
             end_time: *end_time,
             current_price: *starting_price,
             leading_bidder: None,
+            leading_max: None,
             bid_count: 0,
             winner_id: None,
             version: 1,
@@ -106,10 +111,14 @@ fn apply(auction: &mut Auction, event: &AuctionEvent) {
         AuctionEvent::Created { .. } => {}
         AuctionEvent::Started { .. } => auction.status = AuctionStatus::Active,
         AuctionEvent::BidPlaced {
-            bidder_id, amount, ..
+            bidder_id,
+            amount,
+            max_amount,
+            ..
         } => {
             auction.current_price = *amount;
             auction.leading_bidder = Some(bidder_id.clone());
+            auction.leading_max = *max_amount;
             auction.bid_count += 1;
         }
         AuctionEvent::Cancelled { .. } => auction.status = AuctionStatus::Cancelled,

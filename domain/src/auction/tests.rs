@@ -49,6 +49,8 @@ fn bid(bidder: &str, minor: i64) -> AuctionCommand {
         auction_id: id(),
         bidder_id: UserId::new(bidder),
         amount: eur(minor),
+
+        max_amount: None,
     })
 }
 
@@ -236,6 +238,8 @@ fn a_bid_in_another_currency_is_refused() {
         auction_id: id(),
         bidder_id: UserId::new("bob"),
         amount: Money::new(20_000, Currency::parse("USD").unwrap()).unwrap(),
+
+        max_amount: None,
     });
     assert_eq!(
         given(&[create(), start()])

@@ -45,6 +45,8 @@ fn bid(bidder: &str, minor: i64) -> AuctionCommand {
         auction_id: AuctionId::new("a-1"),
         bidder_id: user(bidder),
         amount: eur(minor),
+
+        max_amount: None,
     })
 }
 
