@@ -11,6 +11,7 @@ use std::time::Duration;
 
 mod audit;
 mod bench;
+mod bench_decode;
 mod bench_recovery;
 mod bench_run;
 mod bench_sink;
@@ -215,6 +216,9 @@ enum BenchWhich {
     /// The aggregate's resident memory per live auction, running and after a
     /// restore from its changelog; one JSON report.
     State(bench_state::StateSpec),
+    /// What decoding through this build's reader schemas costs per record,
+    /// against the writer schema alone; no broker, one JSON report.
+    Decode(bench_decode::DecodeSpec),
     /// Commands/s through the EOS aggregate processor and changelog restore rate.
     Aggregate {
         #[arg(long, default_value_t = 200_000)]
@@ -461,6 +465,9 @@ async fn main() -> Result<()> {
         Command::Bench {
             which: BenchWhich::State(spec),
         } => bench_state::print(&config, &spec).await?,
+        Command::Bench {
+            which: BenchWhich::Decode(spec),
+        } => bench_decode::print(&spec)?,
         Command::Load(args) => load_cmd::load(&config, &args).await?,
         Command::Dlq { action } => dlq_cmd::run(&config, action).await?,
         Command::Status { workers } => status::status(&config, workers).await?,

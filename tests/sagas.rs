@@ -54,6 +54,7 @@ fn sold(id: &str, price: i64) -> AuctionDetails {
         version: 5,
         bidder_count: 2,
         bidders: vec![bidder("winner", price), bidder("outbid", price - 10)],
+        last_bid_automatic: false,
     }
 }
 

@@ -51,6 +51,9 @@ enum Line {
         bidder_id: String,
         amount: i64,
         currency: String,
+        /// Proxy bidding (PlaceBid v2).
+        #[serde(default)]
+        max_amount: Option<i64>,
     },
     CancelAuction {
         #[serde(flatten)]
@@ -168,6 +171,7 @@ fn to_command(line: Line, now: Timestamp) -> Result<(AuctionCommand, Common), St
             bidder_id,
             amount,
             currency,
+            max_amount,
         } => {
             non_empty(&bidder_id, "bidder_id")?;
             let currency = Currency::parse(&currency).map_err(|e| e.to_string())?;
@@ -175,10 +179,14 @@ fn to_command(line: Line, now: Timestamp) -> Result<(AuctionCommand, Common), St
                 return Err(format!("amount must be positive, got {amount}"));
             }
             let amount = Money::new(amount, currency).map_err(|e| e.to_string())?;
+            let max_amount = max_amount
+                .map(|max| Money::new(max, currency).map_err(|e| format!("max_amount: {e}")))
+                .transpose()?;
             let bid = PlaceBid {
                 auction_id: AuctionId::new(common.auction_id.clone()),
                 bidder_id: UserId::new(bidder_id),
                 amount,
+                max_amount,
             };
             (AuctionCommand::PlaceBid(bid), common)
         }

@@ -189,6 +189,7 @@ fn generate_bids(
             auction_id: auction_id.clone(),
             bidder_id: bidder,
             amount: money(amount.max(1)),
+            max_amount: None,
         };
         let meta = meta(&bid.bidder_id);
         bids.push((AuctionCommand::PlaceBid(bid), meta));

@@ -125,6 +125,29 @@ impl RegistryClient {
         Ok(Registered { subject, id })
     }
 
+    /// The id `schema` (Avro JSON) has under `subject`, `None` when it is not
+    /// registered there: a writer writes with the schema it was built with,
+    /// so a newer version registered beside it changes nothing for it. An
+    /// unreachable registry or a 5xx is `RegistryUnavailable`.
+    pub async fn lookup(&self, subject: &str, schema: &str) -> Result<Option<u32>> {
+        let url = format!("{}/subjects/{subject}", self.endpoint.url);
+        let body = json!({ "schema": schema, "schemaType": "AVRO" });
+        let unavailable = |e: String| RuntimeError::RegistryUnavailable(format!("{url}: {e}"));
+        let (status, text) = self
+            .send(reqwest::Method::POST, &url, &body)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let Some(answer) = answer_or_not_found(subject, &url, status, &text)? else {
+            return Ok(None);
+        };
+        answer
+            .get("id")
+            .and_then(Json::as_u64)
+            .and_then(|id| u32::try_from(id).ok())
+            .map(Some)
+            .ok_or_else(|| RuntimeError::Registry(format!("{subject}: no id in {answer}")))
+    }
+
     /// Registers `schema` (Avro JSON) under any `subject`, leaving its
     /// compatibility alone: what any client that reaches the registry can do.
     pub async fn register_raw(&self, subject: &str, schema: &str) -> Result<u64> {
@@ -312,21 +335,7 @@ impl RegistryClient {
             .text()
             .await
             .map_err(|e| unavailable(e.to_string()))?;
-        if status.is_server_error() {
-            return Err(unavailable(format!("HTTP {status}")));
-        }
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(RuntimeError::Registry(format!(
-                "{path}: HTTP {status}: {}",
-                registry_message(&text)
-            )));
-        }
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| RuntimeError::Registry(format!("{path}: bad JSON {e}")))
+        answer_or_not_found(path, &url, status, &text)
     }
 
     /// Deletes a subject (soft then hard), for tests that clean up after
@@ -406,6 +415,34 @@ impl RegistryClient {
         let status = response.status();
         Ok((status, response.text().await?))
     }
+}
+
+/// A registry answer as JSON, `None` for a 404; a 5xx is
+/// `RegistryUnavailable` (the caller may wait), any other failure names
+/// `label` and the registry's own words.
+fn answer_or_not_found(
+    label: &str,
+    url: &str,
+    status: reqwest::StatusCode,
+    text: &str,
+) -> Result<Option<Json>> {
+    if status.is_server_error() {
+        return Err(RuntimeError::RegistryUnavailable(format!(
+            "{url}: HTTP {status}"
+        )));
+    }
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(RuntimeError::Registry(format!(
+            "{label}: HTTP {status}: {}",
+            registry_message(text)
+        )));
+    }
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| RuntimeError::Registry(format!("{label}: bad JSON {e}")))
 }
 
 /// The registry's own words: Confluent-style `{"error_code":..,"message":..}` or the raw body.

@@ -265,6 +265,7 @@ fn sold(id: &str, price_minor: i64) -> Result<AuctionDetails> {
             bidder(winner.as_str(), price_minor)?,
             bidder(&format!("outbid-{id}"), price_minor - 10)?,
         ],
+        last_bid_automatic: false,
     })
 }
 

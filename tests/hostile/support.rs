@@ -63,6 +63,7 @@ pub fn bid(id: &str, bidder: &str, minor: i64) -> AuctionCommand {
         auction_id: AuctionId::new(id),
         bidder_id: UserId::new(bidder),
         amount: eur(minor),
+        max_amount: None,
     })
 }
 

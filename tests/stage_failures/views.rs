@@ -48,6 +48,7 @@ fn details(id: &str) -> AuctionDetails {
             bid_count: 1,
             last_bid_at: at,
         }],
+        last_bid_automatic: false,
     }
 }
 

@@ -2,8 +2,10 @@
 # TLS and basic auth in front of the schema registry (Apicurio 3.3.3's own auth needs an
 # OIDC server): nginx from Debian on 127.0.0.1:$GAVEL_REGISTRY_PROXY_PORT, with the
 # stack's certificate (lib/tls.sh). GET and HEAD take the reader's or the registrar's
-# password, every other method only the registrar's, so a worker's credential can look
-# schemas up and never register one. Apicurio itself stays on its loopback port for
+# password, and so does POST /subjects/<subject> (a lookup: which id a given schema has
+# under the subject, how a writer finds the id of the schema it was built with; Confluent
+# authorizes it as a subject read too); every other method and path only the registrar's,
+# so a worker's credential can look schemas up and never register or delete one. Apicurio itself stays on its loopback port for
 # tests and tools (the local admin path, like Kafka's plain listener). Sourced by stack.sh.
 
 
@@ -32,10 +34,10 @@ http {
   fastcgi_temp_path $PROXY_DIR/tmp/fastcgi;
   uwsgi_temp_path $PROXY_DIR/tmp/uwsgi;
   scgi_temp_path $PROXY_DIR/tmp/scgi;
-  # Reads take either password; writes only the registrar's.
-  map \$request_method \$registry_users {
-    GET $PROXY_DIR/readers.htpasswd;
-    HEAD $PROXY_DIR/readers.htpasswd;
+  # Reads (and lookups) take either password; writes only the registrar's.
+  map "\$request_method \$uri" \$registry_users {
+    "~^(GET|HEAD) " $PROXY_DIR/readers.htpasswd;
+    "~^POST /apis/ccompat/v7/subjects/[^/]+\$" $PROXY_DIR/readers.htpasswd;
     default $PROXY_DIR/registrars.htpasswd;
   }
   server {

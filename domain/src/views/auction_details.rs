@@ -53,6 +53,10 @@ pub struct AuctionDetails {
     /// 1 MB record limit. Every bidder's own figures live in UserBids.
     #[serde(default)]
     pub bidders: Vec<BidderSummary>,
+    /// True when the auction placed the last bid for the leader, up to their
+    /// proxy maximum (PlaceBid v2). The maximum itself is never shown.
+    #[serde(default)]
+    pub last_bid_automatic: bool,
 }
 
 /// Bidders listed in a running auction's details record.
@@ -96,6 +100,7 @@ impl AuctionDetails {
             version: meta.version,
             bidder_count: 0,
             bidders: Vec::new(),
+            last_bid_automatic: false,
         })
     }
 
@@ -107,11 +112,15 @@ impl AuctionDetails {
             AuctionEvent::Created { .. } => {}
             AuctionEvent::Started { .. } => self.status = AuctionStatus::Active,
             AuctionEvent::BidPlaced {
-                bidder_id, amount, ..
+                bidder_id,
+                amount,
+                automatic,
+                ..
             } => {
                 self.current_price = *amount;
                 self.leading_bidder = Some(bidder_id.clone());
                 self.bid_count += 1;
+                self.last_bid_automatic = *automatic;
             }
             AuctionEvent::Cancelled { .. } => self.status = AuctionStatus::Cancelled,
             AuctionEvent::Ended {

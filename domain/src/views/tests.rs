@@ -39,6 +39,8 @@ fn bid(bidder: &str, minor: i64) -> AuctionEvent {
         amount: eur(minor),
         previous_price: eur(0),
         placed_at: Timestamp::from_millis(minor),
+        max_amount: None,
+        automatic: false,
     }
 }
 

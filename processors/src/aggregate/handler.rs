@@ -2,6 +2,7 @@
 //! `decide`, `evolve`. No Kafka here, so it is tested without a broker.
 
 use super::stored::StoredAggregate;
+use gavel_domain::auction::upcast::current_version;
 use gavel_domain::auction::{decide_versioned, evolve, AuctionCommand, AuctionEvent};
 use gavel_domain::Timestamp;
 use gavel_runtime::auction_codec::CommandOutcome;
@@ -68,8 +69,9 @@ pub fn handle(
         Ok(new_events) => {
             for event in new_events {
                 stored.auction = evolve(stored.auction.take(), command.auction_id(), &event);
-                let envelope =
+                let mut envelope =
                     EventEnvelope::caused_by(meta, command.auction_id(), stored.version(), now);
+                envelope.schema_version = current_version(event.type_name());
                 events.push((event, envelope));
             }
             if stored.tenant_id.is_none() && stored.auction.is_some() {
@@ -270,6 +272,7 @@ mod tests {
             auction_id: AuctionId::new("a1"),
             bidder_id: UserId::new("b"),
             amount: eur(100),
+            max_amount: None,
         });
         let (stored, outcome, n) =
             apply(&StoredAggregate::default(), &bid, &meta_by("c9", "t1", "b"));
@@ -289,6 +292,7 @@ mod tests {
             auction_id: AuctionId::new("a1"),
             bidder_id: UserId::new("b"),
             amount: eur(100),
+            max_amount: None,
         });
         let (stored, outcome, _) = apply(&stored, &too_early, &meta_by("c2", "t1", "b"));
         assert_eq!(outcome.rejection_code.as_deref(), Some("INVALID_STATUS"));

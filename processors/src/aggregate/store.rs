@@ -334,6 +334,7 @@ mod tests {
                 bid_count: 0,
                 winner_id: None,
                 version: 2,
+                leading_max: None,
             }),
             recent: Default::default(),
         }

@@ -232,6 +232,7 @@ mod tests {
             bid_count: 7,
             winner_id: Some(UserId::new("b")),
             version: 9,
+            leading_max: None,
         });
         for stored in [full, StoredAggregate::default()] {
             let again = StoredAggregate::from_bytes(&stored.to_bytes().unwrap()).unwrap();

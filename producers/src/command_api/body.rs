@@ -99,17 +99,22 @@ pub fn bid(user: &User, auction_id: AuctionId, body: &Bytes) -> Result<Parsed, A
     acting_as(&mut f, "bidder_id", user)?;
     let amount = f.int("amount");
     let amount = f.positive("amount", amount);
+    // Proxy bidding (PlaceBid v2): the most the auction may bid for this user.
+    let max_amount = f.optional_int("max_amount");
+    let max_amount = f.positive("max_amount", max_amount);
     let currency = currency(&mut f);
     let expected_version = f.optional_version("expected_version");
     f.finish()?;
     let (Some(amount), Some(currency)) = (amount, currency) else {
         return Err(ApiError::internal("bid body passed checks with a gap"));
     };
+    let money = |minor| Money::new(minor, currency).map_err(ApiError::internal);
     bounded(Parsed {
         command: AuctionCommand::PlaceBid(PlaceBid {
             auction_id,
             bidder_id: UserId::new(user.id.clone()),
-            amount: Money::new(amount, currency).map_err(ApiError::internal)?,
+            amount: money(amount)?,
+            max_amount: max_amount.map(money).transpose()?,
         }),
         expected_version,
     })

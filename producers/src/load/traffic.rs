@@ -175,6 +175,7 @@ impl Traffic {
                 auction_id,
                 bidder_id: bidder.clone(),
                 amount: self.money(amount),
+                max_amount: None,
             }),
             user: bidder,
         }

@@ -64,6 +64,10 @@ pub fn command_to_avro(command: &AuctionCommand, meta: &CommandMeta) -> Value {
             ("bidder_id".to_owned(), string(c.bidder_id.as_str())),
             ("amount_minor".to_owned(), long(c.amount.minor())),
             ("currency".to_owned(), string(c.amount.currency().as_str())),
+            (
+                "max_amount_minor".to_owned(),
+                optional_long(c.max_amount.map(|m| m.minor())),
+            ),
         ]),
         AuctionCommand::Cancel(c) => fields.push(("reason".to_owned(), string(&c.reason))),
         AuctionCommand::Start(_) | AuctionCommand::End(_) => {}
@@ -166,6 +170,7 @@ fn command_of(record: &str, f: &Fields) -> Result<AuctionCommand> {
                 auction_id,
                 bidder_id: UserId::new(f.string("bidder_id")?),
                 amount: f.money("amount_minor", currency)?,
+                max_amount: f.optional_money("max_amount_minor", currency)?,
             })
         }
         "CancelAuction" => AuctionCommand::Cancel(CancelAuction {

@@ -87,6 +87,8 @@ pub fn event_to_avro(event: &AuctionEvent, envelope: &EventEnvelope) -> Value {
             amount,
             previous_price,
             placed_at,
+            max_amount,
+            automatic,
         } => fields.extend([
             ("bidder_id".to_owned(), string(bidder_id.as_str())),
             ("amount_minor".to_owned(), long(amount.minor())),
@@ -96,6 +98,11 @@ pub fn event_to_avro(event: &AuctionEvent, envelope: &EventEnvelope) -> Value {
             ),
             ("currency".to_owned(), string(amount.currency().as_str())),
             ("placed_at".to_owned(), timestamp(*placed_at)),
+            (
+                "max_amount_minor".to_owned(),
+                optional_long(max_amount.map(|m| m.minor())),
+            ),
+            ("automatic".to_owned(), Value::Boolean(*automatic)),
         ]),
         AuctionEvent::Cancelled { reason } => fields.push(("reason".to_owned(), string(reason))),
         AuctionEvent::Ended {
@@ -169,6 +176,8 @@ pub fn event_from_avro(record_name: &str, value: Value) -> Result<(AuctionEvent,
                 amount: f.money("amount_minor", currency)?,
                 previous_price: f.money("previous_price_minor", currency)?,
                 placed_at: f.timestamp("placed_at")?,
+                max_amount: f.optional_money("max_amount_minor", currency)?,
+                automatic: f.boolean("automatic")?,
             }
         }
         "AuctionCancelled" => AuctionEvent::Cancelled {

@@ -6,6 +6,7 @@
 //! bounded by [`MAX_AVRO_ALLOCATION`].
 
 pub mod guard;
+pub mod reader;
 
 use crate::registry_endpoint::RegistryEndpoint;
 use crate::{Result, RuntimeError};
@@ -13,10 +14,10 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
-use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
+use reader::Resolution;
+use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::avro_common::AvroSchema;
-use schema_registry_converter::schema_registry_common::SubjectNameStrategy;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -30,26 +31,31 @@ pub struct CachedSchema {
     pub name: String,
     writer: GenericDatumWriter<'static>,
     reader: GenericDatumReader<'static>,
+    /// How a record written with this schema becomes this build's record of
+    /// the same name (or why it cannot), worked out once per schema id.
+    resolution: std::result::Result<Resolution, String>,
 }
 
 impl CachedSchema {
-    fn new(registered: &AvroSchema) -> Result<Self> {
+    fn new(id: u32, parsed: &Schema) -> Result<Self> {
         // Schemas are few and live as long as the process: leaking one gives the
         // resolved reader/writer the 'static borrow they need, resolved once.
-        let schema: &'static Schema = Box::leak(Box::new(registered.parsed.clone()));
-        let name = match schema {
-            Schema::Record(record) => record.name.fullname(None),
-            other => {
-                return Err(RuntimeError::Avro(format!(
-                    "expected a record schema, got {other:?}"
-                )))
-            }
+        let schema: &'static Schema = Box::leak(Box::new(parsed.clone()));
+        let name = reader::record_name(schema).ok_or_else(|| {
+            RuntimeError::Avro(format!("expected a record schema, got {schema:?}"))
+        })?;
+        let resolution = match reader::reader_schema(&name) {
+            Some(reader) => Resolution::new(schema, reader).map_err(|e| e.to_string()),
+            // A record this build has no schema of (tools reading foreign
+            // subjects) is read as written.
+            None => Ok(Resolution::Same),
         };
         Ok(Self {
-            id: registered.id,
+            id,
             name,
             writer: GenericDatumWriter::builder(schema).build()?,
             reader: GenericDatumReader::builder(schema).build()?,
+            resolution,
         })
     }
 
@@ -62,8 +68,13 @@ impl CachedSchema {
         Ok(out)
     }
 
+    /// Decodes with the writer schema, then resolves to this build's schema.
     fn decode_body(&self, mut body: &[u8]) -> Result<Value> {
-        Ok(self.reader.read_value(&mut body)?)
+        let written = self.reader.read_value(&mut body)?;
+        match &self.resolution {
+            Ok(resolution) => resolution.apply(written),
+            Err(reason) => Err(RuntimeError::Avro(reason.clone())),
+        }
     }
 }
 
@@ -74,7 +85,7 @@ pub struct Decoded {
 }
 
 pub struct AvroCodec {
-    encoder: AvroEncoder,
+    registry: crate::registry::RegistryClient,
     decoder: AvroDecoder,
     /// Writer schemas of the records this process produces.
     by_id: RwLock<HashMap<u32, Arc<CachedSchema>>>,
@@ -98,7 +109,7 @@ impl AvroCodec {
     pub fn new(registry: &RegistryEndpoint) -> Self {
         cap_allocations();
         Self {
-            encoder: AvroEncoder::new(settings(registry)),
+            registry: crate::registry::RegistryClient::new(registry),
             decoder: AvroDecoder::new(settings(registry)),
             by_id: RwLock::new(HashMap::new()),
             readable: RwLock::new(HashMap::new()),
@@ -134,34 +145,43 @@ impl AvroCodec {
             .map_or(0, guard::SchemaGuard::refused_count)
     }
 
-    /// The latest registered schema of `record_name` on `topic`
-    /// (TopicRecordNameStrategy subject `<topic>-<record_name>`), for encoding.
-    /// A lookup the registry did not answer (a stalled request, a 503) is
-    /// tried again, on a fresh connection if need be, before it fails.
+    /// The schema this build writes `record_name` with on `topic` (its own
+    /// copy from `schemas/`), under its registered id (TopicRecordNameStrategy
+    /// subject `<topic>-<record_name>`). Never "the latest version": in a
+    /// rolling upgrade an older producer keeps writing its own version after
+    /// a newer one is registered. A lookup the registry did not answer (a
+    /// stalled request, a 503) is tried again before it fails.
     pub async fn writer_for(&self, topic: &str, record_name: &str) -> Result<Arc<CachedSchema>> {
         let subject = format!("{topic}-{record_name}");
+        let text = reader::reader_schema_text(record_name).ok_or_else(|| {
+            RuntimeError::Registry(format!("this build has no schema of {record_name}"))
+        })?;
         let mut attempt = 1;
-        let registered = loop {
-            let strategy = SubjectNameStrategy::TopicRecordNameStrategy(
-                topic.to_owned(),
-                record_name.to_owned(),
-            );
-            match self.encoder.get_schema_and_id(&subject, strategy).await {
-                Ok(registered) => break registered,
-                Err(error) => {
-                    let not_found = error.error.contains("failed with status 404");
-                    let error = RuntimeError::from(error);
-                    if !error.is_transient() || attempt == WRITER_ATTEMPTS {
-                        return Err(writer_lookup_failed(&subject, error, not_found));
-                    }
+        let id = loop {
+            match self.registry.lookup(&subject, text).await {
+                Ok(Some(id)) => break id,
+                Ok(None) => {
+                    return Err(RuntimeError::Registry(format!(
+                        "subject {subject} does not hold this build's schema of {record_name} (run `gavel schemas register`)"
+                    )))
+                }
+                Err(error) if error.is_transient() && attempt < WRITER_ATTEMPTS => {
                     tracing::warn!(%subject, %error, attempt, "schema lookup failed; retrying");
-                    self.encoder.remove_errors_from_cache();
                     tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
                     attempt += 1;
                 }
+                Err(error) => return Err(writer_lookup_failed(&subject, error)),
             }
         };
-        self.remember(&registered)
+        if let Some(known) = self.cached(id) {
+            return Ok(known);
+        }
+        let parsed = Schema::parse_str(text)?;
+        let schema = Arc::new(CachedSchema::new(id, &parsed)?);
+        if let Ok(mut map) = self.by_id.write() {
+            map.insert(id, schema.clone());
+        }
+        Ok(schema)
     }
 
     /// Decodes with an admitted schema, or says which schema id must be admitted first.
@@ -218,7 +238,7 @@ impl AvroCodec {
         if let Some(known) = self.cached(registered.id) {
             return Ok(known);
         }
-        let schema = Arc::new(CachedSchema::new(registered)?);
+        let schema = Arc::new(CachedSchema::new(registered.id, &registered.parsed)?);
         if let Ok(mut map) = self.by_id.write() {
             map.insert(schema.id, schema.clone());
         }
@@ -226,17 +246,13 @@ impl AvroCodec {
     }
 }
 
-/// Why a writer-schema lookup failed, in words that name the cause: only a
-/// registry that answered "no such subject" calls for `gavel schemas
-/// register`; an unreachable one stays transient, so the caller waits.
-fn writer_lookup_failed(subject: &str, error: RuntimeError, not_found: bool) -> RuntimeError {
+/// Why a writer-schema lookup failed, naming the subject; an unreachable
+/// registry stays transient, so the caller waits.
+fn writer_lookup_failed(subject: &str, error: RuntimeError) -> RuntimeError {
     match error {
         RuntimeError::RegistryUnavailable(reason) => {
             RuntimeError::RegistryUnavailable(format!("subject {subject}: {reason}"))
         }
-        _ if not_found => RuntimeError::Registry(format!(
-            "subject {subject} is not registered (run `gavel schemas register`)"
-        )),
         other => RuntimeError::Registry(format!("subject {subject}: {other}")),
     }
 }

@@ -2,7 +2,7 @@
 //! `state_as_of` rebuilds an auction at a past instant with the pure domain.
 
 use super::chain::{Link, GENESIS};
-use super::payload;
+use super::payload::{self, STORED_VERSION};
 use super::sql::{millis, TO_TS};
 use crate::SinkError;
 use futures::{pin_mut, TryStreamExt};
@@ -121,7 +121,7 @@ pub async fn state_as_of(
     as_of: Timestamp,
 ) -> Result<Option<Auction>, SinkError> {
     let sql = format!(
-        "SELECT aggregate_version, event_type, payload::text FROM {schema}.events
+        "SELECT aggregate_version, event_type, payload::text, {STORED_VERSION} FROM {schema}.events
          WHERE aggregate_id = $1 AND occurred_at <= {}
          ORDER BY aggregate_version",
         TO_TS.replace("{v}", "$2::int8")
@@ -142,7 +142,7 @@ pub async fn state_as_of(
         };
         let json: Value =
             serde_json::from_str(row.get::<_, &str>(2)).map_err(|e| bad(e.to_string()))?;
-        events.push(payload::from_json(row.get(1), &json).map_err(bad)?);
+        events.push(payload::from_json(row.get(1), row.get(3), json).map_err(bad)?);
     }
     Ok(replay(aggregate_id, &events))
 }

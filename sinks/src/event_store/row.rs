@@ -3,6 +3,7 @@
 use super::chain::NewEvent;
 use super::payload;
 use crate::SinkError;
+use gavel_domain::auction::upcast::current_version;
 use gavel_domain::auction::AuctionEvent;
 use gavel_runtime::envelope::EventEnvelope;
 use rdkafka::message::{Message, OwnedMessage};
@@ -21,7 +22,9 @@ pub fn to_row(
         "event_id": envelope.event_id,
         "correlation_id": envelope.correlation_id,
         "causation_id": envelope.causation_id,
-        "schema_version": envelope.schema_version,
+        // The version of the payload's shape, which this release writes at
+        // its current version whatever version the record came in at.
+        "schema_version": current_version(event.type_name()),
         "kafka": { "topic": message.topic(), "partition": message.partition(), "offset": message.offset() },
     });
     let ids = [

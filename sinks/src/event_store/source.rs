@@ -4,7 +4,7 @@
 //! events by those coordinates, so it stops exactly where the live view sink
 //! stands, as a rebuild from the topic does.
 
-use super::payload;
+use super::payload::{self, STORED_VERSION};
 use super::sql::millis;
 use crate::SinkError;
 use gavel_domain::auction::AuctionEvent;
@@ -41,7 +41,7 @@ pub async fn read_range(
 ) -> Result<Vec<StoredEvent>, SinkError> {
     let sql = format!(
         "SELECT tenant_id, aggregate_id, aggregate_version, event_type, payload::text,
-                {}, {OFFSET}
+                {}, {OFFSET}, {STORED_VERSION}
          FROM {schema}.events
          WHERE {PARTITION} = $2 AND {OFFSET} >= $3 AND {OFFSET} < $4
            AND envelope->'kafka'->>'topic' = $1
@@ -65,7 +65,7 @@ fn stored_event(row: &Row, partition: i32) -> Result<StoredEvent, SinkError> {
         reason,
     };
     let json = serde_json::from_str(row.get::<_, &str>(4)).map_err(|e| bad(e.to_string()))?;
-    let event = payload::from_json(row.get(3), &json).map_err(bad)?;
+    let event = payload::from_json(row.get(3), row.get(7), json).map_err(bad)?;
     Ok(StoredEvent {
         partition,
         offset: row.get(6),

@@ -199,14 +199,16 @@ pub fn to_live(event: &AuctionEvent, envelope: &EventEnvelope) -> LiveEvent {
             "current_price": money(starting_price), "end_time_ms": end_time.millis(),
         }),
         AuctionEvent::Started { .. } => json!({ "status": "ACTIVE" }),
+        // The bidder's maximum is secret until bid: never on the live feed.
         AuctionEvent::BidPlaced {
             bidder_id,
             amount,
             previous_price,
+            automatic,
             ..
         } => json!({
             "bidder_id": bidder_id.as_str(), "current_price": money(amount),
-            "previous_price": money(previous_price),
+            "previous_price": money(previous_price), "automatic": automatic,
         }),
         AuctionEvent::Cancelled { reason } => json!({ "status": "CANCELLED", "reason": reason }),
         AuctionEvent::Ended {
@@ -254,6 +256,8 @@ mod tests {
             amount: eur(10_500),
             previous_price: eur(10_000),
             placed_at: Timestamp::from_millis(1_700),
+            max_amount: Some(eur(90_000)),
+            automatic: true,
         };
         let live = to_live(&event, &envelope);
         assert_eq!((live.kind, live.version), ("BidPlaced", 4));
@@ -269,7 +273,13 @@ mod tests {
                 "occurred_at_ms": 1_700, "bidder_id": "ann",
                 "current_price": {"amount_minor": 10_500, "currency": "EUR"},
                 "previous_price": {"amount_minor": 10_000, "currency": "EUR"},
+                "automatic": true,
             })
+        );
+        assert!(
+            !live.data.contains("90000"),
+            "the maximum leaked: {}",
+            live.data
         );
     }
 }

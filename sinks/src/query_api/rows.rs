@@ -44,6 +44,9 @@ pub struct AuctionView {
     /// The highest bidders, highest first (user, highest bid, bid count, last
     /// bid time): the bid history summary, at most ten.
     pub top_bidders: serde_json::Value,
+    /// True when the current price was bid by the leader's proxy (their
+    /// maximum stays private).
+    pub last_bid_automatic: bool,
 }
 
 impl AuctionView {
@@ -65,7 +68,7 @@ fn columns() -> String {
     format!(
         "auction_id, seller_id, title, status, currency, starting_price_minor, reserve_price_minor,
          min_increment_minor, current_price_minor, bid_count, leading_bidder, winner_id, {}, {}, {}, version,
-         bidder_count, jsonb_path_query_array(bidders, '$[0 to 9]')::text",
+         bidder_count, jsonb_path_query_array(bidders, '$[0 to 9]')::text, last_bid_automatic",
         ms("end_time"),
         ms("created_at"),
         ms("updated_at")
@@ -110,6 +113,7 @@ fn view(row: &Row) -> Result<AuctionView, ApiError> {
         bidder_count: row.try_get(16).map_err(ApiError::internal)?,
         top_bidders: serde_json::from_str(row.try_get(17).map_err(ApiError::internal)?)
             .map_err(ApiError::internal)?,
+        last_bid_automatic: row.try_get(18).map_err(ApiError::internal)?,
     })
 }
 

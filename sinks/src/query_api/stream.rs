@@ -157,6 +157,7 @@ mod tests {
             version,
             bidder_count: 0,
             top_bidders: serde_json::Value::Array(Vec::new()),
+            last_bid_automatic: false,
         }
     }
 

@@ -37,6 +37,10 @@ pub const BIDDERS_SQL: &str =
 pub const BIDDER_COUNT_SQL: &str =
     "ALTER TABLE {schema}.auction_details ADD COLUMN bidder_count integer NOT NULL DEFAULT 0";
 
+/// Whether the last bid was placed by the leader's proxy (PlaceBid v2).
+pub const LAST_BID_AUTOMATIC_SQL: &str = "ALTER TABLE {schema}.auction_details
+     ADD COLUMN last_bid_automatic boolean NOT NULL DEFAULT false";
+
 use super::columns::{from_ts, int4, int8, to_ts, try_column};
 
 /// Rows of `table` (schema-qualified: the live table or a rebuild's shadow).
@@ -51,7 +55,8 @@ pub async fn load(
     let sql = format!(
         "SELECT auction_id, tenant_id, seller_id, title, status, currency, starting_price_minor,
                 reserve_price_minor, min_increment_minor, current_price_minor, bid_count,
-                leading_bidder, winner_id, {}, {}, {}, version, bidders::text, bidder_count
+                leading_bidder, winner_id, {}, {}, {}, version, bidders::text, bidder_count,
+                last_bid_automatic
          FROM {table} WHERE auction_id = ANY($1)",
         from_ts("end_time"),
         from_ts("created_at"),
@@ -95,6 +100,7 @@ fn row_to_details(row: &Row) -> Result<AuctionDetails, SinkError> {
         version: u64::try_from(row.get::<_, i64>(16)).map_err(|e| bad(e.to_string()))?,
         bidders: serde_json::from_str(row.get::<_, &str>(17)).map_err(|e| bad(e.to_string()))?,
         bidder_count: u32::try_from(row.get::<_, i32>(18)).map_err(|e| bad(e.to_string()))?,
+        last_bid_automatic: row.get(19),
     })
 }
 
@@ -135,6 +141,7 @@ pub async fn upsert(
     let created = num(&|r| r.created_at.millis());
     let updated = num(&|r| r.updated_at.millis());
     let versions = try_column(rows, |r| int8("version", r.version))?;
+    let automatic: Vec<bool> = rows.iter().map(|r| r.last_bid_automatic).collect();
     let bidders = rows
         .iter()
         .map(|r| serde_json::to_string(&r.bidders))
@@ -144,17 +151,19 @@ pub async fn upsert(
     let sql = format!(
         "INSERT INTO {table} AS t (auction_id, tenant_id, seller_id, title, status, currency,
              starting_price_minor, reserve_price_minor, min_increment_minor, current_price_minor, bid_count,
-             leading_bidder, winner_id, end_time, created_at, updated_at, version, bidders, bidder_count)
-         SELECT id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, {}, {}, {}, v, b::jsonb, nb
+             leading_bidder, winner_id, end_time, created_at, updated_at, version, bidders, bidder_count,
+             last_bid_automatic)
+         SELECT id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, {}, {}, {}, v, b::jsonb, nb, la
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
                      $8::int8[], $9::int8[], $10::int8[], $11::int4[], $12::text[], $13::text[], $14::int8[],
-                     $15::int8[], $16::int8[], $17::int8[], $18::text[], $19::int4[])
-              AS u(id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, et, ca, ua, v, b, nb)
+                     $15::int8[], $16::int8[], $17::int8[], $18::text[], $19::int4[], $20::bool[])
+              AS u(id, tenant, seller, title, status, cur, sp, rp, mi, cp, bc, lb, w, et, ca, ua, v, b, nb, la)
          ON CONFLICT (auction_id) DO UPDATE SET
              status = excluded.status, current_price_minor = excluded.current_price_minor,
              bid_count = excluded.bid_count, leading_bidder = excluded.leading_bidder,
              winner_id = excluded.winner_id, updated_at = excluded.updated_at, version = excluded.version,
-             bidders = excluded.bidders, bidder_count = excluded.bidder_count
+             bidders = excluded.bidders, bidder_count = excluded.bidder_count,
+             last_bid_automatic = excluded.last_bid_automatic
          WHERE excluded.version > t.version",
         ts("et"),
         ts("ca"),
@@ -183,6 +192,7 @@ pub async fn upsert(
                 &versions,
                 &bidders,
                 &bidder_counts,
+                &automatic,
             ],
         )
         .await?;

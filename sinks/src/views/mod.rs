@@ -99,5 +99,10 @@ pub fn migrations() -> Vec<Migration> {
             name: "sink_offsets_source_next_offset",
             sql: crate::offsets::SOURCE_OFFSET_SQL,
         },
+        Migration {
+            version: 8,
+            name: "auction_details_last_bid_automatic",
+            sql: details_sql::LAST_BID_AUTOMATIC_SQL,
+        },
     ]
 }

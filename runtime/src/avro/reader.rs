@@ -1,0 +1,386 @@
+//! Reader schemas: each consumer reads with the schemas this build was made
+//! with (`schemas/`, compiled in), whatever version a producer wrote. A
+//! writer schema is resolved against the reader schema of the same record
+//! once, when its id is first seen; decoding a record then costs the writer's
+//! decode plus, only when the two differ, moving fields into the reader's
+//! order, filling defaults for fields the writer lacks and dropping fields
+//! the reader does not know. (apache-avro's own `resolve` rebuilds every
+//! record through a hash map; the plan here is made once per writer id.)
+
+use crate::{Result, RuntimeError};
+use apache_avro::schema::{RecordField, RecordSchema};
+use apache_avro::schema_compatibility::SchemaCompatibility;
+use apache_avro::types::Value;
+use apache_avro::Schema;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// The current version of every record in `schemas/`.
+const READER_SCHEMAS: [&str; 11] = [
+    include_str!("../../../schemas/commands/CancelAuction.avsc"),
+    include_str!("../../../schemas/commands/CreateAuction.avsc"),
+    include_str!("../../../schemas/commands/EndAuction.avsc"),
+    include_str!("../../../schemas/commands/PlaceBid.avsc"),
+    include_str!("../../../schemas/commands/StartAuction.avsc"),
+    include_str!("../../../schemas/events/AuctionCancelled.avsc"),
+    include_str!("../../../schemas/events/AuctionCreated.avsc"),
+    include_str!("../../../schemas/events/AuctionEnded.avsc"),
+    include_str!("../../../schemas/events/AuctionStarted.avsc"),
+    include_str!("../../../schemas/events/BidPlaced.avsc"),
+    include_str!("../../../schemas/outcomes/CommandOutcome.avsc"),
+];
+
+/// This build's schema of record `full_name`, if it has one.
+pub fn reader_schema(full_name: &str) -> Option<&'static Schema> {
+    compiled_in().get(full_name).map(|(schema, _)| schema)
+}
+
+/// The text of this build's schema of `full_name` (what it writes with).
+pub fn reader_schema_text(full_name: &str) -> Option<&'static str> {
+    compiled_in().get(full_name).map(|(_, text)| *text)
+}
+
+/// Every compiled-in schema by record name, parsed once.
+fn compiled_in() -> &'static HashMap<String, (Schema, &'static str)> {
+    static SCHEMAS: OnceLock<HashMap<String, (Schema, &'static str)>> = OnceLock::new();
+    SCHEMAS.get_or_init(|| {
+        READER_SCHEMAS
+            .iter()
+            .filter_map(|text| Schema::parse_str(text).ok().map(|schema| (schema, *text)))
+            .filter_map(|(schema, text)| Some((record_name(&schema)?, (schema, text))))
+            .collect()
+    })
+}
+
+pub fn record_name(schema: &Schema) -> Option<String> {
+    match schema {
+        Schema::Record(record) => Some(record.name.fullname(None)),
+        _ => None,
+    }
+}
+
+/// How a record written with one schema becomes the reader's record.
+#[derive(Debug)]
+pub enum Resolution {
+    /// The same fields in the same order: the writer's record is the reader's.
+    Same,
+    /// The writer's fields are the reader's first ones, as they are: the
+    /// reader's further fields follow with their defaults (the usual change,
+    /// a field added at the end), appended in place.
+    Append(Vec<(String, Value)>),
+    /// One source per reader field, in the reader's order, with its name.
+    Plan(Vec<(String, Source)>),
+}
+
+#[derive(Debug)]
+pub enum Source {
+    /// The writer's field at this index, as it is.
+    Move(usize),
+    /// The writer's field at this index, promoted to the reader's type
+    /// (int to long, a value into a union, ...).
+    Promote(usize, Schema),
+    /// Absent from the writer: the reader field's default.
+    Default(Value),
+}
+
+impl Resolution {
+    /// Resolves `writer` against `reader` once; an incompatible pair is an
+    /// error that says why (the registry's compatibility rules should have
+    /// refused it, so a record under it is poison, not a reason to stop).
+    pub fn new(writer: &Schema, reader: &Schema) -> Result<Self> {
+        let (Schema::Record(w), Schema::Record(r)) = (writer, reader) else {
+            return Err(RuntimeError::Avro(
+                "reader and writer must be records".into(),
+            ));
+        };
+        if writer.canonical_form() == reader.canonical_form() {
+            return Ok(Self::Same);
+        }
+        SchemaCompatibility::can_read(writer, reader).map_err(|error| {
+            RuntimeError::Avro(format!(
+                "{} as written cannot be read by this build: {error}",
+                r.name.fullname(None)
+            ))
+        })?;
+        let plan = r
+            .fields
+            .iter()
+            .map(|field| Ok((field.name.clone(), source_of(w, field)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self::appending(&plan, w.fields.len()).unwrap_or(Self::Plan(plan)))
+    }
+
+    /// `Append` when `plan` keeps all `written` fields in place and only adds
+    /// defaults after them.
+    fn appending(plan: &[(String, Source)], written: usize) -> Option<Self> {
+        let in_place = plan.len() >= written
+            && plan[..written]
+                .iter()
+                .enumerate()
+                .all(|(i, (_, source))| matches!(source, Source::Move(j) if *j == i));
+        let defaults = plan[written.min(plan.len())..]
+            .iter()
+            .map(|(name, source)| match source {
+                Source::Default(value) => Some((name.clone(), value.clone())),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        in_place.then_some(Self::Append(defaults))
+    }
+
+    /// The reader's record from the writer's decoded `value`.
+    pub fn apply(&self, value: Value) -> Result<Value> {
+        let sources = match self {
+            Self::Same => return Ok(value),
+            Self::Append(defaults) => return Ok(append(value, defaults)),
+            Self::Plan(sources) => sources,
+        };
+        let Value::Record(mut written) = value else {
+            return Err(RuntimeError::Avro(format!(
+                "expected a record, got {value:?}"
+            )));
+        };
+        let mut fields = Vec::with_capacity(sources.len());
+        for (name, source) in sources {
+            let field = match source {
+                Source::Move(i) => take(&mut written, *i, name)?,
+                Source::Promote(i, schema) => {
+                    let (name, value) = take(&mut written, *i, name)?;
+                    (name, value.resolve(schema)?)
+                }
+                Source::Default(value) => (name.clone(), value.clone()),
+            };
+            fields.push(field);
+        }
+        Ok(Value::Record(fields))
+    }
+}
+
+fn append(value: Value, defaults: &[(String, Value)]) -> Value {
+    match value {
+        Value::Record(mut fields) => {
+            fields.extend_from_slice(defaults);
+            Value::Record(fields)
+        }
+        other => other,
+    }
+}
+
+/// The writer's field `i` under the reader's `name` (the writer's own name
+/// string is reused unless the reader renamed the field by an alias).
+fn take(written: &mut [(String, Value)], i: usize, name: &str) -> Result<(String, Value)> {
+    let slot = written
+        .get_mut(i)
+        .ok_or_else(|| RuntimeError::Avro(format!("the record lacks field {name}")))?;
+    let (mut own, value) = std::mem::replace(slot, (String::new(), Value::Null));
+    if own != name {
+        name.clone_into(&mut own);
+    }
+    Ok((own, value))
+}
+
+fn source_of(writer: &RecordSchema, field: &RecordField) -> Result<Source> {
+    let found = writer
+        .fields
+        .iter()
+        .position(|w| w.name == field.name || field.aliases.contains(&w.name));
+    match found {
+        Some(i) if writer.fields[i].schema.canonical_form() == field.schema.canonical_form() => {
+            Ok(Source::Move(i))
+        }
+        Some(i) => Ok(Source::Promote(i, field.schema.clone())),
+        None => default_of(field).map(Source::Default),
+    }
+}
+
+/// The reader field's default as a value of its type (a union's default is
+/// of its first branch).
+fn default_of(field: &RecordField) -> Result<Value> {
+    let missing = || RuntimeError::Avro(format!("field {} has no default", field.name));
+    let json = field.default.clone().ok_or_else(missing)?;
+    let value = Value::try_from(json)?;
+    Ok(match &field.schema {
+        Schema::Union(union) => {
+            let first = union.variants().first().ok_or_else(missing)?;
+            Value::Union(0, Box::new(value.resolve(first)?))
+        }
+        other => value.resolve(other)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apache_avro::reader::datum::GenericDatumReader;
+    use apache_avro::writer::datum::GenericDatumWriter;
+
+    const PLACE_BID_V1: &str = include_str!("../../../schemas/history/PlaceBid.v1.avsc");
+    const BID_PLACED_V1: &str = include_str!("../../../schemas/history/BidPlaced.v1.avsc");
+
+    fn parse(text: &str) -> Schema {
+        Schema::parse_str(text).unwrap()
+    }
+
+    /// Encodes `value` with `writer`, decodes it as written, resolves it.
+    fn round_trip(writer: &Schema, value: Value) -> Result<Value> {
+        let mut bytes = Vec::new();
+        GenericDatumWriter::builder(writer)
+            .build()
+            .unwrap()
+            .write_value_ref(&mut bytes, &value)
+            .unwrap();
+        let written = GenericDatumReader::builder(writer)
+            .build()
+            .unwrap()
+            .read_value(&mut &bytes[..])
+            .unwrap();
+        let reader = reader_schema(&record_name(writer).unwrap()).unwrap();
+        Resolution::new(writer, reader)?.apply(written)
+    }
+
+    fn field<'a>(record: &'a Value, name: &str) -> &'a Value {
+        let Value::Record(fields) = record else {
+            panic!("not a record: {record:?}")
+        };
+        &fields.iter().find(|(n, _)| n == name).unwrap().1
+    }
+
+    fn v1_bid() -> Value {
+        Value::Record(
+            [
+                ("command_id", Value::String("c-1".into())),
+                ("correlation_id", Value::String("c-1".into())),
+                ("tenant_id", Value::String("t".into())),
+                ("auction_id", Value::String("a".into())),
+                ("expected_version", Value::Union(0, Box::new(Value::Null))),
+                ("actor_id", Value::String("ann".into())),
+                ("bidder_id", Value::String("ann".into())),
+                ("amount_minor", Value::Long(10_500)),
+                ("currency", Value::String("EUR".into())),
+            ]
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v))
+            .collect(),
+        )
+    }
+
+    #[test]
+    fn every_schema_in_schemas_is_compiled_in_as_a_reader() {
+        for text in READER_SCHEMAS {
+            let schema = parse(text);
+            let name = record_name(&schema).unwrap();
+            assert!(reader_schema(&name).is_some(), "{name}");
+            assert_eq!(reader_schema_text(&name), Some(text));
+        }
+        // A file added to `schemas/` must be added to READER_SCHEMAS too.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+        let files: usize = ["commands", "events", "outcomes"]
+            .iter()
+            .map(|folder| std::fs::read_dir(dir.join(folder)).unwrap().count())
+            .sum();
+        assert_eq!(files, READER_SCHEMAS.len());
+    }
+
+    #[test]
+    fn the_current_schema_reads_as_written() {
+        let reader = reader_schema("dev.gavel.auction.commands.PlaceBid").unwrap();
+        assert!(matches!(
+            Resolution::new(reader, reader).unwrap(),
+            Resolution::Same
+        ));
+    }
+
+    #[test]
+    fn a_v1_bid_gets_the_v2_default_for_its_missing_maximum() {
+        let v1 = parse(PLACE_BID_V1);
+        let reader = reader_schema("dev.gavel.auction.commands.PlaceBid").unwrap();
+        assert!(matches!(
+            Resolution::new(&v1, reader).unwrap(),
+            Resolution::Append(_)
+        ));
+        let read = round_trip(&v1, v1_bid()).unwrap();
+        assert_eq!(
+            field(&read, "max_amount_minor"),
+            &Value::Union(0, Box::new(Value::Null))
+        );
+        assert_eq!(field(&read, "amount_minor"), &Value::Long(10_500));
+        let v2 = reader_schema("dev.gavel.auction.commands.PlaceBid").unwrap();
+        assert!(
+            read.validate(v2),
+            "the resolved record is a valid v2 record"
+        );
+    }
+
+    #[test]
+    fn a_v1_event_reads_as_a_plain_v2_bid() {
+        let schema = parse(BID_PLACED_V1);
+        let Schema::Record(record) = &schema else {
+            panic!()
+        };
+        let value = Value::Record(
+            record
+                .fields
+                .iter()
+                .map(|f| {
+                    let v = match &f.schema {
+                        Schema::String => Value::String("x".into()),
+                        Schema::Long => Value::Long(5),
+                        Schema::Int => Value::Int(1),
+                        Schema::TimestampMillis => Value::TimestampMillis(7),
+                        other => panic!("{other:?}"),
+                    };
+                    (f.name.clone(), v)
+                })
+                .collect(),
+        );
+        let read = round_trip(&schema, value).unwrap();
+        assert_eq!(field(&read, "automatic"), &Value::Boolean(false));
+        assert_eq!(
+            field(&read, "max_amount_minor"),
+            &Value::Union(0, Box::new(Value::Null))
+        );
+    }
+
+    #[test]
+    fn fields_a_newer_writer_added_are_skipped_and_promotions_apply() {
+        // A "v3" writer: an unknown field, and amount_minor written as int.
+        let mut v3: serde_json::Value = serde_json::from_str(PLACE_BID_V1).unwrap();
+        let fields = v3["fields"].as_array_mut().unwrap();
+        fields.push(serde_json::json!({"name": "note", "type": "string", "default": ""}));
+        for field in fields.iter_mut() {
+            if field["name"] == "amount_minor" {
+                field["type"] = serde_json::json!("int");
+            }
+        }
+        let writer = parse(&v3.to_string());
+        let Value::Record(mut record) = v1_bid() else {
+            panic!()
+        };
+        record.push(("note".into(), Value::String("hello".into())));
+        for (name, value) in record.iter_mut() {
+            if name == "amount_minor" {
+                *value = Value::Int(10_500);
+            }
+        }
+        let read = round_trip(&writer, Value::Record(record)).unwrap();
+        let Value::Record(fields) = &read else {
+            panic!()
+        };
+        assert!(fields.iter().all(|(n, _)| n != "note"), "{fields:?}");
+        assert_eq!(field(&read, "amount_minor"), &Value::Long(10_500));
+    }
+
+    #[test]
+    fn an_incompatible_writer_is_refused_with_the_reason() {
+        let mut broken: serde_json::Value = serde_json::from_str(PLACE_BID_V1).unwrap();
+        for field in broken["fields"].as_array_mut().unwrap() {
+            if field["name"] == "bidder_id" {
+                field["type"] = serde_json::json!("long");
+            }
+        }
+        let writer = parse(&broken.to_string());
+        let reader = reader_schema("dev.gavel.auction.commands.PlaceBid").unwrap();
+        let error = Resolution::new(&writer, reader).unwrap_err().to_string();
+        assert!(error.contains("cannot be read by this build"), "{error}");
+    }
+}
