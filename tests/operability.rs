@@ -348,7 +348,7 @@ async fn schemas_check_refuses_a_breaking_change_and_registers_nothing() {
     let evolved = copy_of_schemas();
     edit_fields(&evolved.join("commands/PlaceBid.avsc"), |fields| {
         fields.push(serde_json::json!({
-            "name": "max_amount_minor", "type": ["null", "long"], "default": null
+            "name": "bid_note", "type": ["null", "string"], "default": null
         }));
     });
     let compatible = gavel(

@@ -139,6 +139,41 @@ async fn racing_bids_get_one_winner_and_each_client_its_own_answer_also_on_retry
     env.stop().await;
 }
 
+/// PlaceBid v2 over HTTP: a proxy bid answers a challenger within the
+/// challenger's own command (two events, one outcome).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_proxy_bid_answers_a_challenger_in_the_same_command() {
+    let env = TestEnv::with_workers(1).await;
+    let api = Api::start(&env, Duration::from_secs(10)).await;
+    active_auction(&api, "proxy-1", "sam", "t1").await;
+    let path = "/auctions/proxy-1/bids";
+    let proxy = json!({"amount": 10_000, "currency": "EUR", "max_amount": 30_000});
+    let placed = api
+        .post(path, Some(&token("ann", "t1")), None, &proxy.to_string())
+        .await;
+    assert_eq!(placed.status, 200, "{}", placed.body);
+    assert_eq!(placed.body["new_version"], 3);
+    let challenge = json!({"amount": 12_000, "currency": "EUR"}).to_string();
+    let answered = api
+        .post(path, Some(&token("bob", "t1")), None, &challenge)
+        .await;
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    assert_eq!(
+        answered.body["new_version"], 5,
+        "bob's bid and ann's answer"
+    );
+    let next = json!({"amount": 12_000, "currency": "EUR"}).to_string();
+    let too_low = api.post(path, Some(&token("cy", "t1")), None, &next).await;
+    assert_eq!(
+        too_low.status, 409,
+        "ann's answer raised the price: {}",
+        too_low.body
+    );
+    assert_eq!(too_low.body["rejection_code"], "BID_TOO_LOW");
+    api.stop().await;
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refused_requests_get_their_status_and_produce_nothing() {
     let env = TestEnv::with_workers(3).await;
@@ -189,6 +224,14 @@ async fn refused_requests_get_their_status_and_produce_nothing() {
     assert_eq!(unprocessable.status, 422, "{}", unprocessable.body);
     assert_eq!(unprocessable.body["fields"]["amount"], "must be > 0");
     assert!(unprocessable.body["fields"]["currency"].is_string());
+
+    let below = json!({"amount": 10_000, "currency": "EUR", "max_amount": 9_000}).to_string();
+    let below = api.post(path, Some(&ann), None, &below).await;
+    assert_eq!(below.status, 422, "{}", below.body);
+    assert_eq!(
+        below.body["fields"]["max_amount"],
+        "must not be below amount"
+    );
 
     let bad_key = api
         .post(path, Some(&ann), Some(&"k".repeat(129)), &bid)

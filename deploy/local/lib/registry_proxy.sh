@@ -35,9 +35,12 @@ http {
   uwsgi_temp_path $PROXY_DIR/tmp/uwsgi;
   scgi_temp_path $PROXY_DIR/tmp/scgi;
   # Reads (and lookups) take either password; writes only the registrar's.
-  map "\$request_method \$uri" \$registry_users {
+  # The lookup is matched on the raw request line (what is forwarded), with
+  # only the characters a subject name has: no encoded slash or dot-segment
+  # can turn it into another path.
+  map "\$request_method \$request_uri" \$registry_users {
     "~^(GET|HEAD) " $PROXY_DIR/readers.htpasswd;
-    "~^POST /apis/ccompat/v7/subjects/[^/]+\$" $PROXY_DIR/readers.htpasswd;
+    "~^POST /apis/ccompat/v7/subjects/[A-Za-z0-9._-]+\$" $PROXY_DIR/readers.htpasswd;
     default $PROXY_DIR/registrars.htpasswd;
   }
   server {

@@ -3,6 +3,9 @@
 //! minimum increments up to it, as auction sites do. The highest maximum
 //! leads; it pays at most one increment above the runner-up's maximum and
 //! never more than its own; between equal maximums the earlier one leads.
+//! A maximum at or above the reserve bids up to the reserve at once (so a
+//! sole bidder willing to pay it wins), and the leader bidding again keeps
+//! the higher of their two maximums.
 
 use super::decide::require_status;
 use super::state::Auction;
@@ -15,9 +18,13 @@ pub(super) fn place_bid(
     now: Timestamp,
 ) -> Result<Vec<AuctionEvent>, Rejection> {
     check_bid(auction, bid, now)?;
-    let own_max = bid.max_amount.unwrap_or(bid.amount);
+    let standing = standing_max(auction, bid);
+    let own_max = standing.unwrap_or(bid.amount);
     let events = match rival_max(auction, &bid.bidder_id) {
-        None => vec![placed(auction.current_price, bid, bid.amount, now)],
+        None => {
+            let price = up_to_reserve(auction, bid.amount, own_max);
+            vec![placed(auction.current_price, bid, price, standing, now)]
+        }
         Some((rival, rival_max)) if own_max.minor() > rival_max.minor() => {
             // The rival's proxy goes to its maximum, and this bidder takes the
             // lead one increment above it (capped at their own maximum).
@@ -25,9 +32,10 @@ pub(super) fn place_bid(
                 .checked_add(auction.min_increment)
                 .unwrap_or(own_max);
             let price = higher(lower(own_max, step_above), bid.amount);
+            let price = up_to_reserve(auction, price, own_max);
             vec![
                 automatic(auction.current_price, rival, rival_max, rival_max, now),
-                placed(rival_max, bid, price, now),
+                placed(rival_max, bid, price, standing, now),
             ]
         }
         Some((rival, rival_max)) => {
@@ -37,13 +45,39 @@ pub(super) fn place_bid(
             let answer = own_max
                 .checked_add(auction.min_increment)
                 .map_or(rival_max, |above| lower(above, rival_max));
+            let answer = up_to_reserve(auction, answer, rival_max);
             vec![
-                placed(auction.current_price, bid, own_max, now),
+                placed(auction.current_price, bid, own_max, standing, now),
                 automatic(own_max, rival, answer, rival_max, now),
             ]
         }
     };
     Ok(events)
+}
+
+/// The bidder's maximum after this bid: the one it gives, or for the leader
+/// bidding again the higher of that and their unspent one (a plain re-bid
+/// must not throw away a standing maximum).
+fn standing_max(auction: &Auction, bid: &PlaceBid) -> Option<Money> {
+    let own = auction
+        .leading_max
+        .filter(|_| auction.leading_bidder.as_ref() == Some(&bid.bidder_id))
+        .filter(|max| max.minor() > bid.amount.minor());
+    match (bid.max_amount, own) {
+        (Some(new), Some(old)) => Some(higher(new, old)),
+        (new, old) => new.or(old),
+    }
+}
+
+/// `price`, raised to the reserve when the bidder's maximum covers it: a
+/// proxy bids what it takes to win, and below the reserve nobody wins.
+fn up_to_reserve(auction: &Auction, price: Money, max: Money) -> Money {
+    match auction.reserve_price {
+        Some(reserve) if price.minor() < reserve.minor() && max.minor() >= reserve.minor() => {
+            reserve
+        }
+        _ => price,
+    }
 }
 
 /// The rules every bid meets, proxy or not.
@@ -82,14 +116,21 @@ fn rival_max<'a>(auction: &'a Auction, bidder: &UserId) -> Option<(&'a UserId, M
     (leader != bidder && max.minor() > auction.current_price.minor()).then_some((leader, max))
 }
 
-/// The bidder's own bid at `price` (above what they typed only by their proxy).
-fn placed(previous: Money, bid: &PlaceBid, price: Money, now: Timestamp) -> AuctionEvent {
+/// The bidder's own bid at `price` (above what they typed only by their
+/// proxy), leaving `max` as their maximum.
+fn placed(
+    previous: Money,
+    bid: &PlaceBid,
+    price: Money,
+    max: Option<Money>,
+    now: Timestamp,
+) -> AuctionEvent {
     AuctionEvent::BidPlaced {
         bidder_id: bid.bidder_id.clone(),
         amount: price,
         previous_price: previous,
         placed_at: now,
-        max_amount: bid.max_amount,
+        max_amount: max,
         automatic: price.minor() != bid.amount.minor(),
     }
 }

@@ -23,12 +23,16 @@ fn now() -> Timestamp {
 }
 
 fn running_auction() -> Option<Auction> {
+    running_auction_with_reserve(None)
+}
+
+fn running_auction_with_reserve(reserve: Option<i64>) -> Option<Auction> {
     let create = AuctionCommand::Create(CreateAuction {
         auction_id: id(),
         seller_id: UserId::new("seller"),
         title: "Blue Period study".into(),
         starting_price: eur(START),
-        reserve_price: None,
+        reserve_price: reserve.map(eur),
         min_increment: eur(INCREMENT),
         end_time: Timestamp::from_millis(T0 + 60_000),
     });
@@ -156,6 +160,33 @@ fn a_spent_maximum_is_not_answered_again() {
     assert_eq!(bids(&events)[1], ("ann".into(), 12_000, true));
     let (events, _) = when(state, proxy_bid("bob", 12_500, None));
     assert_eq!(bids(&events), [("bob".into(), 12_500, false)]);
+}
+
+#[test]
+fn a_plain_re_bid_by_the_leader_keeps_their_standing_maximum() {
+    let (_, state) = when(running_auction(), proxy_bid("ann", START, Some(30_000)));
+    let (events, state) = when(state, proxy_bid("ann", 10_500, None));
+    assert_eq!(bids(&events), [("ann".into(), 10_500, false)]);
+    assert_eq!(state.as_ref().unwrap().leading_max, Some(eur(30_000)));
+    // ... and it still answers a challenger.
+    let (events, _) = when(state, proxy_bid("bob", 11_000, None));
+    assert_eq!(bids(&events)[1], ("ann".into(), 11_500, true));
+}
+
+#[test]
+fn a_maximum_that_covers_the_reserve_bids_up_to_it_at_once() {
+    let (events, state) = when(
+        running_auction_with_reserve(Some(25_000)),
+        proxy_bid("ann", START, Some(30_000)),
+    );
+    assert_eq!(bids(&events), [("ann".into(), 25_000, true)]);
+    assert!(state.unwrap().reserve_met());
+    // A maximum below the reserve bids only its amount.
+    let (events, _) = when(
+        running_auction_with_reserve(Some(25_000)),
+        proxy_bid("ann", START, Some(20_000)),
+    );
+    assert_eq!(bids(&events), [("ann".into(), START, false)]);
 }
 
 #[test]

@@ -234,7 +234,12 @@ mod tests {
             version: 9,
             leading_max: None,
         });
-        for stored in [full, StoredAggregate::default()] {
+        // A proxy bidder's standing maximum (PlaceBid v2) survives a restore.
+        let mut proxy = full.clone();
+        if let Some(auction) = proxy.auction.as_mut() {
+            auction.leading_max = Some(eur(900));
+        }
+        for stored in [full, proxy, StoredAggregate::default()] {
             let again = StoredAggregate::from_bytes(&stored.to_bytes().unwrap()).unwrap();
             assert_eq!(again, stored);
         }

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `POST /auctions` | `{"auction_id"?, "title", "currency", "starting_price", "min_increment", "reserve_price"?, "ends_in_secs" \| "end_time", "expected_version"?}` | 201; the seller is the token's user |
 //! | `POST /auctions/{id}/start` | `{"expected_version"?}` or empty | 200 |
-//! | `POST /auctions/{id}/bids` | `{"amount", "currency", "expected_version"?}` | 200; the bidder is the token's user |
+//! | `POST /auctions/{id}/bids` | `{"amount", "currency", "max_amount"?, "expected_version"?}` | 200; the bidder is the token's user |
 //! | `POST /auctions/{id}/cancel` | `{"reason"?, "expected_version"?}` or empty | 200 |
 //! | `GET /commands/{command_id}` | | the outcome of a command answered 202, or 404 |
 //! | `GET /healthz` | | 200 `ok` |

@@ -211,17 +211,26 @@ impl AvroCodec {
     /// Fetches schema `id` from the registry (once) and makes it readable,
     /// whether or not the guard would admit it: callers go through `admit`.
     async fn fetch_schema(&self, id: u32) -> Result<Arc<CachedSchema>> {
-        let registered = match self.decoder.get_schema(id).await {
-            Ok(registered) => registered,
-            Err(error) => {
-                let error = RuntimeError::from(error);
-                if error.is_transient() {
-                    // The converter caches non-retriable answers such as a
-                    // 500; an outage must not be remembered past its end.
-                    self.decoder.remove_errors_from_cache();
-                }
+        let mut retried = false;
+        let registered = loop {
+            let started = std::time::Instant::now();
+            let error = match self.decoder.get_schema(id).await {
+                Ok(registered) => break registered,
+                Err(error) => RuntimeError::from(error),
+            };
+            if error.is_transient() {
+                // The converter caches non-retriable answers such as a
+                // 500; an outage must not be remembered past its end.
+                self.decoder.remove_errors_from_cache();
+            }
+            // A transport error at once is most often a pooled connection
+            // the registry had just closed: asked again, it answers. A slow
+            // failure (a stalled registry) is not asked twice here; the
+            // caller holds its partition and retries.
+            if !error.is_transient() || retried || started.elapsed() > STALE_CONNECTION {
                 return Err(error);
             }
+            retried = true;
         };
         let schema = self.remember(&registered)?;
         if let Ok(mut map) = self.readable.write() {
@@ -256,6 +265,10 @@ fn writer_lookup_failed(subject: &str, error: RuntimeError) -> RuntimeError {
         other => RuntimeError::Registry(format!("subject {subject}: {other}")),
     }
 }
+
+/// A registry call that fails faster than this failed on the connection,
+/// not in the registry: it is tried once more at once.
+const STALE_CONNECTION: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Tries of a writer-schema lookup (at start-up) before it fails.
 const WRITER_ATTEMPTS: u64 = 3;

@@ -93,7 +93,10 @@ impl Resolution {
                 "reader and writer must be records".into(),
             ));
         };
-        if writer.canonical_form() == reader.canonical_form() {
+        // Schema equality compares types field by field, logical types
+        // included (the canonical form would call a long and a
+        // timestamp-millis the same).
+        if writer == reader {
             return Ok(Self::Same);
         }
         SchemaCompatibility::can_read(writer, reader).map_err(|error| {
@@ -107,18 +110,22 @@ impl Resolution {
             .iter()
             .map(|field| Ok((field.name.clone(), source_of(w, field)?)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self::appending(&plan, w.fields.len()).unwrap_or(Self::Plan(plan)))
+        Ok(Self::appending(&plan, &w.fields).unwrap_or(Self::Plan(plan)))
     }
 
     /// `Append` when `plan` keeps all `written` fields in place and only adds
     /// defaults after them.
-    fn appending(plan: &[(String, Source)], written: usize) -> Option<Self> {
-        let in_place = plan.len() >= written
-            && plan[..written]
+    fn appending(plan: &[(String, Source)], written: &[RecordField]) -> Option<Self> {
+        // In place: the same field at the same index under the same name (a
+        // field matched by an alias must take the reader's name: Plan does).
+        let in_place = plan.len() >= written.len()
+            && plan[..written.len()]
                 .iter()
                 .enumerate()
-                .all(|(i, (_, source))| matches!(source, Source::Move(j) if *j == i));
-        let defaults = plan[written.min(plan.len())..]
+                .all(|(i, (name, source))| {
+                    matches!(source, Source::Move(j) if *j == i) && written[i].name == *name
+                });
+        let defaults = plan[written.len().min(plan.len())..]
             .iter()
             .map(|(name, source)| match source {
                 Source::Default(value) => Some((name.clone(), value.clone())),
@@ -180,14 +187,20 @@ fn take(written: &mut [(String, Value)], i: usize, name: &str) -> Result<(String
 }
 
 fn source_of(writer: &RecordSchema, field: &RecordField) -> Result<Source> {
+    // The writer's field of the same name, else one the reader names as an
+    // alias (the Avro specification's order).
     let found = writer
         .fields
         .iter()
-        .position(|w| w.name == field.name || field.aliases.contains(&w.name));
+        .position(|w| w.name == field.name)
+        .or_else(|| {
+            writer
+                .fields
+                .iter()
+                .position(|w| field.aliases.contains(&w.name))
+        });
     match found {
-        Some(i) if writer.fields[i].schema.canonical_form() == field.schema.canonical_form() => {
-            Ok(Source::Move(i))
-        }
+        Some(i) if writer.fields[i].schema == field.schema => Ok(Source::Move(i)),
         Some(i) => Ok(Source::Promote(i, field.schema.clone())),
         None => default_of(field).map(Source::Default),
     }
@@ -368,6 +381,52 @@ mod tests {
         };
         assert!(fields.iter().all(|(n, _)| n != "note"), "{fields:?}");
         assert_eq!(field(&read, "amount_minor"), &Value::Long(10_500));
+    }
+
+    #[test]
+    fn a_field_renamed_with_an_alias_takes_the_readers_name() {
+        let writer = parse(PLACE_BID_V1);
+        let mut renamed: serde_json::Value = serde_json::from_str(PLACE_BID_V1).unwrap();
+        for field in renamed["fields"].as_array_mut().unwrap() {
+            if field["name"] == "bidder_id" {
+                field["name"] = serde_json::json!("bidder");
+                field["aliases"] = serde_json::json!(["bidder_id"]);
+            }
+        }
+        let reader = parse(&renamed.to_string());
+        let resolution = Resolution::new(&writer, &reader).unwrap();
+        assert!(matches!(resolution, Resolution::Plan(_)), "{resolution:?}");
+        let mut bytes = Vec::new();
+        GenericDatumWriter::builder(&writer)
+            .build()
+            .unwrap()
+            .write_value_ref(&mut bytes, &v1_bid())
+            .unwrap();
+        let written = GenericDatumReader::builder(&writer)
+            .build()
+            .unwrap()
+            .read_value(&mut &bytes[..])
+            .unwrap();
+        let read = resolution.apply(written).unwrap();
+        assert_eq!(field(&read, "bidder"), &Value::String("ann".into()));
+        assert!(read.validate(&reader), "{read:?}");
+    }
+
+    #[test]
+    fn a_logical_type_is_not_the_same_as_its_underlying_type() {
+        let writer = parse(PLACE_BID_V1);
+        let mut stamped: serde_json::Value = serde_json::from_str(PLACE_BID_V1).unwrap();
+        for field in stamped["fields"].as_array_mut().unwrap() {
+            if field["name"] == "amount_minor" {
+                field["type"] =
+                    serde_json::json!({"type": "long", "logicalType": "timestamp-millis"});
+            }
+        }
+        let reader = parse(&stamped.to_string());
+        assert!(!matches!(
+            Resolution::new(&writer, &reader).unwrap(),
+            Resolution::Same | Resolution::Append(_)
+        ));
     }
 
     #[test]
