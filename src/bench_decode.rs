@@ -58,7 +58,7 @@ pub fn print(spec: &DecodeSpec) -> Result<()> {
     Ok(())
 }
 
-fn measure(spec: &DecodeSpec) -> Result<DecodeRun> {
+pub fn measure(spec: &DecodeSpec) -> Result<DecodeRun> {
     let current = reader_schema(BID_PLACED).context("no BidPlaced reader schema")?;
     let v1 = Schema::parse_str(BID_PLACED_V1)?;
     let current_bytes = encoded(current, spec.records, true)?;

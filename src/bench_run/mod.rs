@@ -117,6 +117,10 @@ pub async fn run(config: &Config, args: &RunArgs) -> Result<()> {
     let read_side = part(crate::bench_sink::sink(config, args.stage_commands, args.auctions).await);
     println!("[bench] saga stage: payment saga orchestrator and participants as processes");
     let saga = part(saga::run(config, &args.saga).await);
+    println!("[bench] Avro decoding through the reader schemas");
+    let decode = part(crate::bench_decode::measure(
+        &crate::bench_decode::DecodeSpec { records: 300_000 },
+    ));
     let (end_to_end, latency, resources, samples) = split_pipeline(pipeline);
     let mut report = Report {
         gavel_commit: git_commit(),
@@ -139,6 +143,7 @@ pub async fn run(config: &Config, args: &RunArgs) -> Result<()> {
         aggregate,
         read_side,
         saga,
+        decode,
         ratios: Value::Null,
     };
     report.compute_ratios();

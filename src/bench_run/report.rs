@@ -73,6 +73,8 @@ pub struct Report {
     pub aggregate: Part<Value>,
     pub read_side: Part<Value>,
     pub saga: Part<SagaRun>,
+    /// Avro decoding through the reader schemas against the writer schema alone.
+    pub decode: Part<crate::bench_decode::DecodeRun>,
     /// Derived ratios: Gavel figures over the raw limits measured above.
     pub ratios: Value,
 }
@@ -246,6 +248,17 @@ impl Report {
             "**saga** payment sagas/s flat out (orchestrator + participants, separate processes)",
             saga.map(|s| s.flat_out.sagas_per_s),
             saga.map_or(self.saga.why(), saga_note),
+        );
+        let decode = self.decode.get();
+        row(
+            "**decode** BidPlaced through the reader schema, ns/record (in-process)",
+            decode.map(|d| d.current_writer_ns),
+            decode.map_or(self.decode.why(), |d| {
+                format!(
+                    "{:.2}x the writer schema alone ({:.0} ns); a v1 record {:.0} ns ({:.2}x)",
+                    d.current_writer_ratio, d.writer_only_ns, d.v1_writer_ns, d.v1_writer_ratio
+                )
+            }),
         );
         let _ = writeln!(md);
     }

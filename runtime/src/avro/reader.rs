@@ -383,6 +383,36 @@ mod tests {
         assert_eq!(field(&read, "amount_minor"), &Value::Long(10_500));
     }
 
+    /// A build of the previous release reads a v2 bid as a v1 bid: the
+    /// maximum is dropped, the rest is as written (why the aggregate is
+    /// rolled out before the producers of v2 commands).
+    #[test]
+    fn a_v1_reader_reads_a_v2_bid_without_its_maximum() {
+        let v2 = reader_schema("dev.gavel.auction.commands.PlaceBid").unwrap();
+        let v1 = parse(PLACE_BID_V1);
+        let Value::Record(mut fields) = v1_bid() else {
+            panic!()
+        };
+        fields.push((
+            "max_amount_minor".into(),
+            Value::Union(1, Box::new(Value::Long(30_000))),
+        ));
+        let mut bytes = Vec::new();
+        GenericDatumWriter::builder(v2)
+            .build()
+            .unwrap()
+            .write_value_ref(&mut bytes, &Value::Record(fields))
+            .unwrap();
+        let written = GenericDatumReader::builder(v2)
+            .build()
+            .unwrap()
+            .read_value(&mut &bytes[..])
+            .unwrap();
+        let read = Resolution::new(v2, &v1).unwrap().apply(written).unwrap();
+        assert!(read.validate(&v1), "{read:?}");
+        assert_eq!(field(&read, "amount_minor"), &Value::Long(10_500));
+    }
+
     #[test]
     fn a_field_renamed_with_an_alias_takes_the_readers_name() {
         let writer = parse(PLACE_BID_V1);
