@@ -59,6 +59,11 @@ fn when(state: Option<Auction>, command: AuctionCommand) -> (Vec<AuctionEvent>, 
     (events, after)
 }
 
+/// Given: ann bid the starting price with maximum `max`, and leads.
+fn given_ann_leads_with_max(max: i64) -> Option<Auction> {
+    when(running_auction(), proxy_bid("ann", START, Some(max))).1
+}
+
 /// (bidder, amount, automatic) of each event.
 fn bids(events: &[AuctionEvent]) -> Vec<(String, i64, bool)> {
     events
@@ -86,7 +91,7 @@ fn a_first_proxy_bid_costs_only_its_amount() {
 
 #[test]
 fn a_lower_challenger_is_answered_one_increment_above_their_bid() {
-    let (_, state) = when(running_auction(), proxy_bid("ann", START, Some(50_000)));
+    let state = given_ann_leads_with_max(50_000);
     let (events, state) = when(state, proxy_bid("bob", 12_000, None));
     assert_eq!(
         bids(&events),
@@ -99,7 +104,7 @@ fn a_lower_challenger_is_answered_one_increment_above_their_bid() {
 
 #[test]
 fn a_challenger_with_a_lower_maximum_bids_it_all_and_is_answered_above_it() {
-    let (_, state) = when(running_auction(), proxy_bid("ann", START, Some(50_000)));
+    let state = given_ann_leads_with_max(50_000);
     let (events, _) = when(state, proxy_bid("bob", 12_000, Some(30_000)));
     assert_eq!(
         bids(&events),
@@ -109,7 +114,7 @@ fn a_challenger_with_a_lower_maximum_bids_it_all_and_is_answered_above_it() {
 
 #[test]
 fn the_answer_never_exceeds_the_leaders_maximum_and_an_equal_maximum_keeps_the_earlier_bidder() {
-    let (_, state) = when(running_auction(), proxy_bid("ann", START, Some(30_200)));
+    let state = given_ann_leads_with_max(30_200);
     let (events, _) = when(state.clone(), proxy_bid("bob", 12_000, Some(30_000)));
     assert_eq!(bids(&events)[1], ("ann".into(), 30_200, true));
     let (events, after) = when(state, proxy_bid("bob", 12_000, Some(30_200)));
@@ -122,7 +127,7 @@ fn the_answer_never_exceeds_the_leaders_maximum_and_an_equal_maximum_keeps_the_e
 
 #[test]
 fn a_higher_maximum_takes_the_lead_one_increment_above_the_old_one() {
-    let (_, state) = when(running_auction(), proxy_bid("ann", START, Some(30_000)));
+    let state = given_ann_leads_with_max(30_000);
     let (events, state) = when(state, proxy_bid("bob", 12_000, Some(80_000)));
     assert_eq!(
         bids(&events),
@@ -136,14 +141,14 @@ fn a_higher_maximum_takes_the_lead_one_increment_above_the_old_one() {
 
 #[test]
 fn a_new_maximum_just_above_the_old_one_pays_only_its_maximum() {
-    let (_, state) = when(running_auction(), proxy_bid("ann", START, Some(30_000)));
+    let state = given_ann_leads_with_max(30_000);
     let (events, _) = when(state, proxy_bid("bob", 12_000, Some(30_100)));
     assert_eq!(bids(&events)[1], ("bob".into(), 30_100, true));
 }
 
 #[test]
 fn a_plain_bid_above_every_maximum_stands_at_its_amount() {
-    let (_, state) = when(running_auction(), proxy_bid("ann", START, Some(30_000)));
+    let state = given_ann_leads_with_max(30_000);
     let (events, _) = when(state, proxy_bid("bob", 90_000, None));
     assert_eq!(
         bids(&events),
@@ -153,7 +158,7 @@ fn a_plain_bid_above_every_maximum_stands_at_its_amount() {
 
 #[test]
 fn a_spent_maximum_is_not_answered_again() {
-    let (_, state) = when(running_auction(), proxy_bid("ann", START, Some(12_000)));
+    let state = given_ann_leads_with_max(12_000);
     let (_, state) = when(state, proxy_bid("bob", 11_000, None));
     let (events, state) = when(state, proxy_bid("bob", 12_000, None));
     // ann answers at her maximum, and keeps the lead on the tie.
@@ -164,7 +169,7 @@ fn a_spent_maximum_is_not_answered_again() {
 
 #[test]
 fn a_plain_re_bid_by_the_leader_keeps_their_standing_maximum() {
-    let (_, state) = when(running_auction(), proxy_bid("ann", START, Some(30_000)));
+    let state = given_ann_leads_with_max(30_000);
     let (events, state) = when(state, proxy_bid("ann", 10_500, None));
     assert_eq!(bids(&events), [("ann".into(), 10_500, false)]);
     assert_eq!(state.as_ref().unwrap().leading_max, Some(eur(30_000)));
@@ -191,7 +196,7 @@ fn a_maximum_that_covers_the_reserve_bids_up_to_it_at_once() {
 
 #[test]
 fn the_leader_raising_their_own_bid_meets_no_proxy() {
-    let (_, state) = when(running_auction(), proxy_bid("ann", START, Some(30_000)));
+    let state = given_ann_leads_with_max(30_000);
     let (events, state) = when(state, proxy_bid("ann", 10_500, Some(40_000)));
     assert_eq!(bids(&events), [("ann".into(), 10_500, false)]);
     assert_eq!(state.unwrap().leading_max, Some(eur(40_000)));
@@ -232,7 +237,7 @@ fn a_maximum_past_the_amount_bound_is_refused() {
 #[test]
 fn a_maximum_near_the_top_of_i64_neither_overflows_nor_panics() {
     let top = limits::MAX_AMOUNT_MINOR;
-    let (_, state) = when(running_auction(), proxy_bid("ann", START, Some(top)));
+    let state = given_ann_leads_with_max(top);
     let (events, _) = when(state, proxy_bid("bob", 10_500, Some(top)));
     assert_eq!(
         bids(&events),

@@ -17,7 +17,6 @@ use apache_avro::Schema;
 use reader::Resolution;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
-use schema_registry_converter::avro_common::AvroSchema;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -153,7 +152,7 @@ impl AvroCodec {
     /// stalled request, a 503) is tried again before it fails.
     pub async fn writer_for(&self, topic: &str, record_name: &str) -> Result<Arc<CachedSchema>> {
         let subject = format!("{topic}-{record_name}");
-        let text = reader::reader_schema_text(record_name).ok_or_else(|| {
+        let (schema, text) = reader::own_schema(record_name).ok_or_else(|| {
             RuntimeError::Registry(format!("this build has no schema of {record_name}"))
         })?;
         let mut attempt = 1;
@@ -173,15 +172,7 @@ impl AvroCodec {
                 Err(error) => return Err(writer_lookup_failed(&subject, error)),
             }
         };
-        if let Some(known) = self.cached(id) {
-            return Ok(known);
-        }
-        let parsed = Schema::parse_str(text)?;
-        let schema = Arc::new(CachedSchema::new(id, &parsed)?);
-        if let Ok(mut map) = self.by_id.write() {
-            map.insert(id, schema.clone());
-        }
-        Ok(schema)
+        self.remember(id, schema)
     }
 
     /// Decodes with an admitted schema, or says which schema id must be admitted first.
@@ -232,7 +223,7 @@ impl AvroCodec {
             }
             retried = true;
         };
-        let schema = self.remember(&registered)?;
+        let schema = self.remember(registered.id, &registered.parsed)?;
         if let Ok(mut map) = self.readable.write() {
             map.insert(schema.id, schema.clone());
         }
@@ -243,11 +234,11 @@ impl AvroCodec {
         self.by_id.read().ok().and_then(|map| map.get(&id).cloned())
     }
 
-    fn remember(&self, registered: &AvroSchema) -> Result<Arc<CachedSchema>> {
-        if let Some(known) = self.cached(registered.id) {
+    fn remember(&self, id: u32, parsed: &Schema) -> Result<Arc<CachedSchema>> {
+        if let Some(known) = self.cached(id) {
             return Ok(known);
         }
-        let schema = Arc::new(CachedSchema::new(registered.id, &registered.parsed)?);
+        let schema = Arc::new(CachedSchema::new(id, parsed)?);
         if let Ok(mut map) = self.by_id.write() {
             map.insert(schema.id, schema.clone());
         }

@@ -32,12 +32,15 @@ const READER_SCHEMAS: [&str; 11] = [
 
 /// This build's schema of record `full_name`, if it has one.
 pub fn reader_schema(full_name: &str) -> Option<&'static Schema> {
-    compiled_in().get(full_name).map(|(schema, _)| schema)
+    own_schema(full_name).map(|(schema, _)| schema)
 }
 
-/// The text of this build's schema of `full_name` (what it writes with).
-pub fn reader_schema_text(full_name: &str) -> Option<&'static str> {
-    compiled_in().get(full_name).map(|(_, text)| *text)
+/// This build's schema of `full_name` and its text (what it writes with,
+/// and what the registry is asked to find).
+pub fn own_schema(full_name: &str) -> Option<(&'static Schema, &'static str)> {
+    compiled_in()
+        .get(full_name)
+        .map(|(schema, text)| (schema, *text))
 }
 
 /// Every compiled-in schema by record name, parsed once.
@@ -234,21 +237,25 @@ mod tests {
         Schema::parse_str(text).unwrap()
     }
 
-    /// Encodes `value` with `writer`, decodes it as written, resolves it.
-    fn round_trip(writer: &Schema, value: Value) -> Result<Value> {
+    /// Encodes `value` with `writer` and decodes it as written.
+    fn written(writer: &Schema, value: &Value) -> Value {
         let mut bytes = Vec::new();
         GenericDatumWriter::builder(writer)
             .build()
             .unwrap()
-            .write_value_ref(&mut bytes, &value)
+            .write_value_ref(&mut bytes, value)
             .unwrap();
-        let written = GenericDatumReader::builder(writer)
+        GenericDatumReader::builder(writer)
             .build()
             .unwrap()
             .read_value(&mut &bytes[..])
-            .unwrap();
+            .unwrap()
+    }
+
+    /// `written`, then resolved to this build's schema of the record.
+    fn round_trip(writer: &Schema, value: Value) -> Result<Value> {
         let reader = reader_schema(&record_name(writer).unwrap()).unwrap();
-        Resolution::new(writer, reader)?.apply(written)
+        Resolution::new(writer, reader)?.apply(written(writer, &value))
     }
 
     fn field<'a>(record: &'a Value, name: &str) -> &'a Value {
@@ -283,7 +290,7 @@ mod tests {
             let schema = parse(text);
             let name = record_name(&schema).unwrap();
             assert!(reader_schema(&name).is_some(), "{name}");
-            assert_eq!(reader_schema_text(&name), Some(text));
+            assert_eq!(own_schema(&name).map(|(_, own)| own), Some(text));
         }
         // A file added to `schemas/` must be added to READER_SCHEMAS too.
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
@@ -397,18 +404,10 @@ mod tests {
             "max_amount_minor".into(),
             Value::Union(1, Box::new(Value::Long(30_000))),
         ));
-        let mut bytes = Vec::new();
-        GenericDatumWriter::builder(v2)
-            .build()
+        let read = Resolution::new(v2, &v1)
             .unwrap()
-            .write_value_ref(&mut bytes, &Value::Record(fields))
+            .apply(written(v2, &Value::Record(fields)))
             .unwrap();
-        let written = GenericDatumReader::builder(v2)
-            .build()
-            .unwrap()
-            .read_value(&mut &bytes[..])
-            .unwrap();
-        let read = Resolution::new(v2, &v1).unwrap().apply(written).unwrap();
         assert!(read.validate(&v1), "{read:?}");
         assert_eq!(field(&read, "amount_minor"), &Value::Long(10_500));
     }
@@ -426,18 +425,7 @@ mod tests {
         let reader = parse(&renamed.to_string());
         let resolution = Resolution::new(&writer, &reader).unwrap();
         assert!(matches!(resolution, Resolution::Plan(_)), "{resolution:?}");
-        let mut bytes = Vec::new();
-        GenericDatumWriter::builder(&writer)
-            .build()
-            .unwrap()
-            .write_value_ref(&mut bytes, &v1_bid())
-            .unwrap();
-        let written = GenericDatumReader::builder(&writer)
-            .build()
-            .unwrap()
-            .read_value(&mut &bytes[..])
-            .unwrap();
-        let read = resolution.apply(written).unwrap();
+        let read = resolution.apply(written(&writer, &v1_bid())).unwrap();
         assert_eq!(field(&read, "bidder"), &Value::String("ann".into()));
         assert!(read.validate(&reader), "{read:?}");
     }
