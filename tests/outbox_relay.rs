@@ -167,9 +167,10 @@ fn high_watermarks(
     use rdkafka::consumer::Consumer;
     (0..partitions)
         .map(|p| {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .expect("watermarks");
+            let (_, high) = kafka::retry_leaderless(|| {
+                consumer.fetch_watermarks(topic, p, Duration::from_secs(10))
+            })
+            .expect("watermarks");
             high
         })
         .sum()

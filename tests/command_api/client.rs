@@ -165,9 +165,10 @@ pub fn record_count(config: &Config, topic: &str) -> i64 {
     let consumer: BaseConsumer = kafka::client_config(config).create().expect("consumer");
     (0..config.partitions)
         .map(|p| {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .expect("watermarks");
+            let (low, high) = kafka::retry_leaderless(|| {
+                consumer.fetch_watermarks(topic, p, Duration::from_secs(10))
+            })
+            .expect("watermarks");
             high - low
         })
         .sum()

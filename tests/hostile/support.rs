@@ -178,9 +178,10 @@ impl Outcomes {
         let consumer: BaseConsumer = client.create().expect("consumer");
         let mut assignment = TopicPartitionList::new();
         for partition in 0..env.config.partitions {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, partition, Duration::from_secs(10))
-                .expect("watermarks");
+            let (_, high) = kafka::retry_leaderless(|| {
+                consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))
+            })
+            .expect("watermarks");
             assignment
                 .add_partition_offset(topic, partition, Offset::Offset(high))
                 .expect("partition");

@@ -412,9 +412,11 @@ impl<'a> Session<'a> {
         {
             Some(Offset::Offset(next)) => next,
             _ => {
-                self.consumer
-                    .fetch_watermarks(topic, partition, Duration::from_secs(10))?
-                    .0
+                kafka::retry_leaderless(|| {
+                    self.consumer
+                        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                })?
+                .0
             }
         };
         self.positions.insert(partition, offset);

@@ -128,7 +128,8 @@ fn read(
     let mut open = HashSet::new();
     for t in metadata.topics() {
         for p in t.partitions() {
-            let (low, high) = consumer.fetch_watermarks(topic, p.id(), TIMEOUT)?;
+            let (low, high) =
+                kafka::retry_leaderless(|| consumer.fetch_watermarks(topic, p.id(), TIMEOUT))?;
             if high > low {
                 assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
                 open.insert(p.id());

@@ -100,7 +100,8 @@ fn assign_from_committed(consumer: &BaseConsumer<EofAware>, topic: &str) -> Resu
     let mut open = HashSet::new();
     for element in committed.elements() {
         let partition = element.partition();
-        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+        let (low, high) =
+            kafka::retry_leaderless(|| consumer.fetch_watermarks(topic, partition, TIMEOUT))?;
         let start = match element.offset() {
             Offset::Offset(next) => next.max(low),
             _ => low,
