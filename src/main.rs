@@ -277,7 +277,7 @@ enum TopicsAction {
 
 #[derive(Subcommand)]
 enum SchemasAction {
-    /// Register every schema under `dir` (TopicRecordNameStrategy, BACKWARD_TRANSITIVE).
+    /// Register every schema under `dir` (TopicRecordNameStrategy, each subject at its folder's level).
     Register {
         #[arg(long, default_value = "schemas")]
         dir: PathBuf,

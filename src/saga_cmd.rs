@@ -7,7 +7,9 @@ use gavel_domain::saga::{OrderId, Participant};
 use gavel_domain::{Currency, Money, UserId};
 use gavel_processors::saga::kind::{Order, Payment};
 use gavel_processors::saga::{self, Stats};
+use gavel_runtime::avro::{json, AvroCodec};
 use gavel_runtime::observe::{self, Readiness};
+use gavel_runtime::saga_wire::ORDER_CREATED_RECORD;
 use gavel_runtime::{kafka, Config, Shutdown};
 use gavel_sinks::participants::{self, Chaos, Settings};
 use rand::rngs::StdRng;
@@ -138,6 +140,9 @@ pub async fn participate(
 /// large enough to run out of stock, so some order sagas compensate.
 pub async fn orders(config: &Config, count: usize, seed: u64) -> Result<()> {
     let producer: FutureProducer = kafka::producer_config(config).create()?;
+    let writer = AvroCodec::new(&config.registry)
+        .writer_for(&config.topics.orders, ORDER_CREATED_RECORD)
+        .await?;
     let mut rng = StdRng::seed_from_u64(seed);
     let run = uuid::Uuid::now_v7().simple().to_string();
     let mut acks = Vec::with_capacity(count);
@@ -152,7 +157,7 @@ pub async fn orders(config: &Config, count: usize, seed: u64) -> Result<()> {
             total: Money::new(rng.gen_range(500..50_000), Currency::parse("EUR")?)?,
             shipping_address: format!("{} Gallery Road", rng.gen_range(1..200)),
         };
-        let payload = serde_json::to_vec(&order)?;
+        let payload = json::encode(&writer, &order)?;
         let key = order.order_id.to_string();
         let record = FutureRecord::to(&config.topics.orders)
             .key(&key)

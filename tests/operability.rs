@@ -285,18 +285,28 @@ async fn load_no_wait_fills_the_command_topic_without_an_aggregate() {
 /// A copy of the shipped schemas to change, under the system's temp folder.
 fn copy_of_schemas() -> std::path::PathBuf {
     let copy = std::env::temp_dir().join(unique("gavel-schemas-"));
-    for folder in ["commands", "events", "outcomes"] {
-        std::fs::create_dir_all(copy.join(folder)).expect("make folder");
-        for entry in std::fs::read_dir(common::schema_dir().join(folder)).expect("read schemas") {
+    for folder in std::fs::read_dir(common::schema_dir()).expect("read schemas") {
+        let folder = folder.expect("entry").file_name();
+        std::fs::create_dir_all(copy.join(&folder)).expect("make folder");
+        for entry in std::fs::read_dir(common::schema_dir().join(&folder)).expect("read schemas") {
             let path = entry.expect("entry").path();
             std::fs::copy(
                 &path,
-                copy.join(folder).join(path.file_name().expect("name")),
+                copy.join(&folder).join(path.file_name().expect("name")),
             )
             .expect("copy schema");
         }
     }
     copy
+}
+
+/// What a command printed, stdout then stderr.
+fn all_said(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        stdout(output),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 /// Rewrites one schema file's fields with `change`.
@@ -338,9 +348,12 @@ async fn schemas_check_refuses_a_breaking_change_and_registers_nothing() {
         &["schemas", "check", "--dir", shipped.to_str().expect("path")],
     );
     assert!(as_shipped.status.success(), "{}", stdout(&as_shipped));
+    let shipped_files = gavel_runtime::registry::load_schema_dir(&shipped, &env.config.topics)
+        .expect("schemas")
+        .len();
     assert_eq!(
         stdout(&as_shipped).matches("compatible ").count(),
-        11,
+        shipped_files,
         "{}",
         stdout(&as_shipped)
     );
@@ -367,11 +380,7 @@ async fn schemas_check_refuses_a_breaking_change_and_registers_nothing() {
         &env.config,
         &["schemas", "check", "--dir", broken.to_str().expect("path")],
     );
-    let said = format!(
-        "{}{}",
-        stdout(&refused),
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    let said = all_said(&refused);
     assert!(
         !refused.status.success(),
         "a changed field type must be refused: {said}"
@@ -386,11 +395,37 @@ async fn schemas_check_refuses_a_breaking_change_and_registers_nothing() {
     );
     assert!(said.contains("nothing was registered"), "{said}");
 
+    // The saga contract is FULL_TRANSITIVE: dropping a reply field is fine
+    // for a new reader (BACKWARD) but not for a participant or orchestrator
+    // still reading with the old schema, so it is refused.
+    let narrowed = copy_of_schemas();
+    edit_fields(&narrowed.join("saga-replies/StepReply.avsc"), |fields| {
+        fields.retain(|f| f["name"] != "participant");
+    });
+    let refused = gavel(
+        &env.config,
+        &[
+            "schemas",
+            "check",
+            "--dir",
+            narrowed.to_str().expect("path"),
+        ],
+    );
+    let said = all_said(&refused);
+    assert!(
+        !refused.status.success(),
+        "a dropped field must be refused: {said}"
+    );
+    assert!(
+        said.contains("StepReply") && said.contains("FULL_TRANSITIVE"),
+        "{said}"
+    );
+
     for (subject, versions) in subjects.iter().zip(&before) {
         let after = registry.versions(subject).await.expect("versions");
         assert_eq!(&after, versions, "{subject}: a check registered a version");
     }
-    for dir in [evolved, broken] {
+    for dir in [evolved, broken, narrowed] {
         let _ = std::fs::remove_dir_all(dir);
     }
     env.stop().await;

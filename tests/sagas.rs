@@ -13,8 +13,13 @@ use gavel_domain::views::{AuctionDetails, BidderSummary};
 use gavel_domain::{AuctionId, Currency, Money, TenantId, Timestamp, UserId};
 use gavel_processors::saga::kind::{Order, Payment};
 use gavel_processors::saga::{self, SagaTopics};
+use gavel_runtime::avro::{json, AvroCodec};
 use gavel_runtime::observe::Readiness;
-use gavel_runtime::saga_wire::StepCommand;
+use gavel_runtime::saga_wire::{
+    ReplyOutcome, SagaFailed, StepCommand, StepReply, ORDER_CREATED_RECORD, SAGA_FAILED_RECORD,
+    STEP_COMMAND_RECORD, STEP_REPLY_RECORD,
+};
+use gavel_runtime::view_wire::AUCTION_DETAILS_RECORD;
 use gavel_runtime::Shutdown;
 use rdkafka::message::OwnedHeaders;
 use std::collections::{BTreeMap, HashMap};
@@ -58,9 +63,17 @@ fn sold(id: &str, price: i64) -> AuctionDetails {
     }
 }
 
-fn send_sales(env: &TestEnv, sales: &[(String, i64)]) {
+/// Closing details records, Avro as the projector writes them.
+async fn send_sales(env: &TestEnv, sales: &[(String, i64)]) {
+    let topic = &env.config.topics.view_details;
     for (id, price) in sales {
-        let payload = serde_json::to_vec(&sold(id, *price)).expect("json");
+        let payload = common::wire::encode(
+            &env.config,
+            topic,
+            AUCTION_DETAILS_RECORD,
+            &sold(id, *price),
+        )
+        .await;
         env.produce_raw(
             &env.config.topics.view_details,
             id,
@@ -105,20 +118,19 @@ async fn all_terminal(env: &TestEnv, count: i64, order: bool) -> BTreeMap<String
 }
 
 /// The step commands on a participant's topic (committed records only).
-fn commands(env: &TestEnv, participant: &str) -> Vec<StepCommand> {
+async fn commands(env: &TestEnv, participant: &str) -> Vec<StepCommand> {
     let topic = env.config.topics.participant_commands(participant);
-    read_all(env, &topic)
-        .iter()
-        .map(|r| serde_json::from_slice(&r.payload).expect("step command"))
-        .collect()
+    let records = read_all(env, &topic);
+    let payloads: Vec<&[u8]> = records.iter().map(|r| r.payload.as_slice()).collect();
+    common::wire::decode_all(&env.config, &payloads, STEP_COMMAND_RECORD).await
 }
 
 /// No step or compensation was sent twice: every command id once on the
 /// participants' topics (committed records).
-fn assert_each_command_sent_once(env: &TestEnv) {
+async fn assert_each_command_sent_once(env: &TestEnv) {
     for participant in ["payment", "payout", "auction", "ownership", "notifications"] {
         let mut seen = HashMap::new();
-        for command in commands(env, participant) {
+        for command in commands(env, participant).await {
             *seen.entry(command.command_id).or_insert(0) += 1;
         }
         let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
@@ -225,6 +237,18 @@ async fn assert_money_conserved(
         failed,
         "one record per failed saga"
     );
+    let payloads: Vec<&[u8]> = failed_records
+        .iter()
+        .map(|r| r.payload.as_slice())
+        .collect();
+    let failures: Vec<SagaFailed> =
+        common::wire::decode_all(&env.config, &payloads, SAGA_FAILED_RECORD).await;
+    for failure in &failures {
+        let state: serde_json::Value =
+            serde_json::from_str(&failure.state_json).expect("the saga's state as JSON");
+        assert_eq!(state["id"], failure.saga_id.as_str(), "{failure:?}");
+        assert!(!failure.reason.is_empty(), "{failure:?}");
+    }
 
     // The ownership ledger's hash chain is intact.
     let ledger = client
@@ -260,14 +284,14 @@ async fn payment_sagas_survive_orchestrator_kills_and_conserve_money() {
     let sales: Vec<(String, i64)> = (0..40)
         .map(|i| (format!("lot-{i}"), 1_001 + 37 * i))
         .collect();
-    send_sales(&env, &sales[..20]);
+    send_sales(&env, &sales[..20]).await;
     // Killed mid-flight three times; the same instance id fences the dead
     // one's open transaction at once.
     for round in 0..3 {
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         orchestrator.kill_9();
         if round == 1 {
-            send_sales(&env, &sales[20..]);
+            send_sales(&env, &sales[20..]).await;
         }
         orchestrator = Worker::spawn(&env, "saga run payment", "s0");
     }
@@ -277,7 +301,7 @@ async fn payment_sagas_survive_orchestrator_kills_and_conserve_money() {
         "{census:?}"
     );
 
-    assert_each_command_sent_once(&env);
+    assert_each_command_sent_once(&env).await;
     assert_money_conserved(&env, &sales, &census).await;
     orchestrator.stop();
     participants.stop();
@@ -288,10 +312,11 @@ async fn payment_sagas_survive_orchestrator_kills_and_conserve_money() {
 async fn a_deadline_that_expires_while_the_orchestrator_is_down_fires_once_after_restart() {
     let env = TestEnv::new(2).await;
     let orchestrator = Worker::spawn(&env, "saga run payment", "s0");
-    send_sales(&env, &[("late-1".to_owned(), 5_000)]);
+    send_sales(&env, &[("late-1".to_owned(), 5_000)]).await;
     let first = "late-1/charge-winner/do/1";
     let sent = eventually(WAIT, || async {
         commands(&env, "payment")
+            .await
             .iter()
             .any(|c| c.command_id == first)
             .then_some(())
@@ -305,6 +330,7 @@ async fn a_deadline_that_expires_while_the_orchestrator_is_down_fires_once_after
     let second = "late-1/charge-winner/do/2";
     let ids = eventually(WAIT, || async {
         let ids: Vec<String> = commands(&env, "payment")
+            .await
             .into_iter()
             .map(|c| c.command_id)
             .collect();
@@ -343,18 +369,25 @@ async fn unknown_duplicate_and_unreadable_replies_change_nothing() {
     let participants = Worker::spawn(&env, "participant all", "p0");
     let topics = SagaTopics::of(&env.config, &Payment);
     env.produce_raw(&topics.replies, "x", b"{not json", OwnedHeaders::new());
-    let unknown = serde_json::json!({
-        "saga_kind": "payment", "saga_id": "never-started", "step": "charge-winner",
-        "command_id": "never-started/charge-winner/do/1", "participant": "payment",
-        "outcome": {"result": "succeeded", "reference": "r"}
-    });
+    let unknown = StepReply {
+        saga_kind: "payment".into(),
+        saga_id: "never-started".into(),
+        step: "charge-winner".into(),
+        command_id: "never-started/charge-winner/do/1".into(),
+        participant: "payment".into(),
+        outcome: ReplyOutcome::Succeeded {
+            reference: "r".into(),
+        },
+    };
+    let payload =
+        common::wire::encode(&env.config, &topics.replies, STEP_REPLY_RECORD, &unknown).await;
     env.produce_raw(
         &topics.replies,
         "never-started",
-        unknown.to_string().as_bytes(),
+        &payload,
         OwnedHeaders::new(),
     );
-    send_sales(&env, &[("dup-1".to_owned(), 2_000)]);
+    send_sales(&env, &[("dup-1".to_owned(), 2_000)]).await;
     let census = all_terminal(&env, 1, false).await;
     assert_eq!(census.get("COMPLETED"), Some(&1), "{census:?}");
     // A participant's reply delivered again.
@@ -407,9 +440,10 @@ async fn orders_beyond_the_stock_compensate_and_the_stock_adds_up() {
             total: eur(4_000),
             shipping_address: "1 Gallery Road".into(),
         };
-        let payload = serde_json::to_vec(&order).expect("json");
+        let orders = &env.config.topics.orders;
+        let payload = common::wire::encode(&env.config, orders, ORDER_CREATED_RECORD, &order).await;
         env.produce_raw(
-            &env.config.topics.orders,
+            orders,
             order.order_id.as_str(),
             &payload,
             OwnedHeaders::new(),
@@ -436,10 +470,17 @@ async fn orders_beyond_the_stock_compensate_and_the_stock_adds_up() {
         .get(0);
     assert_eq!(shipped, 10);
     let milestones = read_all(&env, &env.config.topics.saga("order", "milestones"));
-    let shipped_events = milestones
-        .iter()
-        .filter(|m| String::from_utf8_lossy(&m.payload).contains("OrderShipped"))
-        .count();
+    let codec = AvroCodec::new(&env.config.registry);
+    let mut shipped_events = 0;
+    for milestone in &milestones {
+        let decoded = codec.decode(&milestone.payload).await.expect("a milestone");
+        if decoded.schema.name == "dev.gavel.order.milestones.OrderShipped" {
+            let shipped: serde_json::Value =
+                json::decode(decoded, "dev.gavel.order.milestones.OrderShipped").expect("fields");
+            assert!(shipped["tracking_number"].is_string(), "{shipped}");
+            shipped_events += 1;
+        }
+    }
     assert_eq!(shipped_events, 10, "one order.shipped per shipped order");
     orchestrator.stop();
     participants.stop();
@@ -457,7 +498,7 @@ async fn an_orchestrator_crashing_at_every_step_boundary_sends_each_command_once
     let sales: Vec<(String, i64)> = (0..24)
         .map(|i| (format!("crash-{i}"), 2_003 + 41 * i))
         .collect();
-    send_sales(&env, &sales);
+    send_sales(&env, &sales).await;
     for point in [
         "after-state-write",
         "after-command-send",
@@ -478,7 +519,7 @@ async fn an_orchestrator_crashing_at_every_step_boundary_sends_each_command_once
     }
     let orchestrator = Worker::spawn(&env, "saga run payment", "s0");
     let census = all_terminal(&env, 24, false).await;
-    assert_each_command_sent_once(&env);
+    assert_each_command_sent_once(&env).await;
     assert_money_conserved(&env, &sales, &census).await;
     orchestrator.stop();
     participants.stop();

@@ -9,8 +9,10 @@ mod common;
 
 use common::process::{read_all, restart_postgres, Worker};
 use common::{eventually, TestEnv};
+use gavel_domain::views::AuctionDetails;
 use gavel_producers::loadgen::{generate, LoadSpec};
 use gavel_producers::CommandProducer;
+use gavel_runtime::view_wire::AUCTION_DETAILS_RECORD;
 use gavel_sinks::views::verify;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -95,9 +97,12 @@ async fn sinks_killed_repeatedly_and_a_postgres_restart_lose_and_duplicate_nothi
     // auction's last record carries its last event's version.
     let mut details_versions = std::collections::HashSet::new();
     let mut latest_version: HashMap<Option<String>, u64> = HashMap::new();
-    for record in read_all(&env, &env.config.topics.view_details) {
-        let row: serde_json::Value = serde_json::from_slice(&record.payload).expect("json view");
-        let version = row["version"].as_u64().expect("version");
+    let records = read_all(&env, &env.config.topics.view_details);
+    let payloads: Vec<&[u8]> = records.iter().map(|r| r.payload.as_slice()).collect();
+    let rows: Vec<AuctionDetails> =
+        common::wire::decode_all(&env.config, &payloads, AUCTION_DETAILS_RECORD).await;
+    for (record, row) in records.iter().zip(&rows) {
+        let version = row.version;
         let key = (record.key.clone(), version);
         assert!(
             details_versions.insert(key.clone()),

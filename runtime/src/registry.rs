@@ -1,14 +1,24 @@
 //! Registers the `.avsc` files of `schemas/` with the registry: subject per
-//! TopicRecordNameStrategy (`<topic>-<record full name>`), compatibility
-//! BACKWARD_TRANSITIVE. An incompatible change is refused with the registry's words.
+//! TopicRecordNameStrategy (`<topic>-<record full name>`), each subject pinned
+//! to the compatibility level of its folder (see [`placements`]). An
+//! incompatible change is refused with the registry's words.
 
 use crate::config::Topics;
+use crate::kafka::SAGA_KINDS;
 use crate::registry_endpoint::RegistryEndpoint;
 use crate::{Result, RuntimeError};
+use gavel_domain::saga::Participant;
 use serde_json::{json, Value as Json};
 use std::path::{Path, PathBuf};
 
+/// The level of records one team both writes and reads (commands, events,
+/// outcomes): readers upgrade first, so a new schema must read every old record.
 pub const COMPATIBILITY: &str = "BACKWARD_TRANSITIVE";
+
+/// The level of a contract with services other teams own (the saga step
+/// commands and replies): either side may upgrade first, so every version
+/// must read, and be readable by, every other.
+pub const CONTRACT_COMPATIBILITY: &str = "FULL_TRANSITIVE";
 
 /// One schema file and the topic its records travel on.
 #[derive(Debug, Clone)]
@@ -17,6 +27,8 @@ pub struct SchemaFile {
     pub topic: String,
     pub record_name: String,
     pub text: String,
+    /// The level its subject is pinned to.
+    pub compatibility: &'static str,
 }
 
 impl SchemaFile {
@@ -30,7 +42,7 @@ impl SchemaFile {
 pub enum Verdict {
     /// No version registered under the subject yet: `register` would add the first.
     NewSubject,
-    /// Readable against every registered version (BACKWARD_TRANSITIVE).
+    /// Readable against every registered version (at the subject's level).
     Compatible { versions: usize },
     /// The registry refuses it against a registered version; `reason` names
     /// that version and the field or type (the registry answers only yes or
@@ -45,15 +57,71 @@ pub struct Registered {
     pub id: u64,
 }
 
-/// Reads `dir/{commands,events,outcomes}/*.avsc`, mapping each folder to its topic.
+/// Records of one folder of `schemas/` (all of them, or the one `record`
+/// names): the topics they travel on and the level their subjects hold.
+pub struct Placement {
+    pub folder: &'static str,
+    pub record: Option<&'static str>,
+    pub topics: Vec<String>,
+    pub compatibility: &'static str,
+}
+
+impl Placement {
+    fn of(folder: &'static str, topics: Vec<String>, compatibility: &'static str) -> Self {
+        Self {
+            folder,
+            record: None,
+            topics,
+            compatibility,
+        }
+    }
+
+    fn only(self, record: &'static str) -> Self {
+        Self {
+            record: Some(record),
+            ..self
+        }
+    }
+}
+
+/// Where each record of `schemas/` is registered. A step command goes to
+/// every participant's topic, a reply, milestone or failure record to every
+/// saga kind's topic of that part.
+pub fn placements(topics: &Topics) -> Vec<Placement> {
+    let own = |folder, topic: &String| Placement::of(folder, vec![topic.clone()], COMPATIBILITY);
+    let shared =
+        |folder, topic: &String| Placement::of(folder, vec![topic.clone()], CONTRACT_COMPATIBILITY);
+    let every_saga = |folder, part: &str, compatibility| {
+        let topics = SAGA_KINDS.iter().map(|kind| topics.saga(kind, part));
+        Placement::of(folder, topics.collect(), compatibility)
+    };
+    let participants = Participant::ALL
+        .iter()
+        .map(|p| topics.participant_commands(p.as_str()));
+    vec![
+        own("commands", &topics.commands),
+        own("events", &topics.events),
+        own("outcomes", &topics.outcomes),
+        shared("orders", &topics.orders),
+        shared("views", &topics.view_details).only("dev.gavel.views.AuctionDetails"),
+        shared("views", &topics.view_list).only("dev.gavel.views.AuctionListItem"),
+        shared("views", &topics.view_user_bids).only("dev.gavel.views.UserBid"),
+        Placement::of(
+            "saga-commands",
+            participants.collect(),
+            CONTRACT_COMPATIBILITY,
+        ),
+        every_saga("saga-replies", "replies", CONTRACT_COMPATIBILITY),
+        every_saga("saga-milestones", "milestones", CONTRACT_COMPATIBILITY),
+        every_saga("saga-failed", "failed", COMPATIBILITY),
+    ]
+}
+
+/// Reads every folder of [`placements`], one [`SchemaFile`] per file and topic.
 pub fn load_schema_dir(dir: &Path, topics: &Topics) -> Result<Vec<SchemaFile>> {
     let mut files = Vec::new();
-    for (folder, topic) in [
-        ("commands", &topics.commands),
-        ("events", &topics.events),
-        ("outcomes", &topics.outcomes),
-    ] {
-        let folder_path = dir.join(folder);
+    for placement in placements(topics) {
+        let folder_path = dir.join(placement.folder);
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&folder_path)
             .map_err(|e| RuntimeError::Config(format!("reading {}: {e}", folder_path.display())))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -61,13 +129,22 @@ pub fn load_schema_dir(dir: &Path, topics: &Topics) -> Result<Vec<SchemaFile>> {
             .collect();
         paths.sort();
         for path in paths {
-            files.push(read_schema_file(path, topic)?);
+            let file = read_schema_file(path, placement.compatibility)?;
+            if placement.record.is_some_and(|r| r != file.record_name) {
+                continue;
+            }
+            for topic in &placement.topics {
+                files.push(SchemaFile {
+                    topic: topic.clone(),
+                    ..file.clone()
+                });
+            }
         }
     }
     Ok(files)
 }
 
-fn read_schema_file(path: PathBuf, topic: &str) -> Result<SchemaFile> {
+fn read_schema_file(path: PathBuf, compatibility: &'static str) -> Result<SchemaFile> {
     let text = std::fs::read_to_string(&path)?;
     let parsed = apache_avro::Schema::parse_str(&text)
         .map_err(|e| RuntimeError::Avro(format!("{}: {e}", path.display())))?;
@@ -82,9 +159,10 @@ fn read_schema_file(path: PathBuf, topic: &str) -> Result<SchemaFile> {
     };
     Ok(SchemaFile {
         path,
-        topic: topic.to_owned(),
+        topic: String::new(),
         record_name,
         text,
+        compatibility,
     })
 }
 
@@ -121,7 +199,7 @@ impl RegistryClient {
             .get("id")
             .and_then(Json::as_u64)
             .ok_or_else(|| RuntimeError::Registry(format!("{subject}: no id in {response}")))?;
-        self.set_compatibility(&subject).await?;
+        self.set_compatibility(&subject, file.compatibility).await?;
         Ok(Registered { subject, id })
     }
 
@@ -225,20 +303,27 @@ impl RegistryClient {
             apache_avro::Schema::parse_str(text).map_err(|e| RuntimeError::Avro(e.to_string()))
         };
         let (old, new) = (parse(old_text)?, parse(&file.text)?);
-        Ok(
-            match apache_avro::schema_compatibility::SchemaCompatibility::can_read(&old, &new) {
-                Err(error) => {
-                    format!("records written with version {version} cannot be read: {error}")
-                }
-                Ok(_) => format!(
-                    "the registry refuses it against version {version} under {COMPATIBILITY}"
-                ),
-            },
-        )
+        use apache_avro::schema_compatibility::SchemaCompatibility;
+        let level = file.compatibility;
+        if let Err(error) = SchemaCompatibility::can_read(&old, &new) {
+            return Ok(format!(
+                "records written with version {version} cannot be read: {error}"
+            ));
+        }
+        if level.starts_with("FULL") {
+            if let Err(error) = SchemaCompatibility::can_read(&new, &old) {
+                return Ok(format!(
+                    "readers of version {version} cannot read its records ({level}): {error}"
+                ));
+            }
+        }
+        Ok(format!(
+            "the registry refuses it against version {version} under {level}"
+        ))
     }
 
-    pub async fn set_compatibility(&self, subject: &str) -> Result<()> {
-        let body = json!({ "compatibility": COMPATIBILITY });
+    pub async fn set_compatibility(&self, subject: &str, level: &str) -> Result<()> {
+        let body = json!({ "compatibility": level });
         self.call(reqwest::Method::PUT, &format!("config/{subject}"), body)
             .await?;
         Ok(())
@@ -455,4 +540,39 @@ fn registry_message(body: &str) -> String {
 
 fn http_error(url: &str) -> impl Fn(reqwest::Error) -> RuntimeError + '_ {
     move |e| RuntimeError::Registry(format!("{url}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_file_is_registered_somewhere_with_a_stated_level() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+        let topics = crate::Config::defaults().expect("defaults").topics;
+        let files = load_schema_dir(&dir, &topics).expect("schemas load");
+        let placed: std::collections::HashSet<_> = files.iter().map(|f| &f.path).collect();
+        let on_disk: usize = placements(&topics)
+            .iter()
+            .map(|p| p.folder)
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .map(|folder| std::fs::read_dir(dir.join(folder)).expect("folder").count())
+            .sum();
+        assert_eq!(placed.len(), on_disk, "a file no placement takes");
+        let subjects: std::collections::HashSet<_> =
+            files.iter().map(SchemaFile::subject).collect();
+        assert_eq!(subjects.len(), files.len(), "two files under one subject");
+        for file in &files {
+            let contract = file.topic.starts_with("saga.") && !file.topic.ends_with(".failed")
+                || file.topic.starts_with("view.")
+                || file.topic == topics.orders;
+            let expected = if contract {
+                CONTRACT_COMPATIBILITY
+            } else {
+                COMPATIBILITY
+            };
+            assert_eq!(file.compatibility, expected, "{}", file.subject());
+        }
+    }
 }

@@ -147,6 +147,48 @@ pub async fn decode_event(
     event_from_avro(&decoded.schema.name, decoded.value)
 }
 
+/// The `expected` record `payload` holds (any serde type its schema mirrors,
+/// see `gavel_runtime::avro::json`), or why it never will be one. A registry
+/// outage is waited out, unready, so a good record is never skipped;
+/// shutdown during the wait is an error, so its offset is not committed.
+pub async fn decode_patiently<T: serde::de::DeserializeOwned>(
+    codec: &AvroCodec,
+    payload: &[u8],
+    expected: &str,
+    readiness: &Readiness,
+    stage: &metrics::Stage,
+    shutdown: &Shutdown,
+) -> Result<Result<T, String>, SinkError> {
+    use gavel_runtime::avro::json;
+    use gavel_runtime::dlq::ErrorClass;
+    let mut pause = std::time::Duration::from_millis(250);
+    loop {
+        let decoded = codec.decode(payload).await;
+        let error = match decoded.and_then(|d| json::decode(d, expected)) {
+            Ok(record) => {
+                readiness.set_dependency("schema-registry", Ok(()));
+                return Ok(Ok(record));
+            }
+            Err(error) if ErrorClass::of(&error).is_some() => return Ok(Err(error.to_string())),
+            Err(error) => error,
+        };
+        tracing::warn!(%error, ?pause, "schema registry unavailable, retrying");
+        stage
+            .retries
+            .with_label_values(&["registry-unavailable"])
+            .inc();
+        readiness.set_dependency("schema-registry", Err(error.to_string()));
+        readiness.beat();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.triggered() => {
+                return Err(RuntimeError::RegistryUnavailable(error.to_string()).into())
+            }
+        }
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
 /// Logs a skipped record with its coordinates, so it can be found and replayed.
 pub fn log_skipped(message: &OwnedMessage, reason: &str, what: &str) {
     tracing::warn!(

@@ -18,6 +18,8 @@ use gavel_processors::saga::kind::Payment;
 use gavel_processors::saga::{self, SagaTopics};
 use gavel_producers::load::{Latencies, Summary};
 use gavel_producers::produce::now;
+use gavel_runtime::avro::{json, AvroCodec};
+use gavel_runtime::view_wire::AUCTION_DETAILS_RECORD;
 use gavel_runtime::{kafka, Config};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -204,6 +206,9 @@ async fn send_triggers(
 ) -> Result<HashMap<String, i64>> {
     let producer: FutureProducer = kafka::producer_config(config).create()?;
     let topic = SagaTopics::of(config, &Payment).trigger;
+    let writer = AvroCodec::new(&config.registry)
+        .writer_for(&topic, AUCTION_DETAILS_RECORD)
+        .await?;
     let mut sent = HashMap::with_capacity(count as usize);
     let mut acks = Vec::with_capacity(count as usize);
     let start = tokio::time::Instant::now();
@@ -212,7 +217,7 @@ async fn send_triggers(
             tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
         }
         let key = format!("{prefix}{i}");
-        let payload = serde_json::to_vec(&sold(&key, 1_000 + (i % 5_000) as i64)?)?;
+        let payload = json::encode(&writer, &sold(&key, 1_000 + (i % 5_000) as i64)?)?;
         let at = now().millis();
         let record = FutureRecord::to(&topic)
             .key(&key)

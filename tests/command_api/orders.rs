@@ -3,6 +3,7 @@
 
 use crate::client::{record_count, token, Api};
 use crate::common::TestEnv;
+use gavel_runtime::saga_wire::ORDER_CREATED_RECORD;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -161,8 +162,10 @@ async fn orders_are_named_by_the_server_and_priced_from_the_catalogue() {
     // What the saga receives carries the catalogue's total.
     let records = env.read_topic(orders, 3, Duration::from_secs(10));
     assert_eq!(records.len(), 3);
-    for (_, payload) in records {
-        let order: Value = serde_json::from_slice(&payload).expect("order JSON");
+    let payloads: Vec<&[u8]> = records.iter().map(|(_, p)| p.as_slice()).collect();
+    let created: Vec<Value> =
+        crate::common::wire::decode_all(&env.config, &payloads, ORDER_CREATED_RECORD).await;
+    for order in created {
         assert_eq!(order["total"]["minor"], expected, "{order}");
     }
     api.stop().await;

@@ -11,6 +11,7 @@ pub mod process;
 pub mod role;
 pub mod roles;
 pub mod tokens;
+pub mod wire;
 
 use gavel_runtime::auction_codec::{outcome_from_avro, CommandOutcome};
 use gavel_runtime::avro::AvroCodec;

@@ -4,6 +4,7 @@
 
 use crate::common::process::{read_all, Worker};
 use crate::common::role::TestRole;
+use crate::common::wire;
 use crate::common::{eventually, TestEnv, TriggerOnDrop};
 use crate::{
     assert_exits_with, assert_letter, assert_no_letters, letters, readiness_becomes,
@@ -12,7 +13,9 @@ use crate::{
 use gavel_domain::saga::order::{OrderCommand, OrderLine};
 use gavel_domain::saga::{OrderId, Participant};
 use gavel_runtime::observe::Readiness;
-use gavel_runtime::saga_wire::{ReplyOutcome, StepCommand, StepReply};
+use gavel_runtime::saga_wire::{
+    ReplyOutcome, StepCommand, StepReply, STEP_COMMAND_RECORD, STEP_REPLY_RECORD,
+};
 use gavel_runtime::{Config, Shutdown};
 use gavel_sinks::participants::{self, Chaos, ParticipantStats, Settings};
 use rdkafka::message::OwnedHeaders;
@@ -45,28 +48,33 @@ fn ship(config: &Config, order: &str, address: &str) -> StepCommand {
     }
 }
 
-fn send(env: &TestEnv, command: &StepCommand) {
+async fn send(env: &TestEnv, command: &StepCommand) {
     let topic = env.config.topics.participant_commands("shipping");
-    let payload = serde_json::to_vec(command).expect("json");
+    let payload = wire::encode(&env.config, &topic, STEP_COMMAND_RECORD, command).await;
     env.produce_raw(&topic, &command.saga_id, &payload, OwnedHeaders::new());
 }
 
 /// The replies on the order saga's reply topic by saga id, once `count` are there.
 async fn replies(env: &TestEnv, count: usize) -> BTreeMap<String, ReplyOutcome> {
     let topic = env.config.topics.saga("order", "replies");
-    let read = || {
-        read_all(env, &topic)
-            .iter()
-            .map(|r| serde_json::from_slice::<StepReply>(&r.payload).expect("a reply"))
+    let read = || async {
+        let records = read_all(env, &topic);
+        let payloads: Vec<&[u8]> = records.iter().map(|r| r.payload.as_slice()).collect();
+        wire::decode_all::<StepReply>(&env.config, &payloads, STEP_REPLY_RECORD)
+            .await
+            .into_iter()
             .map(|reply| (reply.saga_id, reply.outcome))
             .collect::<BTreeMap<_, _>>()
     };
     let found = eventually(WAIT, || async {
-        let replies = read();
+        let replies = read().await;
         (replies.len() >= count).then_some(replies)
     })
     .await;
-    found.unwrap_or_else(|| panic!("{count} replies: {:?}", read()))
+    match found {
+        Some(found) => found,
+        None => panic!("{count} replies: {:?}", read().await),
+    }
 }
 
 async fn shipments(env: &TestEnv) -> Vec<String> {
@@ -113,8 +121,11 @@ async fn refused_values_and_forged_reply_topics_are_dead_lettered_and_the_next_c
         forged,
         ship(&config, "o-4", "4 Main St"),
     ] {
-        send(&env, &command);
+        send(&env, &command).await;
     }
+    // The same command as JSON (the contract before it was Avro): poison.
+    let json = serde_json::to_vec(&ship(&config, "o-5", "5 Main St")).expect("json");
+    env.produce_raw(&topic, "o-5", &json, OwnedHeaders::new());
     let (shutdown, readiness) = (Shutdown::new(), Readiness::new("participant-shipping"));
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
     let worker = spawn_shipping(config.clone(), &shutdown, &readiness);
@@ -134,19 +145,20 @@ async fn refused_values_and_forged_reply_topics_are_dead_lettered_and_the_next_c
         "the forged reply_to got a reply"
     );
     assert_eq!(shipments(&env).await, ["o-1", "o-4"]);
-    let letters = letters(&env, &topic, 2).await;
+    let letters = letters(&env, &topic, 3).await;
     assert_letter(&letters, &topic, 1, "invalid", "SQLSTATE 22021");
     let only_own = format!(
         "answered only on {}",
         config.topics.saga("order", "replies")
     );
     assert_letter(&letters, &topic, 2, "invalid", &only_own);
+    assert_letter(&letters, &topic, 4, "undecodable", "not a StepCommand");
     assert!(read_all(&env, &config.topics.view_details).is_empty());
     assert!(readiness.report().ready, "{:?}", readiness.report());
     assert!(!worker.is_finished(), "the participant stopped");
     shutdown.trigger();
     let stats = worker.await.expect("the participant stops cleanly");
-    assert_eq!((stats.applied, stats.dead_letters), (2, 2), "{stats:?}");
+    assert_eq!((stats.applied, stats.dead_letters), (2, 3), "{stats:?}");
     env.stop().await;
 }
 
@@ -158,13 +170,13 @@ async fn a_participant_waits_out_lock_timeouts_and_lost_connections_unready_and_
     let (shutdown, readiness) = (Shutdown::new(), Readiness::new("participant-shipping"));
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
     let worker = spawn_shipping(role.config(&env.config), &shutdown, &readiness);
-    send(&env, &ship(&env.config, "o-1", "1 Main St"));
+    send(&env, &ship(&env.config, "o-1", "1 Main St")).await;
     replies(&env, 1).await;
 
     // A lock held past the statement timeout: statements cancelled (57014).
     let table = format!("{}.shipments", env.config.postgres_schema);
     let lock = role.lock_table(&table).await;
-    send(&env, &ship(&env.config, "o-2", "2 Main St"));
+    send(&env, &ship(&env.config, "o-2", "2 Main St")).await;
     waits_for_postgres(&readiness).await;
     lock.release().await;
     assert!(succeeded(replies(&env, 2).await.get("o-2")));
@@ -172,7 +184,7 @@ async fn a_participant_waits_out_lock_timeouts_and_lost_connections_unready_and_
 
     // Its session ended and no new one allowed (too many connections, 53300).
     assert!(role.cut_off().await >= 1, "the participant had a session");
-    send(&env, &ship(&env.config, "o-3", "3 Main St"));
+    send(&env, &ship(&env.config, "o-3", "3 Main St")).await;
     waits_for_postgres(&readiness).await;
     assert_eq!(shipments(&env).await, ["o-1", "o-2"]);
     role.let_in().await;
@@ -196,7 +208,7 @@ async fn a_participant_without_rights_on_its_table_exits_non_zero_with_the_reaso
     let url = role.url();
     let extra = [("GAVEL_POSTGRES_URL", url.as_str())];
     let worker = Worker::spawn_with_env(&env, "participant shipping", "fatal-ship", &extra);
-    send(&env, &ship(&env.config, "o-1", "1 Main St"));
+    send(&env, &ship(&env.config, "o-1", "1 Main St")).await;
     replies(&env, 1).await;
 
     let schema = &env.config.postgres_schema;
@@ -204,7 +216,7 @@ async fn a_participant_without_rights_on_its_table_exits_non_zero_with_the_reaso
         "REVOKE INSERT ON {schema}.shipments FROM {{role}}"
     ))
     .await;
-    send(&env, &ship(&env.config, "o-2", "2 Main St"));
+    send(&env, &ship(&env.config, "o-2", "2 Main St")).await;
     assert_exits_with(worker, "permission denied for table shipments");
     assert_no_letters(&env, &env.config.topics.participant_commands("shipping"));
     assert_eq!(shipments(&env).await, ["o-1"]);

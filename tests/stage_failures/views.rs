@@ -3,6 +3,7 @@
 
 use crate::common::process::Worker;
 use crate::common::role::TestRole;
+use crate::common::wire;
 use crate::common::{eventually, TestEnv, TriggerOnDrop};
 use crate::{
     assert_exits_with, assert_letter, assert_no_letters, letters, readiness_becomes,
@@ -12,6 +13,7 @@ use gavel_domain::auction::AuctionStatus;
 use gavel_domain::views::{AuctionDetails, AuctionListItem, BidderSummary, UserBid};
 use gavel_domain::{AuctionId, Currency, Money, TenantId, Timestamp, UserId};
 use gavel_runtime::observe::Readiness;
+use gavel_runtime::view_wire::{AUCTION_DETAILS_RECORD, AUCTION_LIST_RECORD, USER_BID_RECORD};
 use gavel_runtime::Shutdown;
 use gavel_sinks::views::{self, SinkStats};
 use rdkafka::message::OwnedHeaders;
@@ -60,8 +62,17 @@ fn user_bid(row: &AuctionDetails) -> UserBid {
     UserBid::of(row, &row.bidders[0])
 }
 
-fn publish(env: &TestEnv, topic: &str, key: &str, row: &impl serde::Serialize) {
-    let payload = serde_json::to_vec(row).expect("json");
+/// `row` as the projector writes it: Avro, this build's schema of its record.
+async fn publish(env: &TestEnv, topic: &str, key: &str, row: &impl serde::Serialize) {
+    let topics = &env.config.topics;
+    let record = if topic == topics.view_details {
+        AUCTION_DETAILS_RECORD
+    } else if topic == topics.view_list {
+        AUCTION_LIST_RECORD
+    } else {
+        USER_BID_RECORD
+    };
+    let payload = wire::encode(&env.config, topic, record, row).await;
     env.produce_raw(topic, key, &payload, OwnedHeaders::new());
 }
 
@@ -118,11 +129,13 @@ async fn view_rows_postgres_refuses_are_dead_lettered_and_the_rows_around_them_l
     far.end_time = Timestamp::from_millis(FAR_FUTURE_MS);
     let mut counted = details("counted");
     counted.bid_count = 3_000_000_000;
-    let mut versioned = details("versioned");
-    versioned.version = u64::MAX;
+    // A version beyond bigint cannot even be written: the schema's long
+    // bounds it. A count beyond integer can, and Postgres refuses it.
+    let mut counted_bid = user_bid(&details("counted-bid"));
+    counted_bid.bid_count = 3_000_000_000;
     // auction_details offsets 0..=4, auction_list 0..=3, user_bids 0..=3.
     for row in [&details("before"), &nul, &far, &counted, &details("after")] {
-        publish(&env, &topics.view_details, row.auction_id.as_str(), row);
+        publish(&env, &topics.view_details, row.auction_id.as_str(), row).await;
     }
     for row in [&details("before"), &far, &nul, &details("after")] {
         publish(
@@ -130,12 +143,21 @@ async fn view_rows_postgres_refuses_are_dead_lettered_and_the_rows_around_them_l
             &topics.view_list,
             row.auction_id.as_str(),
             &list_item(row),
-        );
+        )
+        .await;
     }
-    for row in [&details("before"), &versioned, &nul, &details("after")] {
-        let bid = user_bid(row);
-        publish(&env, &topics.view_user_bids, &bid.key(), &bid);
+    let bids = [
+        user_bid(&details("before")),
+        counted_bid,
+        user_bid(&nul),
+        user_bid(&details("after")),
+    ];
+    for bid in &bids {
+        publish(&env, &topics.view_user_bids, &bid.key(), bid).await;
     }
+    // A row as JSON (the view topics before they were Avro): poison.
+    let json = serde_json::to_vec(&details("json")).expect("json");
+    env.produce_raw(&topics.view_details, "json", &json, OwnedHeaders::new());
     let (shutdown, readiness) = (Shutdown::new(), Readiness::new("sink"));
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
     let sink = spawn_sink(env.config.clone(), &shutdown, &readiness);
@@ -143,7 +165,14 @@ async fn view_rows_postgres_refuses_are_dead_lettered_and_the_rows_around_them_l
     wait_for_rows(&env, "auction_details", &["before", "after"]).await;
     wait_for_rows(&env, "auction_list", &["before", "after"]).await;
     wait_for_rows(&env, "user_bids", &["before", "after"]).await;
-    let details_letters = letters(&env, &topics.view_details, 3).await;
+    let details_letters = letters(&env, &topics.view_details, 4).await;
+    assert_letter(
+        &details_letters,
+        &topics.view_details,
+        5,
+        "undecodable",
+        "not Confluent wire format",
+    );
     assert_letter(
         &details_letters,
         &topics.view_details,
@@ -182,8 +211,14 @@ async fn view_rows_postgres_refuses_are_dead_lettered_and_the_rows_around_them_l
         "SQLSTATE 22021",
     );
     let bid_letters = letters(&env, &topics.view_user_bids, 2).await;
-    let too_new = format!("version {} does not fit its bigint column", u64::MAX);
-    assert_letter(&bid_letters, &topics.view_user_bids, 1, "invalid", &too_new);
+    let too_many_bids = "bid_count 3000000000 does not fit its integer column";
+    assert_letter(
+        &bid_letters,
+        &topics.view_user_bids,
+        1,
+        "invalid",
+        too_many_bids,
+    );
     assert_letter(
         &bid_letters,
         &topics.view_user_bids,
@@ -201,12 +236,12 @@ async fn view_rows_postgres_refuses_are_dead_lettered_and_the_rows_around_them_l
 
     // Still up and ready: a later record lands too.
     assert!(readiness.report().ready, "{:?}", readiness.report());
-    publish(&env, &topics.view_details, "later", &details("later"));
+    publish(&env, &topics.view_details, "later", &details("later")).await;
     wait_for_rows(&env, "auction_details", &["later"]).await;
     assert!(!sink.is_finished(), "the sink stopped");
     shutdown.trigger();
     let stats = sink.await.expect("the sink stops cleanly");
-    assert_eq!((stats.refused, stats.undecodable), (7, 0), "{stats:?}");
+    assert_eq!((stats.refused, stats.undecodable), (7, 1), "{stats:?}");
     env.stop().await;
 }
 
@@ -219,13 +254,13 @@ async fn a_view_sink_waits_out_lock_timeouts_and_lost_connections_unready_withou
     let (shutdown, readiness) = (Shutdown::new(), Readiness::new("sink"));
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
     let sink = spawn_sink(role.config(&env.config), &shutdown, &readiness);
-    publish(&env, &topics.view_details, "first", &details("first"));
+    publish(&env, &topics.view_details, "first", &details("first")).await;
     wait_for_rows(&env, "auction_details", &["first"]).await;
 
     // A lock held past the statement timeout: statements cancelled (57014).
     let table = format!("{}.auction_details", env.config.postgres_schema);
     let lock = role.lock_table(&table).await;
-    publish(&env, &topics.view_details, "second", &details("second"));
+    publish(&env, &topics.view_details, "second", &details("second")).await;
     waits_for_postgres(&readiness).await;
     lock.release().await;
     wait_for_rows(&env, "auction_details", &["second"]).await;
@@ -233,7 +268,7 @@ async fn a_view_sink_waits_out_lock_timeouts_and_lost_connections_unready_withou
 
     // Its session ended and no new one allowed (too many connections, 53300).
     assert!(role.cut_off().await >= 1, "the sink had a session");
-    publish(&env, &topics.view_details, "third", &details("third"));
+    publish(&env, &topics.view_details, "third", &details("third")).await;
     waits_for_postgres(&readiness).await;
     assert_eq!(count_rows(&env, "auction_details", "third").await, 0);
     role.let_in().await;
@@ -255,7 +290,7 @@ async fn a_view_sink_without_rights_on_its_table_exits_non_zero_with_the_reason(
     let topics = env.config.topics.clone();
     let url = role.url();
     let sink = Worker::spawn_with_env(&env, "sink", "fatal-sink", &[("GAVEL_POSTGRES_URL", &url)]);
-    publish(&env, &topics.view_details, "first", &details("first"));
+    publish(&env, &topics.view_details, "first", &details("first")).await;
     wait_for_rows(&env, "auction_details", &["first"]).await;
 
     let schema = &env.config.postgres_schema;
@@ -263,7 +298,7 @@ async fn a_view_sink_without_rights_on_its_table_exits_non_zero_with_the_reason(
         "REVOKE INSERT, UPDATE ON {schema}.auction_details FROM {{role}}"
     ))
     .await;
-    publish(&env, &topics.view_details, "second", &details("second"));
+    publish(&env, &topics.view_details, "second", &details("second")).await;
     assert_exits_with(sink, "permission denied for table auction_details");
     assert_no_letters(&env, &topics.view_details);
     role.drop_role().await;

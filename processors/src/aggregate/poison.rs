@@ -13,7 +13,6 @@ use gavel_runtime::auction_codec::{decode_command, UnreadableCommand};
 use gavel_runtime::dlq::{DeadLetter, ErrorClass};
 use gavel_runtime::envelope::{header, loggable, CommandMeta};
 use gavel_runtime::observe::metrics;
-use gavel_runtime::RuntimeError;
 use rdkafka::consumer::Consumer;
 use rdkafka::Offset;
 use std::time::Duration;
@@ -44,13 +43,7 @@ impl Session<'_> {
                 meta: None,
             };
         };
-        let decoded = match self.codec.decode_cached(payload) {
-            Err(RuntimeError::UnknownSchema(id)) => self
-                .runtime
-                .block_on(self.codec.admit(id))
-                .and_then(|_| self.codec.decode_cached(payload)),
-            other => other,
-        };
+        let decoded = self.codec.decode_on(&self.runtime, payload);
         let result = decoded
             .map_err(UnreadableCommand::from)
             .and_then(|d| decode_command(&d.schema.name, d.value));

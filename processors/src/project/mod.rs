@@ -16,6 +16,7 @@ use crate::ProcessorError;
 use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::dlq;
 use gavel_runtime::observe::Readiness;
+use gavel_runtime::view_wire::ViewWriters;
 use gavel_runtime::{Config, Shutdown};
 use std::time::Duration;
 
@@ -51,6 +52,18 @@ pub async fn run_with(
     check_co_partitioned(&config)?;
     dlq::require_topics(&config, &[&config.topics.events]).await?;
     let codec = AvroCodec::for_topics(&config.registry, &[&config.topics.events]);
+    // A registry away at start is waited for (unready, naming it), not a reason to exit.
+    let writers = readiness
+        .wait_for(
+            "schema-registry",
+            &shutdown,
+            gavel_runtime::RuntimeError::is_transient,
+            || ViewWriters::load(&codec, &config.topics),
+        )
+        .await?;
+    let Some(writers) = writers else {
+        return Ok(Stats::default());
+    };
     let runtime = tokio::runtime::Handle::current();
     let worker = tokio::task::spawn_blocking(move || {
         let mut stats = Stats::default();
@@ -59,6 +72,7 @@ pub async fn run_with(
             let outcome = session::Session::start(
                 &config,
                 &codec,
+                &writers,
                 runtime.clone(),
                 &mut stats,
                 readiness.clone(),

@@ -1,10 +1,12 @@
-//! View changes as Kafka records: JSON values keyed by view id, with the source
-//! event's version and trace context in headers.
+//! View changes as Kafka records: Avro values (`schemas/views/`) keyed by view
+//! id, with the source event's version and trace context in headers.
 
 use crate::ProcessorError;
 use gavel_domain::views::{ListChange, ViewChanges};
+use gavel_runtime::avro::{json, CachedSchema};
 use gavel_runtime::config::Topics;
 use gavel_runtime::envelope::{header, EventEnvelope};
+use gavel_runtime::view_wire::ViewWriters;
 use rdkafka::message::{Header, OwnedHeaders};
 
 pub struct ViewRecord<'a> {
@@ -18,6 +20,7 @@ pub struct ViewRecord<'a> {
 /// then the user rows.
 pub fn view_records<'a>(
     topics: &'a Topics,
+    writers: &ViewWriters,
     changes: &ViewChanges,
 ) -> Result<Vec<ViewRecord<'a>>, ProcessorError> {
     let auction_key = changes.details.auction_id.to_string();
@@ -25,14 +28,14 @@ pub fn view_records<'a>(
     records.push(ViewRecord {
         topic: &topics.view_details,
         key: auction_key.clone(),
-        payload: Some(json(&changes.details)?),
+        payload: Some(avro(&writers.details, &changes.details)?),
     });
     match &changes.list {
         ListChange::Unchanged => {}
         ListChange::Upsert(item) => records.push(ViewRecord {
             topic: &topics.view_list,
             key: auction_key,
-            payload: Some(json(item)?),
+            payload: Some(avro(&writers.list, item)?),
         }),
         ListChange::Delete { .. } => records.push(ViewRecord {
             topic: &topics.view_list,
@@ -44,7 +47,7 @@ pub fn view_records<'a>(
         records.push(ViewRecord {
             topic: &topics.view_user_bids,
             key: row.key(),
-            payload: Some(json(row)?),
+            payload: Some(avro(&writers.user_bids, row)?),
         });
     }
     Ok(records)
@@ -74,6 +77,6 @@ pub fn view_headers(envelope: &EventEnvelope, version: &str, source_offset: &str
     )
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ProcessorError> {
-    serde_json::to_vec(value).map_err(|e| ProcessorError::Encode(e.to_string()))
+fn avro<T: serde::Serialize>(writer: &CachedSchema, row: &T) -> Result<Vec<u8>, ProcessorError> {
+    json::encode(writer, row).map_err(|e| ProcessorError::Encode(e.to_string()))
 }

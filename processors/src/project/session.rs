@@ -18,7 +18,8 @@ use gavel_runtime::dlq::ErrorClass;
 use gavel_runtime::envelope::EventEnvelope;
 use gavel_runtime::kafka::{self, RevocationLog};
 use gavel_runtime::observe::{metrics, Readiness};
-use gavel_runtime::{Config, RuntimeError, Shutdown};
+use gavel_runtime::view_wire::ViewWriters;
+use gavel_runtime::{Config, Shutdown};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::Producer;
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 pub struct Session<'a> {
     config: &'a Config,
     codec: &'a AvroCodec,
+    writers: &'a ViewWriters,
     runtime: tokio::runtime::Handle,
     consumer: BaseConsumer<RevocationLog>,
     producer: TxnProducer,
@@ -51,6 +53,7 @@ impl<'a> Session<'a> {
     pub fn start(
         config: &'a Config,
         codec: &'a AvroCodec,
+        writers: &'a ViewWriters,
         runtime: tokio::runtime::Handle,
         stats: &'a mut Stats,
         readiness: Readiness,
@@ -67,6 +70,7 @@ impl<'a> Session<'a> {
         Ok(Self {
             config,
             codec,
+            writers,
             runtime,
             consumer,
             producer,
@@ -237,7 +241,7 @@ impl<'a> Session<'a> {
         let version = changes.details.version.to_string();
         let source_offset = offset.to_string();
         let config: &'a Config = self.config;
-        for record in view_records(&config.topics, &changes)? {
+        for record in view_records(&config.topics, self.writers, &changes)? {
             batch.views.put(PendingView {
                 topic: record.topic,
                 partition,
@@ -259,13 +263,7 @@ impl<'a> Session<'a> {
                 "record has no payload".into(),
             )));
         };
-        let decoded = match self.codec.decode_cached(payload) {
-            Err(RuntimeError::UnknownSchema(id)) => self
-                .runtime
-                .block_on(self.codec.admit(id))
-                .and_then(|_| self.codec.decode_cached(payload)),
-            other => other,
-        };
+        let decoded = self.codec.decode_on(&self.runtime, payload);
         match decoded.and_then(|d| event_from_avro(&d.schema.name, d.value)) {
             Ok(event) => {
                 self.readiness.set_dependency("schema-registry", Ok(()));

@@ -2,6 +2,8 @@
 //! topic, or a participant's reply.
 
 use super::kind::SagaKind;
+use super::wire::Wire;
+use crate::ProcessorError;
 use gavel_domain::saga::{CommandId, Receipt, SagaDefinition, SagaId, SagaInput, SagaStep};
 use gavel_runtime::saga_wire::{ReplyOutcome, StepReply};
 use rdkafka::message::{Message, OwnedMessage};
@@ -14,31 +16,30 @@ pub enum Input<D: SagaDefinition> {
     Rejected(&'static str),
 }
 
-/// `Err` when the record will never be readable: it goes to the DLQ.
+/// `Ok(Err(reason))` when the record will never be readable: it goes to
+/// the DLQ; `Err` when the registry could not be asked.
 pub fn trigger<K: SagaKind>(
     kind: &K,
     def: &K::Def,
+    wire: &Wire,
     message: &OwnedMessage,
-) -> Result<Input<K::Def>, String> {
+) -> Result<Result<Input<K::Def>, String>, ProcessorError> {
     let Some(payload) = message.payload() else {
         // A tombstone on a compacted trigger topic starts nothing.
-        return Ok(Input::Ignored);
+        return Ok(Ok(Input::Ignored));
     };
-    Ok(match kind.trigger(payload)? {
+    Ok(kind.trigger(wire, payload)?.map(|trigger| match trigger {
         Some(trigger) => Input::Saga(def.saga_id(&trigger), SagaInput::Start { trigger }),
         None => Input::Ignored,
-    })
+    }))
 }
 
-pub fn reply<D: SagaDefinition>(def: &D, message: &OwnedMessage) -> Result<Input<D>, String> {
-    let payload = message.payload().ok_or("reply has no payload")?;
-    let reply: StepReply =
-        serde_json::from_slice(payload).map_err(|e| format!("not a StepReply: {e}"))?;
+pub fn reply<D: SagaDefinition>(def: &D, reply: StepReply) -> Input<D> {
     if reply.saga_kind != def.kind() {
-        return Ok(Input::Rejected("WRONG_KIND"));
+        return Input::Rejected("WRONG_KIND");
     }
     let Some(step) = def.steps().iter().copied().find(|s| s.name() == reply.step) else {
-        return Ok(Input::Rejected("UNKNOWN_STEP"));
+        return Input::Rejected("UNKNOWN_STEP");
     };
     let command_id = CommandId::new(reply.command_id);
     let input = match reply.outcome {
@@ -54,5 +55,5 @@ pub fn reply<D: SagaDefinition>(def: &D, message: &OwnedMessage) -> Result<Input
             transient,
         },
     };
-    Ok(Input::Saga(SagaId::new(reply.saga_id), input))
+    Input::Saga(SagaId::new(reply.saga_id), input)
 }

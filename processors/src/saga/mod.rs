@@ -11,6 +11,7 @@ pub mod kind;
 mod outputs;
 mod session;
 mod store;
+mod wire;
 
 use crate::ProcessorError;
 use gavel_domain::saga::SagaDefinition;
@@ -76,16 +77,36 @@ pub async fn run<K: SagaKind>(
     let topics = SagaTopics::of(&config, &kind);
     check_co_partitioned(&config, &topics)?;
     dlq::require_topics(&config, &[&topics.trigger, &topics.replies]).await?;
+    // A registry away at start is waited for (unready, naming it), not a reason to exit.
+    let wire = readiness
+        .wait_for(
+            "schema-registry",
+            &shutdown,
+            |e: &ProcessorError| matches!(e, ProcessorError::Runtime(r) if r.is_transient()),
+            || wire::Wire::load(&config, &topics, kind.milestone_records()),
+        )
+        .await?;
+    let Some(wire) = wire else {
+        return Ok(Stats::default());
+    };
     let worker = tokio::task::spawn_blocking(move || {
         let mut stats = Stats::default();
         while !shutdown.is_triggered() {
             stats.sessions += 1;
-            let outcome =
-                session::Session::start(&config, &kind, &topics, &mut stats, readiness.clone())
-                    .and_then(|mut session| session.run(&shutdown));
+            let outcome = session::Session::start(
+                &config,
+                &kind,
+                &topics,
+                &wire,
+                &mut stats,
+                readiness.clone(),
+            )
+            .and_then(|mut session| session.run(&shutdown));
             match outcome {
                 Ok(()) => break,
-                Err(error) if error.is_recoverable() => {
+                // A registry that cannot be asked about a reply's schema
+                // may answer the next session.
+                Err(error) if error.is_recoverable() || error.is_registry() => {
                     tracing::warn!(%error, "saga session failed: restarting from the changelog");
                     std::thread::sleep(Duration::from_millis(500));
                 }

@@ -1,12 +1,17 @@
 //! What an orchestrator writes besides its state: step commands for the
-//! participants, milestones and failure records, as JSON with envelope headers.
+//! participants, milestones and failure records, Avro under the registry,
+//! with envelope headers.
 
 use super::kind::SagaKind;
+use super::wire::Wire;
 use super::SagaTopics;
 use crate::txn::{self, TxnProducer};
 use crate::ProcessorError;
 use gavel_domain::saga::{Announcement, OutgoingCommand, SagaDefinition, SagaState, SagaStep};
-use gavel_runtime::saga_wire::{StepCommand, CAUSATION_HEADER, CORRELATION_HEADER, TYPE_HEADER};
+use gavel_runtime::avro::{json, CachedSchema};
+use gavel_runtime::saga_wire::{
+    SagaFailed, StepCommand, CAUSATION_HEADER, CORRELATION_HEADER, TYPE_HEADER,
+};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 
@@ -49,6 +54,7 @@ pub fn step_command<D: SagaDefinition>(
     topics: &SagaTopics,
     partition: i32,
     command: &OutgoingCommand<D>,
+    writer: &CachedSchema,
 ) -> Result<Outgoing, ProcessorError> {
     let wire = StepCommand {
         saga_kind: def.kind().to_owned(),
@@ -66,7 +72,7 @@ pub fn step_command<D: SagaDefinition>(
     };
     Ok(Outgoing {
         key: wire.saga_id.clone(),
-        payload: serde_json::to_vec(&wire).map_err(encode)?,
+        payload: json::encode(writer, &wire).map_err(avro)?,
         headers: headers("StepCommand", &wire.saga_id, &wire.causation_id),
     })
 }
@@ -74,15 +80,21 @@ pub fn step_command<D: SagaDefinition>(
 pub fn milestone<K: SagaKind>(
     kind: &K,
     announcement: &Announcement<K::Def>,
+    wire: &Wire,
 ) -> Result<Outgoing, ProcessorError> {
-    let (event_type, payload) = kind
+    let milestone = kind
         .milestone(&announcement.milestone)
         .map_err(ProcessorError::Encode)?;
+    let writer = wire.milestone_writer(&milestone.record)?;
     let correlation = announcement.correlation_id.to_string();
     Ok(Outgoing {
-        headers: headers(event_type, &correlation, announcement.causation_id.as_str()),
+        headers: headers(
+            milestone.event_type,
+            &correlation,
+            announcement.causation_id.as_str(),
+        ),
         key: correlation,
-        payload,
+        payload: json::encode(writer, &milestone.fields).map_err(avro)?,
     })
 }
 
@@ -91,20 +103,25 @@ pub fn failure<D: SagaDefinition>(
     def: &D,
     saga: &SagaState<D>,
     reason: &str,
+    wire: &Wire,
 ) -> Result<Outgoing, ProcessorError> {
-    let body = serde_json::json!({
-        "saga_kind": def.kind(),
-        "saga_id": saga.id.as_str(),
-        "reason": reason,
-        "state": saga,
-    });
+    let record = SagaFailed {
+        saga_kind: def.kind().to_owned(),
+        saga_id: saga.id.to_string(),
+        reason: reason.to_owned(),
+        state_json: serde_json::to_string(saga).map_err(encode)?,
+    };
     Ok(Outgoing {
         key: saga.id.to_string(),
-        payload: serde_json::to_vec(&body).map_err(encode)?,
+        payload: json::encode(wire.failed_writer(), &record).map_err(avro)?,
         headers: headers("SagaFailed", saga.id.as_str(), "failure"),
     })
 }
 
 fn encode(error: serde_json::Error) -> ProcessorError {
+    ProcessorError::Encode(error.to_string())
+}
+
+fn avro(error: gavel_runtime::RuntimeError) -> ProcessorError {
     ProcessorError::Encode(error.to_string())
 }

@@ -11,6 +11,7 @@ use super::inputs::{self, Input};
 use super::kind::SagaKind;
 use super::outputs;
 use super::store::{DueTimer, SagaStore};
+use super::wire::Wire;
 use super::{SagaTopics, Stats};
 use crate::txn::{self, Linger, TxnProducer, TXN_TIMEOUT};
 use crate::ProcessorError;
@@ -31,6 +32,7 @@ pub struct Session<'a, K: SagaKind> {
     kind: &'a K,
     def: K::Def,
     topics: &'a SagaTopics,
+    wire: &'a Wire,
     consumer: BaseConsumer<RevocationLog>,
     producer: TxnProducer,
     store: SagaStore<K::Def>,
@@ -57,6 +59,7 @@ impl<'a, K: SagaKind> Session<'a, K> {
         config: &'a Config,
         kind: &'a K,
         topics: &'a SagaTopics,
+        wire: &'a Wire,
         stats: &'a mut Stats,
         readiness: Readiness,
     ) -> Result<Self, ProcessorError> {
@@ -78,6 +81,7 @@ impl<'a, K: SagaKind> Session<'a, K> {
             config,
             kind,
             topics,
+            wire,
             consumer,
             producer,
             store: SagaStore::default(),
@@ -252,9 +256,11 @@ impl<'a, K: SagaKind> Session<'a, K> {
             Timestamp::from_millis(now_ms()),
         );
         let read = if message.topic() == self.topics.trigger {
-            inputs::trigger(self.kind, &self.def, &message)
+            inputs::trigger(self.kind, &self.def, self.wire, &message)?
         } else {
-            inputs::reply(&self.def, &message)
+            self.wire
+                .reply(&message)?
+                .map(|reply| inputs::reply(&self.def, reply))
         };
         match read {
             Ok(Input::Saga(saga, input)) => self.handle(partition, &saga, input, cause, batch),
@@ -324,20 +330,22 @@ impl<'a, K: SagaKind> Session<'a, K> {
         let duration = now_ms() - saga.started_at.millis();
         match action {
             SagaAction::SendCommand(command) => {
-                let record = outputs::step_command(&self.def, self.topics, partition, &command)?;
-                self.stats.commands_sent += 1;
-                metrics::saga().stage.produced.inc();
                 let topic = self
                     .config
                     .topics
                     .participant_commands(command.participant.as_str());
+                let writer = self.wire.command_writer(&topic)?;
+                let record =
+                    outputs::step_command(&self.def, self.topics, partition, &command, writer)?;
+                self.stats.commands_sent += 1;
+                metrics::saga().stage.produced.inc();
                 outputs::send(&self.producer, &topic, &record)?;
                 self.crash.at(CrashPoint::AfterCommandSend);
                 Ok(())
             }
             SagaAction::ScheduleDeadline { .. } | SagaAction::CancelDeadline => Ok(()),
             SagaAction::Publish(announcement) => {
-                let record = outputs::milestone(self.kind, &announcement)?;
+                let record = outputs::milestone(self.kind, &announcement, self.wire)?;
                 outputs::send(&self.producer, &self.topics.milestones, &record)
             }
             SagaAction::Complete => {
@@ -351,7 +359,7 @@ impl<'a, K: SagaKind> Session<'a, K> {
             SagaAction::Fail { reason } => {
                 tracing::error!(saga = %saga.id, %reason, "saga failed: needs attention");
                 batch.finished.push(("failed", duration));
-                let record = outputs::failure(&self.def, saga, &reason)?;
+                let record = outputs::failure(&self.def, saga, &reason, self.wire)?;
                 outputs::send(&self.producer, &self.topics.failed, &record)
             }
         }

@@ -8,10 +8,10 @@ use crate::ProducerError;
 use gavel_domain::auction::AuctionCommand;
 use gavel_domain::saga::order::OrderCreated;
 use gavel_runtime::auction_codec::{command_record_name, command_to_avro};
-use gavel_runtime::avro::CachedSchema;
+use gavel_runtime::avro::{json, AvroCodec, CachedSchema};
 use gavel_runtime::envelope::header;
 use gavel_runtime::envelope::CommandMeta;
-use gavel_runtime::saga_wire::TYPE_HEADER;
+use gavel_runtime::saga_wire::{ORDER_CREATED_RECORD, TYPE_HEADER};
 use gavel_runtime::{kafka, Config};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -28,6 +28,7 @@ pub struct Sender {
     orders_topic: String,
     producer: FutureProducer,
     writers: HashMap<String, Arc<CachedSchema>>,
+    order_writer: Arc<CachedSchema>,
 }
 
 impl Sender {
@@ -50,6 +51,9 @@ impl Sender {
             orders_topic: config.topics.orders.clone(),
             producer: client.create()?,
             writers: command_writers(config).await?,
+            order_writer: AvroCodec::new(&config.registry)
+                .writer_for(&config.topics.orders, ORDER_CREATED_RECORD)
+                .await?,
         })
     }
 
@@ -86,7 +90,7 @@ impl Sender {
         tenant: &str,
         command_id: &str,
     ) -> Result<(), ApiError> {
-        let payload = serde_json::to_vec(order).map_err(ApiError::internal)?;
+        let payload = json::encode(&self.order_writer, order).map_err(ApiError::internal)?;
         let headers = [
             (TYPE_HEADER, "order.created"),
             (header::TENANT_ID, tenant),

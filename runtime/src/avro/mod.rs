@@ -6,6 +6,7 @@
 //! bounded by [`MAX_AVRO_ALLOCATION`].
 
 pub mod guard;
+pub mod json;
 pub mod reader;
 
 use crate::registry_endpoint::RegistryEndpoint;
@@ -186,6 +187,17 @@ impl AvroCodec {
             .ok_or(RuntimeError::UnknownSchema(id))?;
         let value = schema.decode_body(body)?;
         Ok(Decoded { schema, value })
+    }
+
+    /// [`AvroCodec::decode`] from a thread outside the async runtime (the
+    /// processors' blocking loops): an unseen schema is admitted on `runtime`.
+    pub fn decode_on(&self, runtime: &tokio::runtime::Handle, payload: &[u8]) -> Result<Decoded> {
+        match self.decode_cached(payload) {
+            Err(RuntimeError::UnknownSchema(id)) => runtime
+                .block_on(self.admit(id))
+                .and_then(|_| self.decode_cached(payload)),
+            other => other,
+        }
     }
 
     /// Decodes, admitting an unseen writer schema once (see [`AvroCodec::admit`]).

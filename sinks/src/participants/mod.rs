@@ -10,6 +10,7 @@ mod chaos;
 mod effects;
 mod reply;
 mod sql;
+mod wire;
 
 pub use chaos::{Chaos, Roll};
 pub use effects::ledger_hash;
@@ -53,6 +54,7 @@ struct Worker {
     settings: Settings,
     client: Client,
     replies: FutureProducer,
+    wire: wire::Wire,
     dead_letters: DeadLetters,
     readiness: Readiness,
     stats: ParticipantStats,
@@ -74,9 +76,22 @@ pub async fn run(
     let group = consumer_group(&config, name);
     dlq::require_topics(&config, &[&topic]).await?;
     let client = batch::connect_migrated(&config, &migrations(), &shutdown).await?;
+    // A registry away at start is waited for (unready, naming it), not a reason to exit.
+    let wire = readiness
+        .wait_for(
+            "schema-registry",
+            &shutdown,
+            |e: &SinkError| matches!(e, SinkError::Runtime(r) if r.is_transient()),
+            || wire::Wire::load(&config, &topic),
+        )
+        .await?;
+    let Some(wire) = wire else {
+        return Ok(ParticipantStats::default());
+    };
     let source = BatchSource::subscribe(&config, &group, &topic)?;
     let mut worker = Worker {
         replies: kafka::producer_config(&config).create()?,
+        wire,
         dead_letters: DeadLetters::new(
             &config,
             &format!("participant-{name}/{}", config.instance_id),
@@ -162,7 +177,11 @@ impl Worker {
         message: &OwnedMessage,
         shutdown: &Shutdown,
     ) -> Result<Option<Ack>, SinkError> {
-        let command = match read(message) {
+        let read = self
+            .wire
+            .command(message, &self.readiness, shutdown)
+            .await?;
+        let command = match read {
             Ok(command) => command,
             Err(reason) => {
                 self.dead_letter(message, ErrorClass::Undecodable, &reason)
@@ -194,8 +213,10 @@ impl Worker {
             tokio::time::sleep(self.settings.chaos.latency).await;
         }
         let participant = self.settings.participant.as_str();
+        let writer = self.wire.reply_writer(&command.reply_to)?;
         Ok(Some(reply::send(
             &self.replies,
+            writer,
             participant,
             &command,
             outcome,
@@ -377,11 +398,6 @@ fn recorded_meanwhile(error: &SinkError) -> bool {
         db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
             && db.table() == Some("participant_effects")
     })
-}
-
-fn read(message: &OwnedMessage) -> Result<StepCommand, String> {
-    let payload = message.payload().ok_or("command has no payload")?;
-    serde_json::from_slice(payload).map_err(|e| format!("not a StepCommand: {e}"))
 }
 
 async fn record(

@@ -5,6 +5,7 @@
 //! kind, one of the kinds this pipeline runs.
 
 use crate::SinkError;
+use gavel_runtime::avro::{json, CachedSchema};
 use gavel_runtime::config::Topics;
 use gavel_runtime::kafka::SAGA_KINDS;
 use gavel_runtime::observe::metrics;
@@ -41,6 +42,7 @@ pub fn check_reply_to(topics: &Topics, command: &StepCommand) -> Result<(), Stri
 /// partition it names, keyed by the saga id; the acknowledgement to await.
 pub fn send(
     producer: &FutureProducer,
+    writer: &CachedSchema,
     participant: &str,
     command: &StepCommand,
     outcome: ReplyOutcome,
@@ -53,7 +55,7 @@ pub fn send(
         participant: participant.to_owned(),
         outcome,
     };
-    let payload = serde_json::to_vec(&reply).map_err(|e| SinkError::Encode(e.to_string()))?;
+    let payload = json::encode(writer, &reply).map_err(|e| SinkError::Encode(e.to_string()))?;
     let headers = OwnedHeaders::new().insert(Header {
         key: TYPE_HEADER,
         value: Some("StepReply"),

@@ -5,10 +5,43 @@
 use super::{details_sql, list_sql, user_bids_sql, View};
 use crate::{narrow, SinkError};
 use gavel_domain::views::{AuctionDetails, AuctionListItem, ListChange, UserBid, ViewChanges};
+use gavel_runtime::avro::{json, AvroCodec};
+use gavel_runtime::dlq::ErrorClass;
 use gavel_runtime::envelope::{header, header_str};
+use gavel_runtime::view_wire::{AUCTION_DETAILS_RECORD, AUCTION_LIST_RECORD, USER_BID_RECORD};
 use rdkafka::message::{Message, OwnedMessage};
 use std::collections::HashMap;
 use tokio_postgres::{GenericClient, Transaction};
+
+/// One view record's value, decoded (see the sink's `read_row`).
+pub enum Row {
+    Details(AuctionDetails),
+    Listed(AuctionListItem),
+    UserBid(UserBid),
+}
+
+/// The row a view record holds (`None` for a tombstone), or why it never
+/// will be one. A registry outage is an error (the caller retries).
+pub async fn read_row(
+    codec: &AvroCodec,
+    view: View,
+    message: &OwnedMessage,
+) -> Result<Result<Option<Row>, String>, SinkError> {
+    let Some(payload) = message.payload() else {
+        return Ok(Ok(None));
+    };
+    let decoded = match codec.decode(payload).await {
+        Ok(decoded) => decoded,
+        Err(error) if ErrorClass::of(&error).is_some() => return Ok(Err(error.to_string())),
+        Err(error) => return Err(error.into()),
+    };
+    let row = match view {
+        View::AuctionDetails => json::decode(decoded, AUCTION_DETAILS_RECORD).map(Row::Details),
+        View::AuctionList => json::decode(decoded, AUCTION_LIST_RECORD).map(Row::Listed),
+        View::UserBids => json::decode(decoded, USER_BID_RECORD).map(Row::UserBid),
+    };
+    Ok(row.map(Some).map_err(|e| format!("not a view row: {e}")))
+}
 
 enum Listing {
     Listed(AuctionListItem),
@@ -24,33 +57,37 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// Adds one record of `view`'s topic and returns its view id; an error
-    /// says why it cannot be read.
-    pub fn add(&mut self, view: View, message: &OwnedMessage) -> Result<String, String> {
+    /// Adds one record of `view`'s topic (`row` decoded from it, `None` for a
+    /// tombstone) and returns its view id; an error says why it cannot be used.
+    pub fn add(
+        &mut self,
+        view: View,
+        message: &OwnedMessage,
+        row: Option<Row>,
+    ) -> Result<String, String> {
         let key = message
             .key()
             .and_then(|k| std::str::from_utf8(k).ok())
             .ok_or("record has no UTF-8 key")?
             .to_owned();
-        let payload = message.payload();
-        match (view, payload) {
-            (View::AuctionDetails, Some(bytes)) => {
-                self.details.insert(key.clone(), parse(bytes)?);
+        match (view, row) {
+            (View::AuctionDetails, Some(Row::Details(details))) => {
+                self.details.insert(key.clone(), details);
             }
-            (View::AuctionList, Some(bytes)) => {
-                self.list
-                    .insert(key.clone(), Listing::Listed(parse(bytes)?));
+            (View::AuctionList, Some(Row::Listed(item))) => {
+                self.list.insert(key.clone(), Listing::Listed(item));
             }
             (View::AuctionList, None) => {
                 let version = tombstone_version(message)?;
                 self.list.insert(key.clone(), Listing::Delisted { version });
             }
-            (View::UserBids, Some(bytes)) => {
-                self.user_bids.insert(key.clone(), parse(bytes)?);
+            (View::UserBids, Some(Row::UserBid(row))) => {
+                self.user_bids.insert(key.clone(), row);
             }
             (View::AuctionDetails | View::UserBids, None) => {
                 return Err("unexpected tombstone: this view never deletes".into())
             }
+            (_, Some(_)) => return Err("a row of another view".into()),
         }
         Ok(key)
     }
@@ -200,10 +237,6 @@ async fn keyed<T: Sync>(
         rows: narrowed.written,
         refused,
     })
-}
-
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("not a view row: {e}"))
 }
 
 fn tombstone_version(message: &OwnedMessage) -> Result<u64, String> {

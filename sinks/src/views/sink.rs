@@ -1,10 +1,11 @@
 //! The live view sink loop.
 
-use super::changes::Changes;
+use super::changes::{read_row, Changes};
 use super::{migrations, View};
 use crate::batch::{self, BatchSource};
 use crate::offsets::OffsetStore;
 use crate::SinkError;
+use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::dlq::{self, DeadLetter, DeadLetters, ErrorClass};
 use gavel_runtime::envelope::{header, header_str};
 use gavel_runtime::observe::{metrics, Readiness};
@@ -31,6 +32,8 @@ struct Sink {
     source: BatchSource,
     offsets: HashMap<View, OffsetStore>,
     dead_letters: DeadLetters,
+    /// Admits only the view topics' schemas.
+    codec: AvroCodec,
     readiness: Readiness,
     stats: SinkStats,
 }
@@ -60,12 +63,14 @@ pub async fn run_with(
             (view, store)
         })
         .collect();
+    let codec = AvroCodec::for_topics(&config.registry, &config.topics.views());
     let mut sink = Sink {
         config,
         client,
         source,
         offsets,
         dead_letters,
+        codec,
         readiness,
         stats: SinkStats::default(),
     };
@@ -242,7 +247,11 @@ impl Sink {
                 ),
             );
             self.stats.records += 1;
-            match sorted.changes.add(view, message) {
+            let read = match read_row(&self.codec, view, message).await? {
+                Ok(row) => sorted.changes.add(view, message, row),
+                Err(reason) => Err(reason),
+            };
+            match read {
                 Ok(key) => {
                     sorted.origins.insert((view, key), message);
                 }

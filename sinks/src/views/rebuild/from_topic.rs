@@ -6,9 +6,10 @@ use super::{
     connect_migrated, lock_for_swap, progress_bar, sink_positions, total, RebuildReport, Shadow,
     BATCH, FLUSH_ROWS,
 };
-use crate::views::changes::Changes;
+use crate::views::changes::{read_row, Changes};
 use crate::views::View;
 use crate::{batch, SinkError};
+use gavel_runtime::avro::AvroCodec;
 use gavel_runtime::Config;
 use indicatif::ProgressBar;
 use std::collections::HashMap;
@@ -40,8 +41,10 @@ async fn copy_and_swap(
 
     let targets = stored_offsets(&*client, config, view).await?;
     let progress = progress_bar(total(&targets), "records");
+    let codec = AvroCodec::for_topics(&config.registry, &[view.topic(config)]);
     let mut copy = Copy {
         replay: &mut replay,
+        codec: &codec,
         shadow,
         progress: &progress,
         report: &mut report,
@@ -75,6 +78,7 @@ async fn stored_offsets(
 
 struct Copy<'a> {
     replay: &'a mut TopicReplay,
+    codec: &'a AvroCodec,
     shadow: &'a Shadow,
     progress: &'a ProgressBar,
     report: &'a mut RebuildReport,
@@ -100,7 +104,11 @@ impl Copy<'_> {
                 return Ok(());
             }
             for message in &records {
-                if let Err(reason) = changes.add(view, message) {
+                let read = match read_row(self.codec, view, message).await? {
+                    Ok(row) => changes.add(view, message, row),
+                    Err(reason) => Err(reason),
+                };
+                if let Err(reason) = read {
                     self.report.skipped += 1;
                     batch::log_skipped(
                         message,
