@@ -511,9 +511,18 @@ fn answer_or_not_found(
     status: reqwest::StatusCode,
     text: &str,
 ) -> Result<Option<Json>> {
-    if status.is_server_error() {
+    // A refused credential, a timeout or rate limiting says nothing about the
+    // record being read: waited out (unready, with the status), never poison.
+    let passing = [
+        reqwest::StatusCode::UNAUTHORIZED,
+        reqwest::StatusCode::FORBIDDEN,
+        reqwest::StatusCode::REQUEST_TIMEOUT,
+        reqwest::StatusCode::TOO_MANY_REQUESTS,
+    ];
+    if status.is_server_error() || passing.contains(&status) {
         return Err(RuntimeError::RegistryUnavailable(format!(
-            "{url}: HTTP {status}"
+            "{url}: HTTP {status}: {}",
+            registry_message(text)
         )));
     }
     if status == reqwest::StatusCode::NOT_FOUND {

@@ -155,21 +155,28 @@ async fn view_rows_postgres_refuses_are_dead_lettered_and_the_rows_around_them_l
     for bid in &bids {
         publish(&env, &topics.view_user_bids, &bid.key(), bid).await;
     }
-    // A row as JSON (the view topics before they were Avro): poison.
-    let json = serde_json::to_vec(&details("json")).expect("json");
-    env.produce_raw(&topics.view_details, "json", &json, OwnedHeaders::new());
+    // A row as JSON, as releases before the Avro contract wrote it: still
+    // read. Bytes that are neither: poison.
+    let legacy = serde_json::to_vec(&details("legacy")).expect("json");
+    env.produce_raw(&topics.view_details, "legacy", &legacy, OwnedHeaders::new());
+    env.produce_raw(
+        &topics.view_details,
+        "junk",
+        b"\x07junk",
+        OwnedHeaders::new(),
+    );
     let (shutdown, readiness) = (Shutdown::new(), Readiness::new("sink"));
     let _stop_on_panic = TriggerOnDrop(shutdown.clone());
     let sink = spawn_sink(env.config.clone(), &shutdown, &readiness);
 
-    wait_for_rows(&env, "auction_details", &["before", "after"]).await;
+    wait_for_rows(&env, "auction_details", &["before", "after", "legacy"]).await;
     wait_for_rows(&env, "auction_list", &["before", "after"]).await;
     wait_for_rows(&env, "user_bids", &["before", "after"]).await;
     let details_letters = letters(&env, &topics.view_details, 4).await;
     assert_letter(
         &details_letters,
         &topics.view_details,
-        5,
+        6,
         "undecodable",
         "not Confluent wire format",
     );

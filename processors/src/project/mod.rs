@@ -64,6 +64,11 @@ pub async fn run_with(
     let Some(writers) = writers else {
         return Ok(Stats::default());
     };
+    let views = [
+        config.topics.view_details.as_str(),
+        config.topics.view_user_bids.as_str(),
+    ];
+    let view_codec = AvroCodec::for_topics(&config.registry, &views);
     let runtime = tokio::runtime::Handle::current();
     let worker = tokio::task::spawn_blocking(move || {
         let mut stats = Stats::default();
@@ -73,6 +78,7 @@ pub async fn run_with(
                 &config,
                 &codec,
                 &writers,
+                &view_codec,
                 runtime.clone(),
                 &mut stats,
                 readiness.clone(),

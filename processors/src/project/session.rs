@@ -6,7 +6,7 @@
 
 use super::coalesce::{Coalesced, PendingView};
 use super::records::{view_headers, view_records};
-use super::state::ViewState;
+use super::state::{ViewReader, ViewState};
 use super::Stats;
 use crate::txn::{self, Linger, TxnProducer, TXN_TIMEOUT};
 use crate::ProcessorError;
@@ -30,6 +30,8 @@ pub struct Session<'a> {
     config: &'a Config,
     codec: &'a AvroCodec,
     writers: &'a ViewWriters,
+    /// Admits the view topics' schemas, for the restore.
+    view_codec: &'a AvroCodec,
     runtime: tokio::runtime::Handle,
     consumer: BaseConsumer<RevocationLog>,
     producer: TxnProducer,
@@ -54,6 +56,7 @@ impl<'a> Session<'a> {
         config: &'a Config,
         codec: &'a AvroCodec,
         writers: &'a ViewWriters,
+        view_codec: &'a AvroCodec,
         runtime: tokio::runtime::Handle,
         stats: &'a mut Stats,
         readiness: Readiness,
@@ -71,6 +74,7 @@ impl<'a> Session<'a> {
             config,
             codec,
             writers,
+            view_codec,
             runtime,
             consumer,
             producer,
@@ -289,7 +293,11 @@ impl<'a> Session<'a> {
             return Ok(());
         }
         self.readiness.set_restoring(true);
-        let restored = self.state.restore(self.config, &[partition]);
+        let views = ViewReader {
+            codec: self.view_codec,
+            runtime: &self.runtime,
+        };
+        let restored = self.state.restore(self.config, &views, &[partition]);
         self.readiness.set_restoring(false);
         let restored = restored?;
         self.stats.restored_records += restored.records;

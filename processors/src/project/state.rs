@@ -14,7 +14,10 @@
 use crate::restore::read_to_end;
 use crate::ProcessorError;
 use gavel_domain::views::{AuctionDetails, AuctionProjection, Bidders, UserBid};
-use gavel_runtime::Config;
+use gavel_runtime::avro::{json, AvroCodec};
+use gavel_runtime::dlq::ErrorClass;
+use gavel_runtime::view_wire::{legacy_json, AUCTION_DETAILS_RECORD, USER_BID_RECORD};
+use gavel_runtime::{Config, RuntimeError};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -61,16 +64,17 @@ impl ViewState {
     pub fn restore(
         &mut self,
         config: &Config,
+        views: &ViewReader<'_>,
         partitions: &[Partition],
     ) -> Result<RestoreStats, ProcessorError> {
         let started = Instant::now();
         let group = format!("{}-restore", config.project_group);
         let mut restored: HashMap<Partition, Auctions> =
             partitions.iter().map(|p| (*p, HashMap::new())).collect();
-        let mut records = read_views(
+        let mut records = views.read(
             config,
             &group,
-            &config.topics.view_details,
+            (&config.topics.view_details, AUCTION_DETAILS_RECORD),
             partitions,
             |partition, key, row: Option<AuctionDetails>| {
                 let auctions = restored.entry(partition).or_default();
@@ -82,10 +86,10 @@ impl ViewState {
         )?;
         // Read after the details: a user row (as new as or newer than the
         // details' top list) replaces the bidder's entry.
-        records += read_views(
+        records += views.read(
             config,
             &group,
-            &config.topics.view_user_bids,
+            (&config.topics.view_user_bids, USER_BID_RECORD),
             partitions,
             |partition, _key, row: Option<UserBid>| {
                 let auction = row.as_ref().and_then(|row| {
@@ -133,32 +137,63 @@ fn warn_if_bidders_missing(auction: &AuctionProjection) {
     }
 }
 
-/// Reads a view topic's partitions to the end, decoding each record; a record
-/// it cannot read was not written by the projector and is skipped.
-fn read_views<T: DeserializeOwned>(
-    config: &Config,
-    group: &str,
-    topic: &str,
-    partitions: &[Partition],
-    mut on_row: impl FnMut(Partition, &str, Option<T>),
-) -> Result<u64, ProcessorError> {
-    let counts = read_to_end(
-        config,
-        group,
-        topic,
-        partitions,
-        |partition, key, payload| {
-            let row = match payload.map(serde_json::from_slice::<T>) {
-                None => None,
-                Some(Ok(row)) => Some(row),
-                Some(Err(error)) => {
-                    tracing::warn!(partition, key, topic, %error, "unreadable view record skipped by restore");
-                    return Ok(());
-                }
-            };
-            on_row(partition, key, row);
-            Ok(())
-        },
-    )?;
-    Ok(counts.values().sum())
+/// How the restore reads the projector's own view records: Avro through a
+/// codec admitting the view topics' schemas (a JSON row of an earlier
+/// release too, see `view_wire::legacy_json`).
+pub struct ViewReader<'a> {
+    pub codec: &'a AvroCodec,
+    pub runtime: &'a tokio::runtime::Handle,
+}
+
+impl ViewReader<'_> {
+    /// Reads a view topic's partitions to the end, decoding each record
+    /// (`topic`, its record name); a record it cannot read was not written by
+    /// the projector and is skipped. A registry that cannot be asked fails the
+    /// restore (the session retries it).
+    fn read<T: DeserializeOwned>(
+        &self,
+        config: &Config,
+        group: &str,
+        (topic, record): (&str, &str),
+        partitions: &[Partition],
+        mut on_row: impl FnMut(Partition, &str, Option<T>),
+    ) -> Result<u64, ProcessorError> {
+        let counts = read_to_end(
+            config,
+            group,
+            topic,
+            partitions,
+            |partition, key, payload| {
+                let row = match payload.map(|bytes| self.decode(bytes, record)).transpose() {
+                    Ok(row) => row,
+                    Err(Unreadable::Poison(error)) => {
+                        tracing::warn!(partition, key, topic, %error, "unreadable view record skipped by restore");
+                        return Ok(());
+                    }
+                    Err(Unreadable::Transient(error)) => return Err(error.into()),
+                };
+                on_row(partition, key, row);
+                Ok(())
+            },
+        )?;
+        Ok(counts.values().sum())
+    }
+
+    fn decode<T: DeserializeOwned>(&self, payload: &[u8], record: &str) -> Result<T, Unreadable> {
+        if let Some(row) = legacy_json(payload) {
+            return Ok(row);
+        }
+        let decoded = self.codec.decode_on(self.runtime, payload);
+        decoded
+            .and_then(|d| json::decode(d, record))
+            .map_err(|error| match ErrorClass::of(&error) {
+                Some(_) => Unreadable::Poison(error),
+                None => Unreadable::Transient(error),
+            })
+    }
+}
+
+enum Unreadable {
+    Poison(RuntimeError),
+    Transient(RuntimeError),
 }

@@ -10,7 +10,7 @@ use gavel_domain::saga::payment::{AuctionSold, PaymentSaga};
 use gavel_domain::saga::SagaDefinition;
 use gavel_domain::views::AuctionDetails;
 use gavel_runtime::saga_wire::{self, ORDER_CREATED_RECORD, ORDER_MILESTONES};
-use gavel_runtime::view_wire::AUCTION_DETAILS_RECORD;
+use gavel_runtime::view_wire::{legacy_json, AUCTION_DETAILS_RECORD};
 use gavel_runtime::Config;
 
 pub trait SagaKind: Send + 'static {
@@ -65,6 +65,9 @@ impl SagaKind for Payment {
     }
 
     fn trigger(&self, wire: &Wire, payload: &[u8]) -> Read<Option<AuctionSold>> {
+        if let Some(details) = legacy_json::<AuctionDetails>(payload) {
+            return Ok(Ok(sold(details)));
+        }
         let details: AuctionDetails = match wire.decode(payload, AUCTION_DETAILS_RECORD)? {
             Ok(details) => details,
             Err(reason) => return Ok(Err(format!("not an AuctionDetails record: {reason}"))),
@@ -121,6 +124,12 @@ impl SagaKind for Order {
     }
 
     fn trigger(&self, wire: &Wire, payload: &[u8]) -> Read<Option<OrderCreated>> {
+        // Other order events registered on the topic start nothing.
+        if let Some(other) = wire.record_name(payload)? {
+            if other != ORDER_CREATED_RECORD {
+                return Ok(Ok(None));
+            }
+        }
         let read = wire.decode(payload, ORDER_CREATED_RECORD)?;
         Ok(read
             .map(Some)

@@ -87,6 +87,16 @@ impl Wire {
         Ok(read.map_err(|reason| format!("not a StepReply: {reason}")))
     }
 
+    /// The name of the record `payload` holds, `None` when it is no record
+    /// of an admitted schema (a poison record, read again by `decode`).
+    pub fn record_name(&self, payload: &[u8]) -> Result<Option<String>, ProcessorError> {
+        match self.codec.decode_on(&self.runtime, payload) {
+            Ok(decoded) => Ok(Some(decoded.schema.name.clone())),
+            Err(error) if ErrorClass::of(&error).is_some() => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// The `expected` record `payload` holds, as [`Wire::reply`] reads one.
     pub fn decode<T: DeserializeOwned>(
         &self,

@@ -5,6 +5,7 @@
 //! only with schemas its [`guard::SchemaGuard`] admits, and every decode is
 //! bounded by [`MAX_AVRO_ALLOCATION`].
 
+mod deep;
 pub mod guard;
 pub mod json;
 pub mod reader;

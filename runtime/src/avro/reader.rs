@@ -7,13 +7,14 @@
 //! the reader does not know. (apache-avro's own `resolve` rebuilds every
 //! record through a hash map; the plan here is made once per writer id.)
 
+use super::deep::{Conversion, Sides, Types};
 use crate::{Result, RuntimeError};
 use apache_avro::schema::{RecordField, RecordSchema};
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::types::Value;
 use apache_avro::Schema;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// The current version of every record in `schemas/`.
 const READER_SCHEMAS: [&str; 23] = [
@@ -91,9 +92,10 @@ pub enum Resolution {
 pub enum Source {
     /// The writer's field at this index, as it is.
     Move(usize),
-    /// The writer's field at this index, promoted to the reader's type
-    /// (int to long, a value into a union, ...).
-    Promote(usize, Schema),
+    /// The writer's field at this index, converted to the reader's type
+    /// (int to long, a value into a union, a nested record or union branch
+    /// that changed, each found by name).
+    Promote(usize, Box<Conversion>),
     /// Absent from the writer: the reader field's default.
     Default(Value),
 }
@@ -120,10 +122,15 @@ impl Resolution {
                 r.name.fullname(None)
             ))
         })?;
+        let writer_types = Arc::new(Types::of(writer)?);
+        let reader_types = Arc::new(Types::of(reader)?);
         let plan = r
             .fields
             .iter()
-            .map(|field| Ok((field.name.clone(), source_of(w, field)?)))
+            .map(|field| {
+                let source = source_of(w, field, &writer_types, &reader_types)?;
+                Ok((field.name.clone(), source))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self::appending(&plan, &w.fields).unwrap_or(Self::Plan(plan)))
     }
@@ -166,9 +173,9 @@ impl Resolution {
         for (name, source) in sources {
             let field = match source {
                 Source::Move(i) => take(&mut written, *i, name)?,
-                Source::Promote(i, schema) => {
+                Source::Promote(i, conversion) => {
                     let (name, value) = take(&mut written, *i, name)?;
-                    (name, value.resolve(schema)?)
+                    (name, conversion.apply(value)?)
                 }
                 Source::Default(value) => (name.clone(), value.clone()),
             };
@@ -201,7 +208,12 @@ fn take(written: &mut [(String, Value)], i: usize, name: &str) -> Result<(String
     Ok((own, value))
 }
 
-fn source_of(writer: &RecordSchema, field: &RecordField) -> Result<Source> {
+fn source_of(
+    writer: &RecordSchema,
+    field: &RecordField,
+    writer_types: &Arc<Types>,
+    reader_types: &Arc<Types>,
+) -> Result<Source> {
     // The writer's field of the same name, else one the reader names as an
     // alias (the Avro specification's order).
     let found = writer
@@ -214,16 +226,30 @@ fn source_of(writer: &RecordSchema, field: &RecordField) -> Result<Source> {
                 .iter()
                 .position(|w| field.aliases.contains(&w.name))
         });
+    let sides = Sides {
+        writer: writer_types,
+        reader: reader_types,
+    };
     match found {
-        Some(i) if writer.fields[i].schema == field.schema => Ok(Source::Move(i)),
-        Some(i) => Ok(Source::Promote(i, field.schema.clone())),
+        // Compared through each side's named types: a reference to a type
+        // defined in another field is the same only if that type is.
+        Some(i) if sides.same(&writer.fields[i].schema, &field.schema) => Ok(Source::Move(i)),
+        Some(i) => Ok(Source::Promote(
+            i,
+            Box::new(Conversion {
+                writer: writer.fields[i].schema.clone(),
+                reader: field.schema.clone(),
+                writer_types: Arc::clone(writer_types),
+                reader_types: Arc::clone(reader_types),
+            }),
+        )),
         None => default_of(field).map(Source::Default),
     }
 }
 
 /// The reader field's default as a value of its type (a union's default is
 /// of its first branch).
-fn default_of(field: &RecordField) -> Result<Value> {
+pub(super) fn default_of(field: &RecordField) -> Result<Value> {
     let missing = || RuntimeError::Avro(format!("field {} has no default", field.name));
     let json = field.default.clone().ok_or_else(missing)?;
     let value = Value::try_from(json)?;
@@ -473,5 +499,95 @@ mod tests {
         let reader = reader_schema("dev.gavel.auction.commands.PlaceBid").unwrap();
         let error = Resolution::new(&writer, reader).unwrap_err().to_string();
         assert!(error.contains("cannot be read by this build"), "{error}");
+    }
+
+    /// `reader_schema(name)`'s text with a field added (with a default) to
+    /// the Money record defined inside it: a newer writer's schema.
+    fn with_money_note(name: &str) -> Schema {
+        let (_, text) = own_schema(name).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(text).unwrap();
+        fn add_note(node: &mut serde_json::Value) {
+            match node {
+                serde_json::Value::Object(object) => {
+                    if object.get("name").and_then(|n| n.as_str()) == Some("Money")
+                        && object.get("type").and_then(|t| t.as_str()) == Some("record")
+                    {
+                        object["fields"]
+                            .as_array_mut()
+                            .unwrap()
+                            .push(serde_json::json!(
+                                {"name": "note", "type": "string", "default": ""}
+                            ));
+                    }
+                    object.values_mut().for_each(add_note);
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(add_note),
+                _ => {}
+            }
+        }
+        add_note(&mut json);
+        parse(&json.to_string())
+    }
+
+    /// Writes `record` (serde JSON) with `writer`, reads it with this build's
+    /// schema of the same record, and returns it as serde JSON again.
+    fn evolved_round_trip(writer: &Schema, record: serde_json::Value) -> serde_json::Value {
+        let name = record_name(writer).unwrap();
+        let value = super::super::json::Shape::new(writer)
+            .unwrap()
+            .to_avro(&record)
+            .unwrap();
+        let reader = reader_schema(&name).unwrap();
+        let resolution = Resolution::new(writer, reader).unwrap();
+        let read = resolution.apply(written(writer, &value)).unwrap();
+        super::super::json::shape(&name)
+            .unwrap()
+            .from_avro(read)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_newer_step_command_keeps_its_branch_and_every_amount() {
+        let writer = with_money_note("dev.gavel.saga.StepCommand");
+        let step = |money: serde_json::Value| {
+            serde_json::json!({
+                "saga_kind": "payment", "saga_id": "s", "step": "charge-winner",
+                "direction": "undo", "attempt": 1, "command_id": "c", "effect_key": "e",
+                "causation_id": "x", "reply_to": "r", "reply_partition": 0, "deadline_ms": 5,
+                "command": {"RefundWinner": {"auction_id": "a", "winner_id": "w", "amount": money}}
+            })
+        };
+        let written = step(serde_json::json!({"minor": 700, "currency": "EUR", "note": "n"}));
+        let read = evolved_round_trip(&writer, written);
+        // Not the first branch whose fields fit (ChargeWinner): the one of its name.
+        assert_eq!(
+            read,
+            step(serde_json::json!({"minor": 700, "currency": "EUR"}))
+        );
+    }
+
+    #[test]
+    fn a_changed_type_defined_in_another_field_is_converted_where_it_is_referenced() {
+        let writer = with_money_note("dev.gavel.views.AuctionDetails");
+        let money = |minor: i64, note: bool| {
+            let mut m = serde_json::json!({"minor": minor, "currency": "EUR"});
+            if note {
+                m["note"] = serde_json::json!("n");
+            }
+            m
+        };
+        let details = |note: bool| {
+            serde_json::json!({
+                "auction_id": "a", "tenant_id": "t", "seller_id": "s", "title": "T",
+                "status": "Active", "starting_price": money(1, note),
+                "reserve_price": money(2, note), "min_increment": money(3, note),
+                "current_price": money(4, note), "bid_count": 1, "leading_bidder": "u",
+                "winner_id": null, "end_time": 9, "created_at": 1, "updated_at": 2,
+                "version": 3, "bidder_count": 1,
+                "bidders": [{"user_id": "u", "highest_bid": money(4, note), "bid_count": 1, "last_bid_at": 2}],
+                "last_bid_automatic": false
+            })
+        };
+        assert_eq!(evolved_round_trip(&writer, details(true)), details(false));
     }
 }

@@ -8,7 +8,9 @@ use gavel_domain::views::{AuctionDetails, AuctionListItem, ListChange, UserBid, 
 use gavel_runtime::avro::{json, AvroCodec};
 use gavel_runtime::dlq::ErrorClass;
 use gavel_runtime::envelope::{header, header_str};
-use gavel_runtime::view_wire::{AUCTION_DETAILS_RECORD, AUCTION_LIST_RECORD, USER_BID_RECORD};
+use gavel_runtime::view_wire::{
+    legacy_json, AUCTION_DETAILS_RECORD, AUCTION_LIST_RECORD, USER_BID_RECORD,
+};
 use rdkafka::message::{Message, OwnedMessage};
 use std::collections::HashMap;
 use tokio_postgres::{GenericClient, Transaction};
@@ -30,6 +32,9 @@ pub async fn read_row(
     let Some(payload) = message.payload() else {
         return Ok(Ok(None));
     };
+    if let Some(row) = legacy_row(view, payload) {
+        return Ok(Ok(Some(row)));
+    }
     let decoded = match codec.decode(payload).await {
         Ok(decoded) => decoded,
         Err(error) if ErrorClass::of(&error).is_some() => return Ok(Err(error.to_string())),
@@ -41,6 +46,15 @@ pub async fn read_row(
         View::UserBids => json::decode(decoded, USER_BID_RECORD).map(Row::UserBid),
     };
     Ok(row.map(Some).map_err(|e| format!("not a view row: {e}")))
+}
+
+/// A row of `view` as the JSON releases before the Avro contract wrote.
+fn legacy_row(view: View, payload: &[u8]) -> Option<Row> {
+    match view {
+        View::AuctionDetails => legacy_json(payload).map(Row::Details),
+        View::AuctionList => legacy_json(payload).map(Row::Listed),
+        View::UserBids => legacy_json(payload).map(Row::UserBid),
+    }
 }
 
 enum Listing {
