@@ -125,15 +125,8 @@ impl SagaKind for Order {
 
     fn trigger(&self, wire: &Wire, payload: &[u8]) -> Read<Option<OrderCreated>> {
         // Other order events registered on the topic start nothing.
-        if let Some(other) = wire.record_name(payload)? {
-            if other != ORDER_CREATED_RECORD {
-                return Ok(Ok(None));
-            }
-        }
-        let read = wire.decode(payload, ORDER_CREATED_RECORD)?;
-        Ok(read
-            .map(Some)
-            .map_err(|e| format!("not an order.created record: {e}")))
+        let read = wire.decode_if(payload, ORDER_CREATED_RECORD)?;
+        Ok(read.map_err(|e| format!("not an order.created record: {e}")))
     }
 
     fn milestone(&self, milestone: &OrderMilestone) -> Result<Milestone, String> {

@@ -87,12 +87,24 @@ impl Wire {
         Ok(read.map_err(|reason| format!("not a StepReply: {reason}")))
     }
 
-    /// The name of the record `payload` holds, `None` when it is no record
-    /// of an admitted schema (a poison record, read again by `decode`).
-    pub fn record_name(&self, payload: &[u8]) -> Result<Option<String>, ProcessorError> {
-        match self.codec.decode_on(&self.runtime, payload) {
-            Ok(decoded) => Ok(Some(decoded.schema.name.clone())),
-            Err(error) if ErrorClass::of(&error).is_some() => Ok(None),
+    /// Like [`Wire::decode`], decoding once, but a record of another type is
+    /// `Ok(Ok(None))` rather than poison.
+    pub fn decode_if<T: DeserializeOwned>(
+        &self,
+        payload: &[u8],
+        expected: &str,
+    ) -> Result<Result<Option<T>, String>, ProcessorError> {
+        let decoded = self.codec.decode_on(&self.runtime, payload);
+        let read = decoded.and_then(|d| {
+            if d.schema.name == expected {
+                json::decode(d, expected).map(Some)
+            } else {
+                Ok(None)
+            }
+        });
+        match read {
+            Ok(record) => Ok(Ok(record)),
+            Err(error) if ErrorClass::of(&error).is_some() => Ok(Err(error.to_string())),
             Err(error) => Err(error.into()),
         }
     }
