@@ -15,6 +15,9 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
 fi
 # Alert rules first: seconds, and no Kafka needed.
 bash deploy/observability/check-rules.sh
+# The previous release's binary, for the rolling-upgrade test (a few minutes
+# the first time on a machine; nothing after).
+bash deploy/local/previous-release.sh
 LOG=$(bash deploy/local/stack.sh logs-dir)/cargo-test.log
 set +e
 cargo test --release --locked --workspace --no-fail-fast 2>&1 | tee "$LOG"

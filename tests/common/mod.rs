@@ -98,6 +98,15 @@ impl TestEnv {
     /// secured transports of the local stack. The base is the environment's
     /// configuration (`GAVEL_KAFKA_BOOTSTRAP` ... point tests at another stack).
     pub async fn new_with(partitions: i32, overrides: &[(String, String)]) -> Self {
+        let mut env = Self::bare(partitions, overrides).await;
+        migrate(&env.config);
+        env.register_schemas(&schema_dir()).await;
+        env
+    }
+
+    /// Settings and topics of our own, nothing else: no Postgres schema, no
+    /// registered schemas (a test that sets up as an older release does).
+    pub async fn bare(partitions: i32, overrides: &[(String, String)]) -> Self {
         std::mem::forget(gavel_runtime::telemetry::init_tracing("gavel-test"));
         let id = unique("t");
         let base = Config::load()
@@ -115,21 +124,35 @@ impl TestEnv {
         kafka::create_topics(&config, &kafka::auction_topics(&config))
             .await
             .expect("create topics");
-        migrate(&config);
-        let registry = RegistryClient::new(&config.registry);
-        let files = load_schema_dir(&schema_dir(), &config.topics).expect("schema files");
-        let mut subjects = Vec::new();
-        for file in &files {
-            registry.register(file).await.expect("register schema");
-            subjects.push(file.subject());
-        }
         Self {
             config,
             shutdown: Shutdown::new(),
             workers: Vec::new(),
-            subjects,
+            subjects: Vec::new(),
             removed: false,
             _watchdog: Watchdog::start(&id),
+        }
+    }
+
+    /// Registers every schema under `dir` on this test's topics.
+    pub async fn register_schemas(&mut self, dir: &Path) {
+        let registry = RegistryClient::new(&self.config.registry);
+        let files = load_schema_dir(dir, &self.config.topics).expect("schema files");
+        for file in &files {
+            registry.register(file).await.expect("register schema");
+        }
+        self.remove_subjects_of(dir);
+    }
+
+    /// The subjects of the schemas under `dir` are removed with the topics
+    /// (for schemas registered by another process).
+    pub fn remove_subjects_of(&mut self, dir: &Path) {
+        let files = load_schema_dir(dir, &self.config.topics).expect("schema files");
+        for file in &files {
+            let subject = file.subject();
+            if !self.subjects.contains(&subject) {
+                self.subjects.push(subject);
+            }
         }
     }
 

@@ -8,6 +8,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashSet;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,23 @@ impl Worker {
         instance: &str,
         extra: &[(&str, &str)],
     ) -> Self {
+        Self::spawn_binary(
+            env,
+            Path::new(env!("CARGO_BIN_EXE_gavel")),
+            role,
+            instance,
+            extra,
+        )
+    }
+
+    /// `spawn_with_env` of another `gavel` binary (an older release).
+    pub fn spawn_binary(
+        env: &TestEnv,
+        binary: &Path,
+        role: &str,
+        instance: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let c = &env.config;
         let log_dir = std::env::temp_dir().join("gavel-test-logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
@@ -43,7 +61,7 @@ impl Worker {
         );
         let log_path = log_dir.join(name);
         let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
+        let child = Command::new(binary)
             .args(role.split_whitespace())
             // The whole configuration (security settings included), then
             // what this spawn overrides.
