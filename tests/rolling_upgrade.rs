@@ -36,13 +36,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const TENANT: &str = "t-upgrade";
 const AUCTIONS: u64 = 12;
 const PARTITIONS: i32 = 4;
 const BID_PLACED: &str = "dev.gavel.auction.events.BidPlaced";
+/// Who bids through this build's producer, with a maximum.
+const PROXY_BIDDERS: [&str; 2] = ["pat", "quinn"];
 /// Between two rounds of bids of one producer (a round bids on every auction).
 const ROUND_PAUSE: Duration = Duration::from_millis(250);
 
@@ -125,10 +127,18 @@ fn auction(i: u64) -> String {
 struct OldProducer {
     child: Child,
     sent: Arc<AtomicU64>,
-    /// The last round sent: its bids were of `old_bid(round)`.
-    round: Arc<AtomicU64>,
+    feed: Arc<Mutex<Feed>>,
     stop: Arc<AtomicBool>,
     feeder: std::thread::JoinHandle<()>,
+}
+
+/// The old producer's rounds: a round is written whole, under the lock.
+#[derive(Default)]
+struct Feed {
+    /// The last round written: its bids were of `old_bid(round)`.
+    round: u64,
+    /// No round is written while another producer bids above the last one.
+    paused: bool,
 }
 
 impl OldProducer {
@@ -139,8 +149,8 @@ impl OldProducer {
             Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicBool::new(false)),
         );
-        let round = Arc::new(AtomicU64::new(0));
-        let (counter, stopped, rounds) = (sent.clone(), stop.clone(), round.clone());
+        let feed = Arc::new(Mutex::new(Feed::default()));
+        let (counter, stopped, rounds) = (sent.clone(), stop.clone(), feed.clone());
         let feeder = std::thread::spawn(move || {
             let mut setup = String::new();
             for i in 0..AUCTIONS {
@@ -149,16 +159,21 @@ impl OldProducer {
             stdin.write_all(setup.as_bytes()).expect("setup lines");
             counter.fetch_add(AUCTIONS * 2, Ordering::SeqCst);
             while !stopped.load(Ordering::SeqCst) {
-                let round = rounds.load(Ordering::SeqCst) + 1;
-                let bidder = ["ann", "ben", "cat"][round as usize % 3];
-                let mut lines = String::new();
-                for i in 0..AUCTIONS {
-                    lines.push_str(&api::bid(&auction(i), bidder, old_bid(round)));
-                    lines.push('\n');
+                {
+                    let mut feed = rounds.lock().expect("feed");
+                    if !feed.paused {
+                        let round = feed.round + 1;
+                        let bidder = ["ann", "ben", "cat"][round as usize % 3];
+                        let mut lines = String::new();
+                        for i in 0..AUCTIONS {
+                            lines.push_str(&api::bid(&auction(i), bidder, old_bid(round)));
+                            lines.push('\n');
+                        }
+                        stdin.write_all(lines.as_bytes()).expect("bid lines");
+                        counter.fetch_add(AUCTIONS, Ordering::SeqCst);
+                        feed.round = round;
+                    }
                 }
-                stdin.write_all(lines.as_bytes()).expect("bid lines");
-                counter.fetch_add(AUCTIONS, Ordering::SeqCst);
-                rounds.store(round, Ordering::SeqCst);
                 std::thread::sleep(ROUND_PAUSE);
             }
             // Dropping stdin ends the producer's input: it flushes and exits.
@@ -166,7 +181,7 @@ impl OldProducer {
         Self {
             child,
             sent,
-            round,
+            feed,
             stop,
             feeder,
         }
@@ -176,8 +191,15 @@ impl OldProducer {
         self.sent.load(Ordering::SeqCst)
     }
 
-    fn round(&self) -> u64 {
-        self.round.load(Ordering::SeqCst)
+    /// Pauses the rounds; the last round written.
+    fn pause(&self) -> u64 {
+        let mut feed = self.feed.lock().expect("feed");
+        feed.paused = true;
+        feed.round
+    }
+
+    fn resume(&self) {
+        self.feed.lock().expect("feed").paused = false;
     }
 
     /// Stops feeding, waits for the producer to flush and exit; lines sent.
@@ -200,14 +222,15 @@ fn old_bid(round: u64) -> i64 {
     10_000 + 200 * round as i64
 }
 
-/// Proxy bids (PlaceBid v2) by this build's producer, `rounds` rounds, each
-/// at the old producer's bid 10 rounds ahead (this producer connects anew
-/// each round, while the old one goes on), with a maximum that covers 25
-/// rounds more: a new aggregate answers those bids for the proxy bidder.
+/// Proxy bids (PlaceBid v2) by this build's producer, `rounds` rounds. Each
+/// is sent while the old producer pauses, at 300 above its last round (so
+/// above its next one too, which may still be on its way), with a maximum
+/// that covers 25 of its rounds more: a new aggregate answers those bids for
+/// the proxy bidder, an old one takes the bid as a plain one.
 async fn proxy_rounds(env: &TestEnv, old: &OldProducer, rounds: u64) -> u64 {
     for round in 0..rounds {
-        let bidder = ["pat", "quinn"][round as usize % 2];
-        let amount = old_bid(old.round() + 10);
+        let bidder = PROXY_BIDDERS[round as usize % 2];
+        let amount = old_bid(old.pause()) + 300;
         let mut lines = String::new();
         for i in 0..AUCTIONS {
             lines.push_str(&format!(
@@ -218,43 +241,44 @@ async fn proxy_rounds(env: &TestEnv, old: &OldProducer, rounds: u64) -> u64 {
             lines.push('\n');
         }
         api::produce(env, TENANT, &lines).await;
+        old.resume();
         tokio::time::sleep(ROUND_PAUSE).await;
     }
     rounds * AUCTIONS
 }
 
-/// Distinct command ids answered on the outcome topic.
-async fn answered(env: &TestEnv, codec: &AvroCodec) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
+/// Each answered command id, and whether it was accepted.
+async fn answered(env: &TestEnv, codec: &AvroCodec) -> BTreeMap<String, bool> {
+    let mut answers = BTreeMap::new();
     for record in read_all(env, &env.config.topics.outcomes) {
         let decoded = codec
             .decode(&record.payload)
             .await
             .expect("outcome decodes");
-        ids.insert(
-            outcome_from_avro(decoded.value)
-                .expect("outcome maps")
-                .command_id,
-        );
+        let outcome = outcome_from_avro(decoded.value).expect("outcome maps");
+        answers.insert(outcome.command_id, outcome.accepted);
     }
-    ids
+    answers
 }
 
-/// Waits until at least `sent` commands have their outcome; the answered ids.
-async fn wait_answered(env: &TestEnv, codec: &AvroCodec, sent: u64) -> BTreeSet<String> {
+/// Waits until at least `sent` commands have their outcome; the answers.
+async fn wait_answered(env: &TestEnv, codec: &AvroCodec, sent: u64) -> BTreeMap<String, bool> {
     let reached = eventually(Duration::from_secs(120), || async {
-        let ids = answered(env, codec).await;
-        (ids.len() as u64 >= sent).then_some(ids)
+        let answers = answered(env, codec).await;
+        (answers.len() as u64 >= sent).then_some(answers)
     })
     .await;
     reached.unwrap_or_else(|| panic!("fewer than {sent} commands answered within 120 s"))
 }
 
-/// One event as read from the topic: its writer schema id, auction and event.
+/// One event as read from the topic: its writer schema id, auction, version,
+/// the command that caused it, and the event.
 struct StoredEvent {
     schema_id: u32,
     record: String,
     auction: AuctionId,
+    version: u64,
+    cause: String,
     event: AuctionEvent,
 }
 
@@ -269,6 +293,8 @@ async fn events(env: &TestEnv, codec: &AvroCodec) -> Vec<StoredEvent> {
             schema_id: id,
             record: name,
             auction: envelope.aggregate_id,
+            version: envelope.aggregate_version,
+            cause: envelope.causation_id.clone(),
             event,
         });
     }
@@ -301,6 +327,50 @@ fn automatic(event: &AuctionEvent) -> bool {
     )
 }
 
+/// A plain bid a proxy bidder placed: no maximum, not automatic.
+fn plain_proxy_bid(event: &AuctionEvent) -> bool {
+    matches!(
+        event,
+        AuctionEvent::BidPlaced { bidder_id, max_amount: None, automatic: false, .. }
+            if PROXY_BIDDERS.contains(&bidder_id.as_str())
+    )
+}
+
+/// The highest version of each auction in `events`.
+fn latest_versions(events: &[StoredEvent]) -> BTreeMap<String, u64> {
+    let mut latest = BTreeMap::new();
+    for stored in events {
+        let version = latest.entry(stored.auction.to_string()).or_default();
+        *version = stored.version.max(*version);
+    }
+    latest
+}
+
+/// Waits until the event store holds at least `events` rows and every
+/// auction's details row is at least at its `versions`: the old consumers
+/// have read that far.
+async fn wait_consumed(env: &TestEnv, events: usize, versions: &BTreeMap<String, u64>) {
+    let pg = env.pg().await;
+    let sql = format!(
+        "SELECT auction_id, version FROM {}.auction_details",
+        env.config.postgres_schema
+    );
+    let reached = eventually(Duration::from_secs(90), || async {
+        let stored = env.event_rows(None).await;
+        let rows = pg.query(&sql, &[]).await.ok()?;
+        let at: BTreeMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let caught_up = versions
+            .iter()
+            .all(|(id, v)| at.get(id).is_some_and(|at| *at >= *v as i64));
+        (stored >= events as i64 && caught_up).then_some(())
+    })
+    .await;
+    assert!(
+        reached.is_some(),
+        "the old consumers did not reach the new aggregates' events"
+    );
+}
+
 /// Replaces `old` with this build's `role`, started once the old one has
 /// finished its work in hand and left its group (SIGTERM).
 fn replace(env: &TestEnv, old: Worker, role: &str, instance: &str) -> Worker {
@@ -318,6 +388,7 @@ async fn the_previous_release_upgrades_worker_by_worker_under_load_and_the_mixed
     previous.run(&env, &["migrate"]);
     let old_schemas = previous.schemas.display().to_string();
     previous.run(&env, &["schemas", "register", "--dir", &old_schemas]);
+    // The old release's subjects are among this build's: removed at the end.
     env.remove_subjects_of(&common::schema_dir());
     let old = |role: &str, instance: &str| {
         Worker::spawn_binary(&env, &previous.binary, role, instance, &[])
@@ -339,32 +410,11 @@ async fn the_previous_release_upgrades_worker_by_worker_under_load_and_the_mixed
         .expect("the old aggregates placed bids");
 
     // 2. This build's schemas and migrations, then its proxy bids reach the
-    //    old aggregates: taken as plain bids, nothing refused or dead-lettered.
+    //    old aggregates: each taken as a plain bid, nothing dead-lettered.
     gavel(&env.config, &["schemas", "check"]);
     gavel(&env.config, &["schemas", "register"]);
     common::migrate(&env.config);
     let mut v2_sent = proxy_rounds(&env, &old_producer, 3).await;
-    // An old producer started now takes the subject's latest PlaceBid (v2)
-    // as its writer, cannot fill the new field and exits with the reason,
-    // having sent nothing.
-    let late = previous.produce(&env, &api::bid(&auction(0), "late", 90_000));
-    assert!(
-        !late.status.success()
-            && String::from_utf8_lossy(&late.stderr).contains("max_amount_minor"),
-        "{late:?}"
-    );
-    // An old aggregate (re)started now takes the subject's latest schema (v2)
-    // as its writer, which its events do not match: each of its transactions
-    // aborts, it writes nothing and tries again, and the partitions it holds
-    // wait until it is replaced (the README's upgrade guide says so).
-    let late = old("aggregate", "agg-late");
-    let refused = eventually(Duration::from_secs(60), || async {
-        let log = std::fs::read_to_string(&late.log).ok()?;
-        log.contains("Value does not match schema").then_some(())
-    })
-    .await;
-    assert!(refused.is_some(), "{}", late.log_tail());
-    late.stop();
     wait_answered(&env, &codec, old_producer.sent() + v2_sent).await;
     let before = events(&env, &codec).await;
     assert!(
@@ -378,13 +428,50 @@ async fn the_previous_release_upgrades_worker_by_worker_under_load_and_the_mixed
         !before.iter().any(|e| automatic(&e.event)),
         "the old aggregates ignore a proxy bid's maximum"
     );
+    assert_eq!(
+        before.iter().filter(|e| plain_proxy_bid(&e.event)).count() as u64,
+        v2_sent,
+        "every proxy bid was placed by an old aggregate as a plain bid"
+    );
 
-    // 3. This build's workers replace the old ones one at a time, while both
-    //    producers keep sending.
+    // An old producer started now takes the subject's latest PlaceBid (v2)
+    // as its writer, cannot fill the new field and exits with the reason,
+    // having sent nothing.
+    let late = previous.produce(&env, &api::bid(&auction(0), "late", 90_000));
+    assert!(
+        !late.status.success()
+            && String::from_utf8_lossy(&late.stderr).contains("max_amount_minor"),
+        "{late:?}"
+    );
+    // An old aggregate (re)started now has the same writer problem for its
+    // events: each transaction that holds one aborts, and it starts over
+    // from its committed offsets (the README's upgrade guide says so).
+    let late_aggregate = old("aggregate", "agg-late");
+    let refused = eventually(Duration::from_secs(60), || async {
+        let log = std::fs::read_to_string(&late_aggregate.log).ok()?;
+        (log.matches("Value does not match schema").count() >= 2).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "{}", late_aggregate.log_tail());
+    late_aggregate.stop();
+
+    // 3. This build's aggregates replace the old ones one at a time while
+    //    both producers keep sending; the old event store, projector and
+    //    view sink then read their events, and are replaced in turn.
     let mut upgraded = Vec::new();
+    for (old, instance) in [(aggregate_a, "agg-a"), (aggregate_b, "agg-b")] {
+        upgraded.push(replace(&env, old, "aggregate", instance));
+        v2_sent += proxy_rounds(&env, &old_producer, 2).await;
+    }
+    let mixed = events(&env, &codec).await;
+    assert!(
+        mixed
+            .iter()
+            .any(|e| e.record == BID_PLACED && e.schema_id != v1_bid_placed),
+        "the new aggregates write BidPlaced v2"
+    );
+    wait_consumed(&env, mixed.len(), &latest_versions(&mixed)).await;
     for (old, role, instance) in [
-        (aggregate_a, "aggregate", "agg-a"),
-        (aggregate_b, "aggregate", "agg-b"),
         (store, "event-store", "store"),
         (sink, "sink", "sink"),
         (projector, "project", "project"),
@@ -393,24 +480,44 @@ async fn the_previous_release_upgrades_worker_by_worker_under_load_and_the_mixed
         v2_sent += proxy_rounds(&env, &old_producer, 2).await;
     }
 
+    // The new projector publishes (Avro rows) while both producers go on.
+    let published = eventually(Duration::from_secs(60), || async {
+        let details = read_all(&env, &env.config.topics.view_details);
+        details
+            .iter()
+            .any(|r| r.payload.first() == Some(&0))
+            .then_some(())
+    })
+    .await;
+    assert!(published.is_some(), "the new projector published no row");
+
     // 4. Everything answered, replayed and stored as it happened.
     let sent = old_producer.finish() + v2_sent;
-    let ids = wait_answered(&env, &codec, sent).await;
-    assert_eq!(ids.len() as u64, sent, "one outcome per command");
+    let answers = wait_answered(&env, &codec, sent).await;
+    assert_eq!(answers.len() as u64, sent, "one outcome per command");
     let history = events(&env, &codec).await;
-    let bid_schemas: BTreeSet<u32> = history
+    let accepted: BTreeSet<&str> = answers
         .iter()
-        .filter(|e| e.record == BID_PLACED)
-        .map(|e| e.schema_id)
+        .filter(|(_, accepted)| **accepted)
+        .map(|(id, _)| id.as_str())
         .collect();
+    let caused: BTreeSet<&str> = history.iter().map(|e| e.cause.as_str()).collect();
     assert!(
-        bid_schemas.len() >= 2,
-        "the history mixes BidPlaced versions: {bid_schemas:?}"
+        accepted == caused,
+        "the accepted commands are exactly those that caused events: {} accepted, {} causing",
+        accepted.len(),
+        caused.len()
     );
     assert!(
         history.iter().any(|e| automatic(&e.event)),
         "the new aggregates answer for proxy bidders"
     );
+    assert!(
+        !history.iter().any(|e| matches!(&e.event,
+            AuctionEvent::BidPlaced { bidder_id, .. } if bidder_id.as_str() == "late")),
+        "the late old producer sent nothing"
+    );
+    assert_prices_never_fall(&history);
     let expected = replayed(&history);
     assert_eq!(expected.len() as u64, AUCTIONS);
     let pg = env.pg().await;
@@ -443,7 +550,11 @@ async fn the_previous_release_upgrades_worker_by_worker_under_load_and_the_mixed
     assert!(
         details.iter().any(|r| r.payload.first() == Some(&b'{'))
             && details.iter().any(|r| r.payload.first() == Some(&0)),
-        "auction_details rows of both releases on the view topic"
+        "auction_details rows of both releases on the view topic: first bytes {:?}",
+        details
+            .iter()
+            .map(|r| r.payload.first().copied())
+            .collect::<BTreeSet<_>>()
     );
     for source in [Source::ViewTopic, Source::EventStore] {
         let report = rebuild::rebuild(&env.config, &View::ALL, source)
@@ -458,4 +569,23 @@ async fn the_previous_release_upgrades_worker_by_worker_under_load_and_the_mixed
         worker.stop();
     }
     env.stop().await;
+}
+
+/// Each auction's bids, in the order placed, never lower its price: a new
+/// aggregate restored the old one's state before it decided.
+fn assert_prices_never_fall(history: &[StoredEvent]) {
+    let mut prices: BTreeMap<&AuctionId, i64> = BTreeMap::new();
+    for stored in history {
+        if let AuctionEvent::BidPlaced { amount, .. } = &stored.event {
+            let price = prices.entry(&stored.auction).or_default();
+            assert!(
+                amount.minor() >= *price,
+                "{} fell from {price} to {} at version {}",
+                stored.auction,
+                amount.minor(),
+                stored.version
+            );
+            *price = amount.minor();
+        }
+    }
 }

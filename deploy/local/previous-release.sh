@@ -14,7 +14,8 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
 fi
 commit=$(grep -Ev '^(#|$)' deploy/local/previous-release | head -n 1)
 short=${commit:0:12}
-out=target/previous/$short
+target=${CARGO_TARGET_DIR:-$ROOT/target}
+out=$target/previous/$short
 if [[ -x $out/gavel && -d $out/schemas ]]; then
   echo "[previous] $out/gavel is built"
   exit 0
@@ -24,19 +25,20 @@ if ! git cat-file -e "$commit^{commit}" 2>/dev/null; then
   exit 1
 fi
 t0=$SECONDS
-src=$ROOT/target/previous/src-$short
+src=$target/previous/src-$short
 rm -rf "$src" "$out"
 mkdir -p "$src"
 git archive "$commit" | tar -x -C "$src"
-cargo build --release --locked --manifest-path "$src/Cargo.toml" --target-dir "$ROOT/target" --bin gavel
+# The build links the previous release as target/release/gavel: removed
+# however this script ends, so this tree's next build links its own binary
+# there again (cargo relinks a missing one) and nothing runs or packages the
+# old one by mistake.
+trap 'rm -f "$target/release/gavel"' EXIT
+cargo build --release --locked --manifest-path "$src/Cargo.toml" --target-dir "$target" --bin gavel
 rm -rf "$out.part"
 mkdir -p "$out.part"
-cp target/release/gavel "$out.part/gavel"
+cp "$target/release/gavel" "$out.part/gavel"
 cp -r "$src/schemas" "$out.part/schemas"
 mv "$out.part" "$out"
-# That build linked the previous release as target/release/gavel: remove it,
-# so this tree's next build links its own binary there again instead of a
-# test running the old one.
-rm -f target/release/gavel
 rm -rf "$src"
 echo "[previous] $out/gavel built in $((SECONDS - t0))s"
