@@ -9,17 +9,20 @@
 //! latest source offset there, as it did with one record per event (a rebuild
 //! stops where a stopped sink stands by exactly that offset).
 
-use rdkafka::message::OwnedHeaders;
-use std::collections::hash_map::{Entry, HashMap};
+//! A row is kept typed, with its source event's provenance, and encoded only
+//! when the transaction commits: a replaced row costs no encoding.
 
-/// One row's latest record in the open transaction.
+use super::records::{Provenance, ViewRow};
+use std::collections::hash_map::{Entry, HashMap};
+use std::rc::Rc;
+
+/// One row's latest change in the open transaction.
 pub struct PendingView<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub key: String,
-    /// `None` is a tombstone.
-    pub payload: Option<Vec<u8>>,
-    pub headers: OwnedHeaders,
+    pub row: ViewRow,
+    pub provenance: Rc<Provenance>,
 }
 
 /// The rows changed in the open transaction, each with its latest record.
@@ -72,14 +75,47 @@ impl<'a> Coalesced<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gavel_domain::views::{UserBid, UserBidStatus};
 
-    fn record(topic: &'static str, key: &str, payload: &str) -> PendingView<'static> {
+    fn source() -> Rc<Provenance> {
+        Rc::new(Provenance {
+            version: 1,
+            source_offset: 0,
+            tenant_id: gavel_domain::TenantId::new("t"),
+            correlation_id: "c".into(),
+            event_id: "e".into(),
+        })
+    }
+
+    /// A row told apart by its `label` (a user row's bidder).
+    fn record(topic: &'static str, key: &str, label: &str) -> PendingView<'static> {
+        let eur = gavel_domain::Currency::parse("EUR").expect("currency");
+        let row = UserBid {
+            user_id: gavel_domain::UserId::new(label),
+            auction_id: gavel_domain::AuctionId::new(key),
+            tenant_id: gavel_domain::TenantId::new("t"),
+            title: String::new(),
+            highest_bid: gavel_domain::Money::new(1, eur).expect("money"),
+            bid_count: 1,
+            status: UserBidStatus::Leading,
+            end_time: gavel_domain::Timestamp::from_millis(1),
+            last_bid_at: gavel_domain::Timestamp::from_millis(1),
+            version: 1,
+        };
         PendingView {
             topic,
             partition: 0,
             key: key.to_owned(),
-            payload: Some(payload.as_bytes().to_vec()),
-            headers: OwnedHeaders::new(),
+            row: ViewRow::UserBid(row),
+            provenance: source(),
+        }
+    }
+
+    fn label(row: &ViewRow) -> String {
+        match row {
+            ViewRow::UserBid(row) => row.user_id.to_string(),
+            ViewRow::Tombstone => "tombstone".into(),
+            _ => "other".into(),
         }
     }
 
@@ -92,16 +128,16 @@ mod tests {
         batch.put(record("details", "a2", "w1"));
         assert_eq!(batch.len(), 3);
         assert_eq!(batch.replaced(), 1);
-        let rows: Vec<(&str, String, Vec<u8>)> = batch
+        let rows: Vec<(&str, String, String)> = batch
             .drain()
-            .map(|r| (r.topic, r.key, r.payload.unwrap_or_default()))
+            .map(|r| (r.topic, r.key, label(&r.row)))
             .collect();
         assert_eq!(
             rows,
             vec![
-                ("list", "a1".to_owned(), b"l1".to_vec()),
-                ("details", "a1".to_owned(), b"v2".to_vec()),
-                ("details", "a2".to_owned(), b"w1".to_vec()),
+                ("list", "a1".to_owned(), "l1".to_owned()),
+                ("details", "a1".to_owned(), "v2".to_owned()),
+                ("details", "a2".to_owned(), "w1".to_owned()),
             ],
             "in the order of each row's last change"
         );
@@ -113,10 +149,10 @@ mod tests {
         let mut batch = Coalesced::default();
         batch.put(record("list", "a1", "l1"));
         batch.put(PendingView {
-            payload: None,
+            row: ViewRow::Tombstone,
             ..record("list", "a1", "")
         });
-        let rows: Vec<Option<Vec<u8>>> = batch.drain().map(|r| r.payload).collect();
-        assert_eq!(rows, vec![None]);
+        let rows: Vec<String> = batch.drain().map(|r| label(&r.row)).collect();
+        assert_eq!(rows, vec!["tombstone".to_owned()]);
     }
 }

@@ -1,80 +1,119 @@
 //! View changes as Kafka records: Avro values (`schemas/views/`) keyed by view
-//! id, with the source event's version and trace context in headers.
+//! id, with the source event's version and trace context in headers. A change
+//! stays a typed row until its transaction commits: rows replaced by a later
+//! change of the same batch (see `coalesce`) are never encoded.
 
 use crate::ProcessorError;
-use gavel_domain::views::{ListChange, ViewChanges};
+use gavel_domain::views::{AuctionDetails, AuctionListItem, ListChange, UserBid, ViewChanges};
+use gavel_domain::TenantId;
 use gavel_runtime::avro::{json, CachedSchema};
 use gavel_runtime::config::Topics;
 use gavel_runtime::envelope::{header, EventEnvelope};
 use gavel_runtime::view_wire::ViewWriters;
 use rdkafka::message::{Header, OwnedHeaders};
+use std::rc::Rc;
+
+/// One view row's new state.
+pub enum ViewRow {
+    Details(AuctionDetails),
+    List(AuctionListItem),
+    UserBid(UserBid),
+    /// The auction left the list.
+    Tombstone,
+}
+
+impl ViewRow {
+    /// Its record's payload (`None` for a tombstone).
+    pub fn encode(&self, writers: &ViewWriters) -> Result<Option<Vec<u8>>, ProcessorError> {
+        match self {
+            Self::Details(row) => avro(&writers.details, row).map(Some),
+            Self::List(row) => avro(&writers.list, row).map(Some),
+            Self::UserBid(row) => avro(&writers.user_bids, row).map(Some),
+            Self::Tombstone => Ok(None),
+        }
+    }
+}
 
 pub struct ViewRecord<'a> {
     pub topic: &'a str,
     pub key: String,
-    /// `None` is a tombstone (the auction left the list).
-    pub payload: Option<Vec<u8>>,
+    pub row: ViewRow,
 }
 
 /// The records of one event's view changes, in a fixed order: details, list,
 /// then the user rows.
-pub fn view_records<'a>(
-    topics: &'a Topics,
-    writers: &ViewWriters,
-    changes: &ViewChanges,
-) -> Result<Vec<ViewRecord<'a>>, ProcessorError> {
+pub fn view_records(topics: &Topics, changes: ViewChanges) -> Vec<ViewRecord<'_>> {
     let auction_key = changes.details.auction_id.to_string();
     let mut records = Vec::with_capacity(2 + changes.user_bids.len());
     records.push(ViewRecord {
         topic: &topics.view_details,
         key: auction_key.clone(),
-        payload: Some(avro(&writers.details, &changes.details)?),
+        row: ViewRow::Details(changes.details),
     });
-    match &changes.list {
-        ListChange::Unchanged => {}
-        ListChange::Upsert(item) => records.push(ViewRecord {
-            topic: &topics.view_list,
-            key: auction_key,
-            payload: Some(avro(&writers.list, item)?),
-        }),
-        ListChange::Delete { .. } => records.push(ViewRecord {
-            topic: &topics.view_list,
-            key: auction_key,
-            payload: None,
-        }),
-    }
-    for row in &changes.user_bids {
-        records.push(ViewRecord {
-            topic: &topics.view_user_bids,
-            key: row.key(),
-            payload: Some(avro(&writers.user_bids, row)?),
-        });
-    }
-    Ok(records)
+    let list = match changes.list {
+        ListChange::Unchanged => None,
+        ListChange::Upsert(item) => Some(ViewRow::List(item)),
+        ListChange::Delete { .. } => Some(ViewRow::Tombstone),
+    };
+    records.extend(list.map(|row| ViewRecord {
+        topic: &topics.view_list,
+        key: auction_key,
+        row,
+    }));
+    records.extend(changes.user_bids.into_iter().map(|row| ViewRecord {
+        topic: &topics.view_user_bids,
+        key: row.key(),
+        row: ViewRow::UserBid(row),
+    }));
+    records
 }
 
-/// The source event's version (the sinks' replay guard, also for tombstones),
-/// its offset in the event topic, and its trace context.
-pub fn view_headers(envelope: &EventEnvelope, version: &str, source_offset: &str) -> OwnedHeaders {
-    let traceparent = gavel_runtime::envelope::traceparent(&envelope.correlation_id);
-    [
-        (header::AGGREGATE_VERSION, version),
-        (header::SOURCE_OFFSET, source_offset),
-        (header::TENANT_ID, envelope.tenant_id.as_str()),
-        (header::CORRELATION_ID, &envelope.correlation_id),
-        (header::CAUSATION_ID, &envelope.event_id),
-        (header::TRACEPARENT, &traceparent),
-    ]
-    .into_iter()
-    .fold(
-        OwnedHeaders::new_with_capacity(6),
-        |headers, (key, value)| {
-            headers.insert(Header {
-                key,
-                value: Some(value.as_bytes()),
-            })
-        },
-    )
+/// Where a view record comes from: the source event, shared by every record
+/// of that event.
+pub struct Provenance {
+    /// The event's aggregate version: the sinks' replay guard, also for tombstones.
+    pub version: u64,
+    /// The event's offset in the event topic.
+    pub source_offset: i64,
+    pub tenant_id: TenantId,
+    pub correlation_id: String,
+    pub event_id: String,
+}
+
+impl Provenance {
+    pub fn of(envelope: &EventEnvelope, source_offset: i64) -> Rc<Self> {
+        Rc::new(Self {
+            version: envelope.aggregate_version,
+            source_offset,
+            tenant_id: envelope.tenant_id.clone(),
+            correlation_id: envelope.correlation_id.clone(),
+            event_id: envelope.event_id.clone(),
+        })
+    }
+
+    /// The record's headers, with a trace context of its own.
+    pub fn headers(&self) -> OwnedHeaders {
+        let traceparent = gavel_runtime::envelope::traceparent(&self.correlation_id);
+        let (version, source_offset) = (self.version.to_string(), self.source_offset.to_string());
+        [
+            (header::AGGREGATE_VERSION, version.as_str()),
+            (header::SOURCE_OFFSET, &source_offset),
+            (header::TENANT_ID, self.tenant_id.as_str()),
+            (header::CORRELATION_ID, &self.correlation_id),
+            (header::CAUSATION_ID, &self.event_id),
+            (header::TRACEPARENT, &traceparent),
+        ]
+        .into_iter()
+        .fold(
+            OwnedHeaders::new_with_capacity(6),
+            |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                })
+            },
+        )
+    }
 }
 
 fn avro<T: serde::Serialize>(writer: &CachedSchema, row: &T) -> Result<Vec<u8>, ProcessorError> {

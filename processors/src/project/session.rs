@@ -5,7 +5,7 @@
 //! fresh one from the last committed offsets (which also restores the state).
 
 use super::coalesce::{Coalesced, PendingView};
-use super::records::{view_headers, view_records};
+use super::records::{view_records, Provenance};
 use super::state::{ViewReader, ViewState};
 use super::Stats;
 use crate::txn::{self, Linger, TxnProducer, TXN_TIMEOUT};
@@ -162,13 +162,14 @@ impl<'a> Session<'a> {
         let stage = metrics::project();
         let sent = batch.views.len() as u64;
         for view in batch.views.drain() {
+            let payload = view.row.encode(self.writers)?;
             txn::send(
                 &self.producer,
                 view.topic,
                 view.partition,
                 &view.key,
-                view.payload.as_deref(),
-                view.headers,
+                payload.as_deref(),
+                view.provenance.headers(),
             )?;
         }
         self.stats.view_records += sent;
@@ -242,16 +243,15 @@ impl<'a> Session<'a> {
             self.stats.unchanged += 1;
             return Ok(());
         };
-        let version = changes.details.version.to_string();
-        let source_offset = offset.to_string();
+        let provenance = Provenance::of(envelope, offset);
         let config: &'a Config = self.config;
-        for record in view_records(&config.topics, self.writers, &changes)? {
+        for record in view_records(&config.topics, changes) {
             batch.views.put(PendingView {
                 topic: record.topic,
                 partition,
                 key: record.key,
-                payload: record.payload,
-                headers: view_headers(envelope, &version, &source_offset),
+                row: record.row,
+                provenance: provenance.clone(),
             });
         }
         Ok(())

@@ -37,22 +37,22 @@ impl<'s> Shape<'s> {
 
     /// The Avro value of `json` (a serde JSON value of the mirrored type).
     pub fn to_avro(&self, json: &Json) -> Result<Value> {
-        self.value_of(json, self.root, "")
+        self.value_of(json, self.root, &At::Root)
     }
 
     /// The serde JSON value of `value` (decoded with, or resolved to, this schema).
     pub fn from_avro(&self, value: Value) -> Result<Json> {
-        self.json_of(value, self.root, "")
+        self.json_of(value, self.root, &At::Root)
     }
 
     fn named(&self, name: &Name) -> Result<&'s Schema> {
         self.names
             .get(name)
             .copied()
-            .ok_or_else(|| mismatch("", &format!("unknown type {}", name.fullname(None))))
+            .ok_or_else(|| mismatch(&At::Root, &format!("unknown type {}", name.fullname(None))))
     }
 
-    fn value_of(&self, json: &Json, schema: &'s Schema, at: &str) -> Result<Value> {
+    fn value_of(&self, json: &Json, schema: &'s Schema, at: &At<'_>) -> Result<Value> {
         Ok(match (schema, json) {
             (Schema::Ref { name }, _) => return self.value_of(json, self.named(name)?, at),
             (Schema::Null, Json::Null) => Value::Null,
@@ -77,7 +77,7 @@ impl<'s> Shape<'s> {
                     .fields
                     .iter()
                     .map(|field| {
-                        let path = format!("{at}.{}", field.name);
+                        let path = At::Field(at, &field.name);
                         let json = object.get(&field.name).unwrap_or(&Json::Null);
                         Ok((
                             field.name.clone(),
@@ -101,7 +101,7 @@ impl<'s> Shape<'s> {
         &self,
         variants: &'s [Schema],
         json: &'j Json,
-        at: &str,
+        at: &At<'_>,
     ) -> Result<(u32, &'s Schema, &'j Json)> {
         if let (Some(index), false) = (optional(variants), json.is_null()) {
             return Ok((index, &variants[index as usize], json));
@@ -140,7 +140,7 @@ impl<'s> Shape<'s> {
         }
     }
 
-    fn json_of(&self, value: Value, schema: &'s Schema, at: &str) -> Result<Json> {
+    fn json_of(&self, value: Value, schema: &'s Schema, at: &At<'_>) -> Result<Json> {
         let schema = self.resolve(schema)?;
         Ok(match (schema, value) {
             (_, Value::Null) => Json::Null,
@@ -162,8 +162,7 @@ impl<'s> Shape<'s> {
                         .iter()
                         .find(|f| f.name == name)
                         .ok_or_else(|| mismatch(at, &format!("no field {name}")))?;
-                    let path = format!("{at}.{name}");
-                    let json = self.json_of(value, &field.schema, &path)?;
+                    let json = self.json_of(value, &field.schema, &At::Field(at, &name))?;
                     object.insert(name, json);
                 }
                 Json::Object(object)
@@ -238,9 +237,27 @@ fn optional(variants: &[Schema]) -> Option<u32> {
     }
 }
 
-fn mismatch(at: &str, expected: &str) -> RuntimeError {
-    let at = if at.is_empty() { "record" } else { at };
-    RuntimeError::Avro(format!("{at}: expected {expected}"))
+fn mismatch(at: &At<'_>, expected: &str) -> RuntimeError {
+    match at {
+        At::Root => RuntimeError::Avro(format!("record: expected {expected}")),
+        field => RuntimeError::Avro(format!("{field}: expected {expected}")),
+    }
+}
+
+/// Where in a record a value sits: a chain of field names on the stack,
+/// spelled out (`.body.lines`) only when an error names it.
+enum At<'p> {
+    Root,
+    Field(&'p At<'p>, &'p str),
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Root => Ok(()),
+            Self::Field(parent, name) => write!(f, "{parent}.{name}"),
+        }
+    }
 }
 
 /// `value` encoded with `schema` and decoded again (for tests).
