@@ -24,6 +24,7 @@ pub mod saga_wire;
 pub mod security;
 pub mod shutdown;
 pub mod telemetry;
+pub mod view_binary;
 pub mod view_wire;
 
 pub use config::Config;

@@ -6,9 +6,9 @@
 use crate::ProcessorError;
 use gavel_domain::views::{AuctionDetails, AuctionListItem, ListChange, UserBid, ViewChanges};
 use gavel_domain::TenantId;
-use gavel_runtime::avro::{json, CachedSchema};
 use gavel_runtime::config::Topics;
 use gavel_runtime::envelope::{header, EventEnvelope};
+use gavel_runtime::view_binary;
 use gavel_runtime::view_wire::ViewWriters;
 use rdkafka::message::{Header, OwnedHeaders};
 use std::rc::Rc;
@@ -25,12 +25,15 @@ pub enum ViewRow {
 impl ViewRow {
     /// Its record's payload (`None` for a tombstone).
     pub fn encode(&self, writers: &ViewWriters) -> Result<Option<Vec<u8>>, ProcessorError> {
-        match self {
-            Self::Details(row) => avro(&writers.details, row).map(Some),
-            Self::List(row) => avro(&writers.list, row).map(Some),
-            Self::UserBid(row) => avro(&writers.user_bids, row).map(Some),
-            Self::Tombstone => Ok(None),
-        }
+        let encoded = match self {
+            Self::Details(row) => view_binary::details(&writers.details, row),
+            Self::List(row) => view_binary::list_item(&writers.list, row),
+            Self::UserBid(row) => view_binary::user_bid(&writers.user_bids, row),
+            Self::Tombstone => return Ok(None),
+        };
+        encoded
+            .map(Some)
+            .map_err(|e| ProcessorError::Encode(e.to_string()))
     }
 }
 
@@ -114,8 +117,4 @@ impl Provenance {
             },
         )
     }
-}
-
-fn avro<T: serde::Serialize>(writer: &CachedSchema, row: &T) -> Result<Vec<u8>, ProcessorError> {
-    json::encode(writer, row).map_err(|e| ProcessorError::Encode(e.to_string()))
 }

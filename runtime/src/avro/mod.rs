@@ -38,6 +38,14 @@ pub struct CachedSchema {
 }
 
 impl CachedSchema {
+    /// This build's schema of `name` under registry id `id` (for tests).
+    #[cfg(test)]
+    pub(crate) fn compiled_in(id: u32, name: &str) -> Result<Self> {
+        let schema = reader::reader_schema(name)
+            .ok_or_else(|| RuntimeError::Avro(format!("no schema of {name}")))?;
+        Self::new(id, schema)
+    }
+
     fn new(id: u32, parsed: &Schema) -> Result<Self> {
         // Schemas are few and live as long as the process: leaking one gives the
         // resolved reader/writer the 'static borrow they need, resolved once.
