@@ -141,12 +141,37 @@ pub fn stop_all(workers: Vec<Worker>, grace: Duration) {
     }
 }
 
-/// A loopback address with a port nobody listens on right now.
+/// Where `free_address` looks: below Linux's ephemeral range (32768-60999).
+/// A port from that range, which `bind(0)` hands out, can be taken by any
+/// outgoing connection before the worker binds it (a bench run failed on
+/// "Address already in use" that way).
+const WORKER_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback address with a port nobody listens on right now, never one
+/// handed out before in this process (the worker given it binds it later).
 pub fn free_address() -> Result<String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    Ok(format!("127.0.0.1:{port}"))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Counts the ports tried; starts where the process id says, so two
+    // benches side by side rarely meet.
+    static TRIED: AtomicU32 = AtomicU32::new(u32::MAX);
+    let (start, span) = (
+        u32::from(WORKER_PORTS.start),
+        u32::from(WORKER_PORTS.end - WORKER_PORTS.start),
+    );
+    let _ = TRIED.compare_exchange(
+        u32::MAX,
+        std::process::id() % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let offset = TRIED.fetch_add(1, Ordering::SeqCst) % span;
+        let port = u16::try_from(start + offset).context("a port below 32000")?;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(format!("127.0.0.1:{port}"));
+        }
+    }
+    bail!("no free loopback port in {WORKER_PORTS:?}")
 }
 
 /// Memory and CPU time of process `pid`; None once it is gone.
