@@ -188,7 +188,7 @@ mod tests {
             winner_id: Some(UserId::new("w")),
             end_time: Timestamp::from_millis(-5),
             created_at: Timestamp::from_millis(0),
-            updated_at: Timestamp::from_millis(i64::MAX),
+            updated_at: Timestamp::from_millis(i64::MAX - 1),
             version: i64::MAX as u64,
             bidder_count: 70,
             bidders,
