@@ -4,14 +4,14 @@
 
 mod common;
 
-use common::process::{read_all, Worker};
+use common::process::{outcomes_on_topic, read_all, Worker};
 use common::TestEnv;
 use gavel_domain::auction::{replay, Auction, AuctionEvent};
 use gavel_domain::{AuctionId, Timestamp};
 use gavel_processors::aggregate::{handle, StoredAggregate};
 use gavel_producers::loadgen::{generate, LoadSpec, Workload};
 use gavel_producers::CommandProducer;
-use gavel_runtime::auction_codec::{command_from_avro, event_from_avro, outcome_from_avro};
+use gavel_runtime::auction_codec::{command_from_avro, event_from_avro};
 use gavel_runtime::avro::AvroCodec;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -26,12 +26,7 @@ struct Audit {
 async fn audit(env: &TestEnv) -> Audit {
     let codec = AvroCodec::new(&env.config.registry);
     let mut outcomes_per_command = HashMap::new();
-    for record in read_all(env, &env.config.topics.outcomes) {
-        let decoded = codec
-            .decode(&record.payload)
-            .await
-            .expect("outcome decodes");
-        let outcome = outcome_from_avro(decoded.value).expect("outcome maps");
+    for outcome in outcomes_on_topic(env, &codec).await {
         *outcomes_per_command.entry(outcome.command_id).or_insert(0) += 1;
     }
     let mut events: BTreeMap<String, Vec<(u64, AuctionEvent)>> = BTreeMap::new();

@@ -23,11 +23,11 @@
 
 mod common;
 
-use common::process::{read_all, Worker};
+use common::process::{outcomes_on_topic, read_all, Worker};
 use common::{api, eventually, gavel, TestEnv};
 use gavel_domain::auction::{replay, Auction, AuctionEvent};
 use gavel_domain::AuctionId;
-use gavel_runtime::auction_codec::{event_from_avro, outcome_from_avro};
+use gavel_runtime::auction_codec::event_from_avro;
 use gavel_runtime::avro::AvroCodec;
 use gavel_sinks::views::rebuild::{self, Source};
 use gavel_sinks::views::View;
@@ -84,16 +84,7 @@ impl Previous {
 
     /// `gavel <args>` of the previous release with the test's settings.
     fn run(&self, env: &TestEnv, args: &[&str]) {
-        let output = Command::new(&self.binary)
-            .args(args)
-            .envs(env.config.to_env())
-            .output()
-            .expect("run the previous gavel");
-        assert!(
-            output.status.success(),
-            "previous gavel {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        common::run_binary(&self.binary, &env.config, args);
     }
 
     /// The previous release's `gavel produce` of `lines`, to its end.
@@ -249,16 +240,11 @@ async fn proxy_rounds(env: &TestEnv, old: &OldProducer, rounds: u64) -> u64 {
 
 /// Each answered command id, and whether it was accepted.
 async fn answered(env: &TestEnv, codec: &AvroCodec) -> BTreeMap<String, bool> {
-    let mut answers = BTreeMap::new();
-    for record in read_all(env, &env.config.topics.outcomes) {
-        let decoded = codec
-            .decode(&record.payload)
-            .await
-            .expect("outcome decodes");
-        let outcome = outcome_from_avro(decoded.value).expect("outcome maps");
-        answers.insert(outcome.command_id, outcome.accepted);
-    }
-    answers
+    outcomes_on_topic(env, codec)
+        .await
+        .into_iter()
+        .map(|outcome| (outcome.command_id, outcome.accepted))
+        .collect()
 }
 
 /// Waits until at least `sent` commands have their outcome; the answers.

@@ -18,7 +18,8 @@ use gavel_processors::saga::kind::Payment;
 use gavel_processors::saga::{self, SagaTopics};
 use gavel_producers::load::{Latencies, Summary};
 use gavel_producers::produce::now;
-use gavel_runtime::avro::{json, AvroCodec};
+use gavel_runtime::avro::AvroCodec;
+use gavel_runtime::view_binary;
 use gavel_runtime::view_wire::AUCTION_DETAILS_RECORD;
 use gavel_runtime::{kafka, Config};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -217,7 +218,7 @@ async fn send_triggers(
             tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
         }
         let key = format!("{prefix}{i}");
-        let payload = json::encode(&writer, &sold(&key, 1_000 + (i % 5_000) as i64)?)?;
+        let payload = view_binary::details(&writer, &sold(&key, 1_000 + (i % 5_000) as i64)?)?;
         let at = now().millis();
         let record = FutureRecord::to(&topic)
             .key(&key)

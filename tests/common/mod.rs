@@ -376,14 +376,20 @@ pub fn migrate(config: &Config) {
 /// Runs `gavel <args>` with exactly `config`'s settings; panics with its
 /// output unless it succeeds.
 pub fn gavel(config: &Config, args: &[&str]) -> std::process::Output {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
+    run_binary(Path::new(env!("CARGO_BIN_EXE_gavel")), config, args)
+}
+
+/// `gavel`, of another `gavel` binary (an older release).
+pub fn run_binary(binary: &Path, config: &Config, args: &[&str]) -> std::process::Output {
+    let output = std::process::Command::new(binary)
         .args(args)
         .envs(config.to_env())
         .output()
         .expect("run gavel");
     assert!(
         output.status.success(),
-        "gavel {args:?}: {}",
+        "{} {args:?}: {}",
+        binary.display(),
         String::from_utf8_lossy(&output.stderr)
     );
     output

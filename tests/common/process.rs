@@ -206,6 +206,24 @@ pub fn read_all(env: &TestEnv, topic: &str) -> Vec<RawRecord> {
     read_all_as(env, &env.config, &super::unique("reader"), topic)
 }
 
+/// Every command outcome on the outcome topic, decoded, in partition order.
+pub async fn outcomes_on_topic(
+    env: &TestEnv,
+    codec: &gavel_runtime::avro::AvroCodec,
+) -> Vec<gavel_runtime::auction_codec::CommandOutcome> {
+    let mut outcomes = Vec::new();
+    for record in read_all(env, &env.config.topics.outcomes) {
+        let decoded = codec
+            .decode(&record.payload)
+            .await
+            .expect("outcome decodes");
+        outcomes.push(
+            gavel_runtime::auction_codec::outcome_from_avro(decoded.value).expect("outcome maps"),
+        );
+    }
+    outcomes
+}
+
 /// `read_all` as `config`'s principal, in consumer group `group`.
 pub fn read_all_as(
     env: &TestEnv,
